@@ -1,0 +1,46 @@
+# Everything a newcomer (and CI) needs: `make demo` and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV ?= .venv
+OLDEST_VENV ?= .venv-oldest
+# The newest Airflow we test, and the oldest 3.x release pyproject.toml declares.
+AIRFLOW_LATEST ?= 3.3.2
+AIRFLOW_OLDEST ?= 3.1.0
+PY = $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser demo airflow bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q "apache-airflow==$(AIRFLOW_LATEST)" -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(OLDEST_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/pip install -q "apache-airflow==$(AIRFLOW_OLDEST)" -e ".[test]"
+	touch $@
+
+install-oldest: $(OLDEST_VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## The whole suite on the latest Airflow: lint, unit, emulator, integration, end-to-end, bench smoke.
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Unit and emulator-backed tests on the oldest supported Airflow, in its own virtualenv.
+test-oldest: install-oldest
+	$(OLDEST_VENV)/bin/python -m pytest tests/unit tests/emulator tests/integration $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""One exception hierarchy for every way the GPTProto API can say no.
+
+Callers catch :class:`GPTProtoError` for "anything from this provider" and the subclasses when the
+reaction differs (re-authenticate, back off, do not retry a content-policy rejection, reconcile a
+create whose reply was lost). Messages never contain the API key: they are built from the server's
+reply and our own text only.
+"""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException
+
+
+class GPTProtoError(AirflowException):
+    """Root of every error raised by this provider."""
+
+
+class GPTProtoResponseError(GPTProtoError):
+    """The server answered with something we cannot understand (no id, unknown status, not JSON)."""
+
+
+class GPTProtoAPIError(GPTProtoError):
+    """An HTTP error reply, parsed from any of the documented error shapes."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.code = code
+        self.error_type = error_type
+        self.message = message
+        self.retry_after = retry_after
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        parts = [f"HTTP {self.http_status}" if self.http_status else "GPTProto API error"]
+        if self.code:
+            parts.append(f"code={self.code}")
+        return f"{' '.join(parts)}: {self.message}"
+
+
+class GPTProtoBadRequestError(GPTProtoAPIError):
+    """400: the request was rejected as invalid; retrying cannot help."""
+
+
+class GPTProtoAuthError(GPTProtoAPIError):
+    """401/403: the API key was rejected, or the account may not do this (e.g. no balance)."""
+
+
+class GPTProtoNotFoundError(GPTProtoAPIError):
+    """404: the task does not exist (or was deleted, or is older than the retention window)."""
+
+
+class GPTProtoRateLimitError(GPTProtoAPIError):
+    """429: too many requests; ``retry_after`` holds the server's hint when it sent one."""
+
+
+class GPTProtoServerError(GPTProtoAPIError):
+    """5xx other than a content-policy rejection: transient for idempotent calls."""
+
+
+class GPTProtoContentPolicyError(GPTProtoAPIError):
+    """The prompt or output was rejected by content moderation; a retry will be rejected again."""
+
+
+class GPTProtoTaskMayExistError(GPTProtoError):
+    """A create request reached the server but its reply was lost.
+
+    A paid task may have been created. We never resubmit silently; the caller decides whether to
+    reconcile (e.g. through the list endpoint) or to fail.
+    """
+
+
+class GPTProtoTaskFailedError(GPTProtoError):
+    """The remote task ended failed, expired or cancelled."""
+
+    def __init__(self, task_id: str, status: str, code: str | None, message: str | None) -> None:
+        self.task_id = task_id
+        self.status = status
+        self.code = code
+        self.error_message = message
+        detail = ": ".join(p for p in (code, message) if p) or "no error detail from the server"
+        super().__init__(f"GPTProto task {task_id} ended {status} ({detail})")
+
+
+class GPTProtoTaskContentPolicyError(GPTProtoTaskFailedError):
+    """The task failed because of content moderation; re-submitting the same prompt will fail again."""
+
+
+class GPTProtoTimeoutError(GPTProtoError):
+    """The task did not finish before the caller's absolute deadline."""
+
+
+class GPTProtoRequestError(GPTProtoError, ValueError):
+    """A request parameter is invalid; raised before anything is sent.
+
+    ``field`` names the offending parameter so a DAG author sees exactly what to fix.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class GPTProtoConnectionError(GPTProtoError):
+    """The HTTP exchange failed below the API (refused, reset, timed out).
+
+    ``request_sent`` is False only when the request provably never reached the server (connection
+    refused, DNS failure, connect timeout): only then is it safe to resend a create.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        self.request_sent = request_sent
+        super().__init__(message)

@@ -1,0 +1,72 @@
+"""Provider metadata read by Airflow's ProvidersManager through the entry point.
+
+Everything here is declarative so the UI can build the connection form without importing the hook
+(Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` straight from this dict).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_TIMEOUT_SECONDS = 60
+DEFAULT_RETRY_LIMIT = 5
+_PKG = "airflow_provider_gptproto"
+_INTEGRATION = "GPTProto"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider info dict; validated against Airflow's schema in tests."""
+    return {
+        "package-name": "airflow-provider-gptproto",
+        "name": "GPTProto",
+        "description": "GPTProto video generation (text-to-video, image-to-video) for Apache Airflow.",
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://docs.gptproto.com/",
+                "tags": ["ai", "video"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks.gptproto"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.operators.gptproto"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.gptproto"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers.gptproto"]}],
+        "extra-links": [f"{_PKG}.links.gptproto.GPTProtoVideoLink"],
+        "connection-types": [
+            {
+                "connection-type": "gptproto",
+                "hook-class-name": f"{_PKG}.hooks.gptproto.GPTProtoHook",
+                "hook-name": "GPTProto",
+                "ui-field-behaviour": ui_field_behaviour(),
+                "conn-fields": conn_fields(),
+            }
+        ],
+    }
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """Hidden, relabelled and placeholder fields; shared with the hook's legacy classmethod."""
+    return {
+        "hidden-fields": ["schema", "port", "login"],
+        "relabeling": {"host": "Base URL", "password": "API Key"},
+        "placeholders": {
+            "host": "https://gptproto.com (default when empty)",
+            "password": "sk-... (sent as 'Authorization: Bearer <key>')",
+        },
+    }
+
+
+def conn_fields() -> dict[str, Any]:
+    """Extra fields stored as plain keys in the connection's ``extra`` JSON."""
+    return {
+        "timeout": {
+            "label": "Request timeout (seconds)",
+            "description": "Per-request HTTP timeout. Does not bound how long a video may take to generate.",
+            "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_TIMEOUT_SECONDS},
+        },
+        "retry_limit": {
+            "label": "Retry limit",
+            "description": "Attempts for transient failures (429, 5xx, connection errors) per API call.",
+            "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_RETRY_LIMIT},
+        },
+    }

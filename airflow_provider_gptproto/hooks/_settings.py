@@ -1,0 +1,100 @@
+"""Read an Airflow connection into the few settings the client needs, and nothing else.
+
+Unlike HttpHook, no connection extra ever becomes an HTTP header: the API needs exactly
+``Authorization``, ``Content-Type``/``Accept`` and a User-Agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_gptproto import __version__
+from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoRequestError
+from airflow_provider_gptproto.get_provider_info import DEFAULT_RETRY_LIMIT, DEFAULT_TIMEOUT_SECONDS
+
+DEFAULT_BASE_URL = "https://gptproto.com"
+TASKS_PATH = "/api/v3/contents/generations/tasks"
+USER_AGENT = f"airflow-provider-gptproto/{__version__}"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything a request needs; the key is excluded from repr so it never lands in a log."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    retry_limit: int = DEFAULT_RETRY_LIMIT
+
+    @property
+    def tasks_url(self) -> str:
+        return self.base_url + TASKS_PATH
+
+    def headers(self, *, with_body: bool = False) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if with_body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    def redact(self, text: str) -> str:
+        """Remove the key from text that came from the server (some servers echo what they got)."""
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+
+def settings_from_connection(
+    conn: Any, extra: dict[str, Any], *, timeout: float | None = None, retry_limit: int | None = None
+) -> ClientSettings:
+    """Map host/password/extra of a ``gptproto`` connection; hook arguments override extras."""
+    api_key = (conn.password or "").strip()
+    if not api_key:
+        raise GPTProtoAuthError(
+            f"Connection {conn.conn_id!r} has no API key: put the GPTProto key in the Password field"
+        )
+    return ClientSettings(
+        base_url=base_url_of(conn),
+        api_key=api_key,
+        timeout=_number(timeout if timeout is not None else _extra(extra, "timeout"), "timeout", float)
+        or DEFAULT_TIMEOUT_SECONDS,
+        retry_limit=_number(
+            retry_limit if retry_limit is not None else _extra(extra, "retry_limit"), "retry_limit", int
+        )
+        or DEFAULT_RETRY_LIMIT,
+    )
+
+
+def base_url_of(conn: Any) -> str:
+    """Host may be a full URL or a bare host name; schema (URI form only) picks http for local use."""
+    host = (conn.host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+    if conn.port and host.count(":") < 2:
+        host = f"{host}:{conn.port}"
+    if not host.startswith(("http://", "https://")):
+        raise GPTProtoRequestError(f"Connection host must be an http(s) URL, got {host[:60]!r}", field="host")
+    return host
+
+
+def _extra(extra: dict[str, Any], name: str) -> Any:
+    # Older UIs stored custom fields as extra__<conn_type>__<name>.
+    return extra.get(name, extra.get(f"extra__gptproto__{name}"))
+
+
+def _number(value: Any, name: str, kind: type) -> Any:
+    if value in (None, ""):
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 1:
+        raise GPTProtoRequestError(
+            f"Connection extra {name!r} must be a number >= 1, got {value!r}", field=name
+        )
+    return number

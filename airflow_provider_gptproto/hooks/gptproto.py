@@ -1,0 +1,430 @@
+"""GPTProtoHook: every byte this provider exchanges with the GPTProto API goes through here.
+
+Sync calls use one pooled ``requests.Session`` per hook; async calls use one aiohttp session per
+event loop shared by all hooks (see ``_aiosession``). Both share the pure core for building requests
+and reading replies, and one retry policy (``_retry``). We do not subclass HttpHook because it builds
+a new Session per call and turns every connection extra into an HTTP header; we keep its connection
+conventions (host = base URL, password = key) and its provider's dependency for users' other tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import AsyncRetrying, RetryCallState, Retrying
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from airflow_provider_gptproto import get_provider_info as provider_info
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoConnectionError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoRequestError,
+    GPTProtoResponseError,
+    GPTProtoTaskMayExistError,
+    GPTProtoTimeoutError,
+)
+from airflow_provider_gptproto.hooks import _aiosession
+from airflow_provider_gptproto.hooks._compat import BaseHook, mask_secret
+from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
+from airflow_provider_gptproto.hooks._settings import ClientSettings, settings_from_connection
+from airflow_provider_gptproto.models import (
+    GenerationTask,
+    TaskList,
+    TaskStatus,
+    VideoGenerationRequest,
+    error_from_response,
+    parse_create,
+    parse_task,
+    parse_task_list,
+)
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_RETRY_WAIT_SECONDS = 30.0
+# Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
+RECONCILE_SKEW_SECONDS = 5.0
+LIST_FILTER_STATUS = {
+    TaskStatus.PENDING: "queued",
+    TaskStatus.RUNNING: "running",
+    TaskStatus.SUCCEEDED: "succeeded",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.EXPIRED: "expired",
+}
+
+
+class GPTProtoHook(BaseHook):
+    """Talk to the GPTProto video-generation task API.
+
+    :param gptproto_conn_id: Airflow connection of type ``gptproto`` (host = base URL, password = key).
+    :param timeout: per-request timeout in seconds; overrides the connection's ``timeout`` extra.
+    :param retry_limit: attempts per call for transient failures; overrides the ``retry_limit`` extra.
+    """
+
+    conn_name_attr = "gptproto_conn_id"
+    default_conn_name = "gptproto_default"
+    conn_type = "gptproto"
+    hook_name = "GPTProto"
+
+    def __init__(
+        self,
+        gptproto_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        retry_limit: int | None = None,
+        max_retry_wait: float = MAX_RETRY_WAIT_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.gptproto_conn_id = gptproto_conn_id
+        self._timeout = timeout
+        self._retry_limit = retry_limit
+        self.max_retry_wait = max_retry_wait
+        self._async_settings: ClientSettings | None = None
+        self._aio: aiohttp.ClientSession | None = None
+
+    # ----------------------------------------------------------------- UI metadata (Airflow < 3.2)
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        behaviour = provider_info.ui_field_behaviour()
+        return {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from wtforms import IntegerField  # type: ignore[import-untyped]
+        from wtforms.validators import NumberRange, Optional  # type: ignore[import-untyped]
+
+        fields = provider_info.conn_fields()
+        return {
+            name: IntegerField(
+                spec["label"],
+                validators=[Optional(), NumberRange(min=1)],
+                default=spec["schema"]["default"],
+                description=spec["description"],
+            )
+            for name, spec in fields.items()
+        }
+
+    # --------------------------------------------------------------------------- configuration
+    @cached_property
+    def settings(self) -> ClientSettings:
+        conn = self.get_connection(self.gptproto_conn_id)
+        return self._settings_of(conn, conn.extra_dejson)
+
+    async def aget_settings(self) -> ClientSettings:
+        """Resolve the connection without blocking the event loop, once per hook."""
+        if self._async_settings is None:
+            conn = await self.aget_connection(self.gptproto_conn_id)
+            extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+            self._async_settings = self._settings_of(conn, extra)
+        return self._async_settings
+
+    def _settings_of(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
+        settings = settings_from_connection(conn, extra, timeout=self._timeout, retry_limit=self._retry_limit)
+        mask_secret(settings.api_key)
+        return settings
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=8, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def get_conn(self) -> requests.Session:
+        """The pooled session (BaseHook convention)."""
+        return self.session
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    async def aclose(self) -> None:
+        """Release the shared async session; safe to call more than once."""
+        session, self._aio = self._aio, None
+        if session is not None:
+            await _aiosession.release(session)
+
+    # ------------------------------------------------------------------------------ sync API
+    def create_task(self, request: VideoGenerationRequest | Mapping[str, Any]) -> GenerationTask:
+        """Submit one paid generation task.
+
+        Resent only when the server provably did not act on it. After an ambiguous failure (reply
+        lost, 500, read timeout) the list endpoint is checked: if it shows no new task of this model
+        the create is resent once, otherwise :class:`GPTProtoTaskMayExistError` names the candidates.
+        """
+        req = (
+            request
+            if isinstance(request, VideoGenerationRequest)
+            else VideoGenerationRequest.build(**request)
+        )
+        payload = req.to_payload()
+        sent_at = time.time()
+        try:
+            return parse_create(
+                self._request("POST", self.settings.tasks_url, json_body=payload, idempotent=False)
+            )
+        except GPTProtoError as exc:
+            if not is_ambiguous_create_failure(exc):
+                raise
+            candidates = self.find_tasks_created_since(sent_at - RECONCILE_SKEW_SECONDS, model=req.model)
+            if candidates:
+                raise GPTProtoTaskMayExistError(
+                    f"Create failed ambiguously ({exc}); a paid task may have been created. Tasks of model "
+                    f"{req.model!r} created since the request: {[t.task_id for t in candidates][:10]}. "
+                    "Not resubmitting: check them before retrying."
+                ) from exc
+            self.log.warning("Create reply lost (%s) and no new task is listed; resending once.", exc)
+            return parse_create(
+                self._request("POST", self.settings.tasks_url, json_body=payload, idempotent=False)
+            )
+
+    def get_task(self, task_id: str) -> GenerationTask:
+        return parse_task(self._request("GET", self._task_url(task_id)))
+
+    def list_tasks(
+        self,
+        status: TaskStatus | str | None = None,
+        task_ids: Iterable[str] | None = None,
+        model: str | None = None,
+        page_num: int = 1,
+        page_size: int = 100,
+    ) -> TaskList:
+        """One page of tasks (upstream keeps only the last 7 days)."""
+        params = list_params(status, task_ids, model, page_num, page_size)
+        return parse_task_list(self._request("GET", self.settings.tasks_url, params=params))
+
+    def cancel_task(self, task_id: str) -> None:
+        """Cancel a queued task, or delete a finished one. A running task cannot be cancelled (4xx)."""
+        self._request("DELETE", self._task_url(task_id))
+
+    def find_tasks_created_since(self, since: float, *, model: str | None = None) -> list[GenerationTask]:
+        """Tasks of ``model`` created at or after ``since`` (unix seconds), newest pages first."""
+        page = self.list_tasks(model=model, page_size=100)
+        return [t for t in page.items if t.created_at is None or t.created_at.timestamp() >= since]
+
+    def wait_for_task(
+        self,
+        task_id: str,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> GenerationTask:
+        """Poll until the task is terminal and return it (whatever the outcome).
+
+        ``deadline`` is absolute (unix seconds) so a caller resuming after a restart keeps its budget;
+        ``timeout`` is relative to now. Raises :class:`GPTProtoTimeoutError` when either passes.
+        """
+        started = time.monotonic()
+        if timeout is not None:
+            deadline = min(deadline or float("inf"), time.time() + timeout)
+        last: TaskStatus | None = None
+        while True:
+            task = self.get_task(task_id)
+            if task.status != last:
+                self.log.info(
+                    "GPTProto task %s is %s (%.1f s elapsed)",
+                    task_id,
+                    task.status.value,
+                    time.monotonic() - started,
+                )
+                last = task.status
+            if task.is_terminal:
+                return task
+            if deadline is not None and time.time() + poll_interval > deadline:
+                raise GPTProtoTimeoutError(
+                    f"GPTProto task {task_id} still {task.status.value} at its deadline "
+                    f"({time.monotonic() - started:.0f} s waited)"
+                )
+            time.sleep(poll_interval)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read-only probe: look up a task id that cannot exist. 404/400 means the key was accepted."""
+        try:
+            settings = self.settings
+            self._request("GET", self._task_url("airflow-connection-test"), attempts=1)
+        except GPTProtoNotFoundError:
+            return True, f"Connected to {settings.base_url}: the API key was accepted."
+        except GPTProtoAuthError as exc:
+            return False, f"The API key was rejected by the server ({exc})."
+        except GPTProtoConnectionError as exc:
+            return False, f"Cannot reach the GPTProto API: {exc}"
+        except GPTProtoError as exc:
+            if getattr(exc, "http_status", None) == 400:
+                return True, f"Connected to {settings.base_url}: the API key was accepted."
+            return False, f"Unexpected reply from the GPTProto API: {exc}"
+        except Exception as exc:  # test_connection must answer, never raise
+            return False, f"Connection test failed: {type(exc).__name__}: {exc}"
+        return True, f"Connected to {settings.base_url}."
+
+    # ----------------------------------------------------------------------------- async API
+    async def aget_task(self, task_id: str) -> GenerationTask:
+        settings = await self.aget_settings()
+        return parse_task(await self._arequest("GET", settings.tasks_url + _task_path(task_id)))
+
+    async def acancel_task(self, task_id: str) -> None:
+        settings = await self.aget_settings()
+        await self._arequest("DELETE", settings.tasks_url + _task_path(task_id))
+
+    # ------------------------------------------------------------------------------ transport
+    def _task_url(self, task_id: str) -> str:
+        return self.settings.tasks_url + _task_path(task_id)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json_body: Any = None,
+        idempotent: bool = True,
+        attempts: int | None = None,
+    ) -> Any:
+        settings = self.settings
+        retrying = Retrying(
+            **retry_kwargs(
+                idempotent=idempotent, attempts=attempts or settings.retry_limit, max_wait=self.max_retry_wait
+            ),
+            before_sleep=self._log_retry,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._send(settings, method, url, params, json_body)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _send(self, settings: ClientSettings, method: str, url: str, params: Any, json_body: Any) -> Any:
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                data=json.dumps(json_body) if json_body is not None else None,
+                headers=settings.headers(with_body=json_body is not None),
+                timeout=(CONNECT_TIMEOUT_SECONDS, settings.timeout),
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise GPTProtoConnectionError(f"{method} {url}: connect timeout", request_sent=False) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise GPTProtoConnectionError(
+                f"{method} {url}: {_short(exc)}", request_sent=not _never_connected(exc)
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise GPTProtoConnectionError(f"{method} {url}: read timeout", request_sent=True) from exc
+        return decode_reply(settings, resp.status_code, resp.headers.get("Retry-After"), resp.content)
+
+    async def _arequest(self, method: str, url: str) -> Any:
+        settings = await self.aget_settings()
+        if self._aio is None or self._aio.closed:
+            self._aio = _aiosession.acquire()
+        retrying = AsyncRetrying(
+            **retry_kwargs(idempotent=True, attempts=settings.retry_limit, max_wait=self.max_retry_wait),
+            before_sleep=self._log_retry,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._asend(self._aio, settings, method, url)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _asend(
+        self, session: aiohttp.ClientSession, settings: ClientSettings, method: str, url: str
+    ) -> Any:
+        timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=CONNECT_TIMEOUT_SECONDS)
+        try:
+            async with session.request(method, url, headers=settings.headers(), timeout=timeout) as resp:
+                body = await resp.read()
+                return decode_reply(settings, resp.status, resp.headers.get("Retry-After"), body)
+        except aiohttp.ClientConnectorError as exc:
+            raise GPTProtoConnectionError(f"{method} {url}: {_short(exc)}", request_sent=False) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise GPTProtoConnectionError(
+                f"{method} {url}: {type(exc).__name__} {_short(exc)}", request_sent=True
+            ) from exc
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning(
+            "GPTProto call failed (%s); attempt %d, retrying in %.1f s", exc, state.attempt_number, wait
+        )
+
+
+def decode_reply(settings: ClientSettings, status: int, retry_after: str | None, body: bytes) -> Any:
+    """Raise the matching error for a non-2xx reply, else return the parsed JSON (``{}`` when empty)."""
+    if status >= 400:
+        error = error_from_response(status, body, retry_after)
+        error.message = settings.redact(error.message)
+        error.args = (error.describe(),)
+        raise error
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError:
+        snippet = settings.redact(body[:80].decode("utf-8", "replace"))
+        raise GPTProtoResponseError(f"GPTProto reply (HTTP {status}) is not JSON: {snippet!r}") from None
+
+
+def list_params(
+    status: TaskStatus | str | None,
+    task_ids: Iterable[str] | None,
+    model: str | None,
+    page_num: int,
+    page_size: int,
+) -> list[tuple[str, str]]:
+    """Query parameters for the list call, validated before anything is sent."""
+    for name, value in (("page_num", page_num), ("page_size", page_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 500:
+            raise GPTProtoRequestError(f"{name} must be an integer from 1 to 500, got {value!r}", field=name)
+    params = [("page_num", str(page_num)), ("page_size", str(page_size))]
+    if status is not None:
+        params.append(("filter.status", LIST_FILTER_STATUS[TaskStatus.parse(status)]))
+    params.extend(("filter.task_ids", _checked_id(t)) for t in task_ids or ())
+    if model:
+        params.append(("filter.model", model))
+    return params
+
+
+def _checked_id(task_id: str) -> str:
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise GPTProtoRequestError(f"task_id must be a non-empty string, got {task_id!r}", field="task_id")
+    return task_id
+
+
+def _task_path(task_id: str) -> str:
+    return "/" + quote(_checked_id(task_id), safe="")
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when requests failed before a TCP connection existed (so nothing was sent)."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen or item is None:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError)):
+            return True
+        if isinstance(item, BaseException):
+            todo.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
