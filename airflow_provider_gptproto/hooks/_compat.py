@@ -1,8 +1,7 @@
-"""Imports that moved between the Airflow 3.x releases we support."""
+"""Imports that moved between the Airflow 3.x releases we support, resolved by common-compat."""
 
 from __future__ import annotations
 
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 __all__ = ["BaseHook", "mask_secret"]

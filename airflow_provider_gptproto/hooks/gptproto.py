@@ -36,8 +36,14 @@ from airflow_provider_gptproto.exceptions import (
 )
 from airflow_provider_gptproto.hooks import _aiosession
 from airflow_provider_gptproto.hooks._compat import BaseHook, mask_secret
+from airflow_provider_gptproto.hooks._download import (
+    DownloadedVideo,
+    check_video_url,
+    open_stream,
+    write_atomically,
+)
 from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
-from airflow_provider_gptproto.hooks._settings import ClientSettings, settings_from_connection
+from airflow_provider_gptproto.hooks._settings import USER_AGENT, ClientSettings, settings_from_connection
 from airflow_provider_gptproto.models import (
     GenerationTask,
     TaskList,
@@ -51,6 +57,7 @@ from airflow_provider_gptproto.models import (
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 MAX_RETRY_WAIT_SECONDS = 30.0
+DOWNLOAD_READ_TIMEOUT_SECONDS = 60.0
 # Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
 RECONCILE_SKEW_SECONDS = 5.0
 LIST_FILTER_STATUS = {
@@ -253,6 +260,23 @@ class GPTProtoHook(BaseHook):
                     f"({time.monotonic() - started:.0f} s waited)"
                 )
             time.sleep(poll_interval)
+
+    def download_video(self, url: str, destination: Any, *, max_bytes: int | None = None) -> DownloadedVideo:
+        """Stream ``url`` into ``destination`` (ObjectStoragePath) atomically; never sends the API key."""
+        resp = open_stream(
+            self.session, url, (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS), USER_AGENT
+        )
+        return write_atomically(resp, destination, max_bytes)
+
+    def video_size(self, url: str) -> int | None:
+        """Content-Length of a video URL by HEAD (no API key sent), or None; never raises."""
+        try:
+            check_video_url(url)
+            resp = self.session.head(url, allow_redirects=True, timeout=(CONNECT_TIMEOUT_SECONDS, 10.0))
+            length = resp.headers.get("Content-Length") if resp.ok else None
+            return int(length) if length and length.isdigit() else None
+        except (requests.RequestException, GPTProtoError):
+            return None
 
     def test_connection(self) -> tuple[bool, str]:
         """Read-only probe: look up a task id that cannot exist. 404/400 means the key was accepted."""

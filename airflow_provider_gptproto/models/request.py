@@ -258,6 +258,14 @@ class VideoGenerationRequest(BaseModel):
         uses_upstream = self.upstream_fields() or self.seed == -1 or self.extra_body
         return "upstream" if uses_upstream else "seed"
 
+    def summary(self) -> dict[str, Any]:
+        """The set scalar options (no images, logo or extra body): small and JSON-safe, for XCom."""
+        return {
+            name: value
+            for name, value in self.model_dump(exclude={"images", "logo", "extra_body"}).items()
+            if value is not None
+        }
+
     def to_payload(self) -> dict[str, Any]:
         """The JSON body to POST. Seed format unless an upstream-only option is set."""
         if self.wire_format == "seed":

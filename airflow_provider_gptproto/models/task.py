@@ -15,7 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from airflow_provider_gptproto.exceptions import GPTProtoResponseError
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoResponseError,
+    GPTProtoTaskContentPolicyError,
+    GPTProtoTaskFailedError,
+)
 from airflow_provider_gptproto.models.errors import looks_like_content_policy
 
 
@@ -78,6 +82,16 @@ class GenerationTask(BaseModel):
     @property
     def is_content_policy_violation(self) -> bool:
         return looks_like_content_policy(self.error_code, self.error_message)
+
+    def raise_for_status(self) -> None:
+        """Raise for a task that ended without a video; content-policy failures get their own class."""
+        if self.status in (TaskStatus.FAILED, TaskStatus.EXPIRED, TaskStatus.CANCELLED):
+            error = (
+                GPTProtoTaskContentPolicyError
+                if self.is_content_policy_violation
+                else GPTProtoTaskFailedError
+            )
+            raise error(self.task_id, self.status.value, self.error_code, self.error_message)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary for XCom and trigger events (no raw body, which can be large)."""

@@ -1,0 +1,52 @@
+"""What every waiting task (operator or sensor) does with a finished remote task."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoTaskContentPolicyError
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+
+TASK_ID_XCOM_KEY = "gptproto_task_id"
+
+
+def deliver(
+    hook: GPTProtoHook,
+    task: GenerationTask,
+    ti: Any,
+    log: logging.Logger | Any,
+    *,
+    retry_on_content_policy: bool,
+) -> dict[str, Any]:
+    """Raise for a task that ended without a video; otherwise publish its URL and return its dict.
+
+    A content-policy rejection fails without retries (AirflowFailException, with the distinct
+    GPTProtoTaskContentPolicyError as its cause) unless the DAG author opted in to retries.
+    """
+    try:
+        task.raise_for_status()
+    except GPTProtoTaskContentPolicyError as exc:
+        if retry_on_content_policy:
+            raise
+        raise AirflowFailException(f"{exc} (content policy rejection: not retried)") from exc
+    if task.status is not TaskStatus.SUCCEEDED:
+        raise GPTProtoError(f"GPTProto task {task.task_id} is not finished ({task.status.value})")
+    ti.xcom_push(key=TASK_ID_XCOM_KEY, value=task.task_id)
+    if task.video_url:
+        ti.xcom_push(key=VIDEO_URL_XCOM_KEY, value=task.video_url)
+        log.info("GPTProto task %s succeeded: video %s (%s)", task.task_id, task.video_url, _size(hook, task))
+    else:
+        log.warning("GPTProto task %s succeeded but the reply carries no video URL", task.task_id)
+    return task.to_dict()
+
+
+def _size(hook: GPTProtoHook, task: GenerationTask) -> str:
+    size = hook.video_size(task.video_url) if task.video_url else None
+    if size is None:
+        return "size unknown"
+    return f"{size / 1_048_576:.1f} MiB" if size >= 1_048_576 else f"{size / 1024:.1f} KiB"

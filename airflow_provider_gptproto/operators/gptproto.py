@@ -1,0 +1,406 @@
+"""Operators: generate a video (create + wait) and land a finished video in storage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath, conf
+
+from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoTaskMayExistError,
+    GPTProtoTimeoutError,
+)
+from airflow_provider_gptproto.hooks._download import DownloadedVideo, VideoURLExpiredError
+from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
+from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY, GPTProtoVideoLink
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
+from airflow_provider_gptproto.operators._finish import TASK_ID_XCOM_KEY, deliver
+from airflow_provider_gptproto.operators._task_state import RemoteTaskRecord, TaskState
+from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+
+REQUEST_FIELDS = (
+    "prompt",
+    "model",
+    "duration",
+    "dimension",
+    "seed",
+    "loop",
+    "logo",
+    "images",
+    "content",
+    "ratio",
+    "resolution",
+    "frames",
+    "framespersecond",
+    "camera_fixed",
+    "watermark",
+    "callback_url",
+    "return_last_frame",
+    "service_tier",
+    "execution_expires_after",
+    "generate_audio",
+    "draft",
+)
+DEFAULT_TIMEOUT = timedelta(hours=2)
+KILL_CANCEL_TIMEOUT_SECONDS = 10.0
+
+
+class GPTProtoGenerateVideoOperator(BaseOperator):
+    """Create one GPTProto generation task and (by default) wait for its video.
+
+    Request parameters are the API's (seed format: ``prompt``, ``model``, ``duration`` "5s"/"10s",
+    ``dimension``, ``seed``, ``loop``, ``logo``; upstream format: ``images`` or ``content``, ``ratio``,
+    ``resolution``, integer ``duration``, ...) and are all templated. Static values are checked when
+    the DAG is parsed, rendered ones before any request.
+
+    :param wait_for_completion: wait for the video; False only creates the task.
+    :param deferrable: wait in the triggerer, freeing the worker slot.
+    :param poll_interval: seconds between status checks.
+    :param timeout: budget for the remote task, turned into an absolute deadline when the task is
+        created; it survives deferral, triggerer restarts and retries that reattach. On expiry the
+        remote task is cancelled if it still can be, then the Airflow task fails.
+    :param retry_on_content_policy: by default a content-policy rejection fails without retries,
+        because the same prompt is rejected again.
+    :param cancel_on_kill: cancel the remote task when the Airflow task is killed or marked failed.
+
+    Returns a JSON-safe dict of the finished task; pushes ``gptproto_task_id`` as soon as it exists.
+    """
+
+    template_fields: Sequence[str] = (*REQUEST_FIELDS, "gptproto_conn_id")
+    template_fields_renderers = {"logo": "json", "images": "json", "content": "json"}
+    operator_extra_links = (GPTProtoVideoLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        prompt: str | None = None,
+        model: str | None = None,
+        duration: str | int | None = None,
+        dimension: str | None = None,
+        seed: int | str | None = None,
+        loop: bool | None = None,
+        logo: dict[str, Any] | None = None,
+        images: list[Any] | None = None,
+        content: list[dict[str, Any]] | None = None,
+        ratio: str | None = None,
+        resolution: str | None = None,
+        frames: int | None = None,
+        framespersecond: int | None = None,
+        camera_fixed: bool | None = None,
+        watermark: bool | None = None,
+        callback_url: str | None = None,
+        return_last_frame: bool | None = None,
+        service_tier: str | None = None,
+        execution_expires_after: int | None = None,
+        generate_audio: bool | None = None,
+        draft: bool | None = None,
+        gptproto_conn_id: str = GPTProtoHook.default_conn_name,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
+        retry_on_content_policy: bool = False,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.model = model
+        self.duration = duration
+        self.dimension = dimension
+        self.seed = seed
+        self.loop = loop
+        self.logo = logo
+        self.images = images
+        self.content = content
+        self.ratio = ratio
+        self.resolution = resolution
+        self.frames = frames
+        self.framespersecond = framespersecond
+        self.camera_fixed = camera_fixed
+        self.watermark = watermark
+        self.callback_url = callback_url
+        self.return_last_frame = return_last_frame
+        self.service_tier = service_tier
+        self.execution_expires_after = execution_expires_after
+        self.generate_audio = generate_audio
+        self.draft = draft
+        self.gptproto_conn_id = gptproto_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        self.retry_on_content_policy = retry_on_content_policy
+        self.cancel_on_kill = cancel_on_kill
+        self._remote_task_id: str | None = None
+        if poll_interval <= 0 or self.timeout <= 0:
+            raise ValueError("poll_interval and timeout must be positive")
+        if _is_static(self._request_params()):
+            self.build_request()  # fail at parse time, not at 3 a.m.
+
+    # ------------------------------------------------------------------------------ helpers
+    def _request_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in REQUEST_FIELDS}
+
+    def build_request(self) -> VideoGenerationRequest:
+        return VideoGenerationRequest.build(**self._request_params())
+
+    @property
+    def hook(self) -> GPTProtoHook:
+        return GPTProtoHook(self.gptproto_conn_id)
+
+    # ------------------------------------------------------------------------------ execution
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        request = self.build_request()  # rendered values, validated before any request
+        hook = self.hook
+        state = TaskState(context)
+        task, deadline = self._reattach_or_create(hook, state, request, context)
+        self._remote_task_id = task.task_id
+        if not self.wait_for_completion:
+            state.clear()
+            return task.to_dict()
+        if not task.is_terminal:
+            task = hook.get_task(task.task_id)  # cheap check first: short tasks never defer
+        if task.is_terminal:
+            return self._finish(hook, task, context, state)
+        if self.deferrable:
+            self.defer(
+                trigger=GPTProtoTaskTrigger(
+                    gptproto_task_id=task.task_id,
+                    gptproto_conn_id=self.gptproto_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        try:
+            task = hook.wait_for_task(task.task_id, self.poll_interval, deadline=deadline)
+        except GPTProtoTimeoutError as exc:
+            self._cancel_after_timeout(hook, task.task_id)
+            raise exc
+        return self._finish(hook, task, context, state)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: one event with the final task, a timeout or an error."""
+        status, task, message = parse_event(event)
+        hook = self.hook
+        task_id = (task.task_id if task else None) or str((event or {}).get("task_id"))
+        self._remote_task_id = task_id
+        if status == "timeout":
+            self._cancel_after_timeout(hook, task_id)
+            raise GPTProtoTimeoutError(f"{message} (timeout {self.timeout:.0f} s)")
+        if status == "error" or task is None:
+            raise GPTProtoError(message)
+        return self._finish(hook, task, context, TaskState(context))
+
+    def _reattach_or_create(
+        self, hook: GPTProtoHook, state: TaskState, request: VideoGenerationRequest, context: Any
+    ) -> tuple[GenerationTask, float]:
+        record = state.load()
+        if record is not None:
+            try:
+                task = hook.get_task(record.task_id)
+            except GPTProtoNotFoundError:
+                task = None
+            if task is not None and (not task.is_terminal or task.status is TaskStatus.SUCCEEDED):
+                self.log.info(
+                    "Reattaching to GPTProto task %s from an earlier try (%s)",
+                    task.task_id,
+                    task.status.value,
+                )
+                context["ti"].xcom_push(key=TASK_ID_XCOM_KEY, value=task.task_id)
+                return task, record.deadline or time.time() + self.timeout
+            self.log.info(
+                "GPTProto task %s from an earlier try is %s; submitting a new one",
+                record.task_id,
+                task.status.value if task else "gone",
+            )
+        else:
+            self._check_interrupted_create(hook, state)
+        state.mark_create_started(request.model)
+        try:
+            task = hook.create_task(request)
+        except GPTProtoTaskMayExistError:
+            raise  # keep the marker: the next try must reconcile before creating
+        except GPTProtoError:
+            state.clear()  # provably not created (the hook resends nothing ambiguous)
+            raise
+        deadline = time.time() + self.timeout
+        state.save(RemoteTaskRecord(task.task_id, deadline))
+        context["ti"].xcom_push(key=TASK_ID_XCOM_KEY, value=task.task_id)
+        self.log.info("Created GPTProto task %s (model %s)", task.task_id, request.model)
+        return task, deadline
+
+    def _check_interrupted_create(self, hook: GPTProtoHook, state: TaskState) -> None:
+        """An earlier try started a create but never recorded its id: refuse to pay twice blindly."""
+        started = state.create_started()
+        if started is None:
+            return
+        at, model = started
+        candidates = hook.find_tasks_created_since(at - RECONCILE_SKEW_SECONDS, model=model or None)
+        if candidates:
+            raise AirflowFailException(
+                str(
+                    GPTProtoTaskMayExistError(
+                        "An earlier try was interrupted while creating a GPTProto task and a task may exist: "
+                        f"{[t.task_id for t in candidates][:10]}. Not creating another. Check them, then "
+                        "clear this task's state store key 'gptproto_create_started' to resubmit."
+                    )
+                )
+            )
+        self.log.info("An earlier try's create left no task on the server; creating now")
+
+    def _finish(
+        self, hook: GPTProtoHook, task: GenerationTask, context: Any, state: TaskState
+    ) -> dict[str, Any]:
+        result = deliver(
+            hook, task, context["ti"], self.log, retry_on_content_policy=self.retry_on_content_policy
+        )
+        result["request"] = self.build_request().summary()
+        state.clear()
+        return result
+
+    def _cancel_after_timeout(self, hook: GPTProtoHook, task_id: str) -> None:
+        try:
+            hook.cancel_task(task_id)
+            self.log.info("Cancelled GPTProto task %s after the timeout", task_id)
+        except GPTProtoError as exc:
+            self.log.warning("GPTProto task %s could not be cancelled (%s)", task_id, exc)
+
+    def on_kill(self) -> None:
+        """Best effort, bounded: a killed task should not keep paying for its video."""
+        if not (self.cancel_on_kill and self._remote_task_id):
+            return
+        try:
+            GPTProtoHook(
+                self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1
+            ).cancel_task(self._remote_task_id)
+            self.log.info("Cancelled GPTProto task %s on kill", self._remote_task_id)
+        except GPTProtoError as exc:
+            self.log.warning("Could not cancel GPTProto task %s on kill: %s", self._remote_task_id, exc)
+
+
+def _is_static(params: dict[str, Any]) -> bool:
+    """True when no value is a template or a reference resolved at run time (XComArg, mapped arg)."""
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, str):
+            return "{{" not in value and "{%" not in value
+        if isinstance(value, (int, float, bool, type(None))):
+            return True
+        if isinstance(value, dict):
+            return all(plain(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        return False
+
+    return all(plain(v) for v in params.values())
+
+
+class GPTProtoDownloadVideoOperator(BaseOperator):
+    """Land a finished video in storage and announce it as an asset event.
+
+    :param gptproto_task_id: remote task id (templated), e.g. the generate operator's
+        ``gptproto_task_id`` XCom. Alternatively pass ``gptproto_task``.
+    :param gptproto_task: the generate operator's return value (``generate.output``); carries the
+        task id and the request, whose prompt, model, seed, duration and dimension go into the
+        asset event.
+    :param destination: where to write, anything ``ObjectStoragePath`` understands (``/local/path``,
+        ``file://``, ``s3://conn@bucket/key`` with the amazon provider, ...). A destination ending in
+        ``/`` (or an existing directory) gets ``<task id>.mp4`` appended.
+    :param max_bytes: refuse videos larger than this.
+
+    Outlets default to the ``gptproto_videos`` asset; each run adds prompt, model, seed, duration,
+    dimension, task_id, sha256, bytes and uri to the event's extra. Returns the same dict.
+    """
+
+    template_fields: Sequence[str] = ("gptproto_task_id", "gptproto_task", "destination", "gptproto_conn_id")
+    operator_extra_links = (GPTProtoVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        gptproto_task_id: str | None = None,
+        gptproto_task: dict[str, Any] | None = None,
+        gptproto_conn_id: str = GPTProtoHook.default_conn_name,
+        max_bytes: int | None = 2 * 1024**3,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        super().__init__(**kwargs)
+        if gptproto_task_id is None and gptproto_task is None:
+            raise ValueError("GPTProtoDownloadVideoOperator needs gptproto_task_id or gptproto_task")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+        self.destination = destination
+        self.gptproto_task_id = gptproto_task_id
+        self.gptproto_task = gptproto_task
+        self.gptproto_conn_id = gptproto_conn_id
+        self.max_bytes = max_bytes
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        task_id = self._task_id()
+        hook = GPTProtoHook(self.gptproto_conn_id)
+        task = hook.get_task(task_id)
+        task.raise_for_status()
+        destination = self._destination(task_id)
+        video = self._download(hook, task, destination)
+        request = (self.gptproto_task or {}).get("request") or {}
+        metadata = {
+            "task_id": task_id,
+            "prompt": request.get("prompt"),
+            "model": task.model or request.get("model"),
+            "seed": task.seed if task.seed is not None else request.get("seed"),
+            "duration": request.get("duration"),
+            "dimension": request.get("dimension") or request.get("ratio"),
+            "sha256": video.sha256,
+            "bytes": video.bytes,
+            "uri": video.uri,
+        }
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra.update(metadata)
+        context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=task.video_url)
+        self.log.info(
+            "Saved GPTProto video %s to %s (%d bytes, sha256 %s)",
+            task_id,
+            video.uri,
+            video.bytes,
+            video.sha256,
+        )
+        return metadata
+
+    def _task_id(self) -> str:
+        task_id = self.gptproto_task_id or (self.gptproto_task or {}).get("task_id")
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise GPTProtoError(f"gptproto_task_id must be a non-empty task id, got {task_id!r}")
+        return task_id.strip()
+
+    def _destination(self, task_id: str) -> ObjectStoragePath:
+        path = ObjectStoragePath(self.destination)
+        if str(self.destination).endswith("/") or path.is_dir():
+            path = path / f"{task_id}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _download(
+        self, hook: GPTProtoHook, task: GenerationTask, destination: ObjectStoragePath
+    ) -> DownloadedVideo:
+        if not task.video_url:
+            raise GPTProtoError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+        try:
+            return hook.download_video(task.video_url, destination, max_bytes=self.max_bytes)
+        except VideoURLExpiredError:
+            self.log.info("Video URL of %s expired; asking the API for a fresh one", task.task_id)
+            fresh = hook.get_task(task.task_id)
+            if not fresh.video_url:
+                raise
+            return hook.download_video(fresh.video_url, destination, max_bytes=self.max_bytes)

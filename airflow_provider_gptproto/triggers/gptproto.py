@@ -1,0 +1,171 @@
+"""GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot.
+
+It only polls (never creates), so a triggerer restart that re-runs it from its stored kwargs is
+harmless, and its deadline is absolute so a restart does not grant a fresh timeout. Transient
+trouble (5xx, 429, dropped connections, garbled bodies) is waited out with backoff until the
+deadline; only a terminal task, the deadline or a permanent error (bad key, unknown task) ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoBadRequestError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+)
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+
+# Errors that waiting cannot fix; everything else from the API is retried until the deadline.
+PERMANENT_ERRORS = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
+MAX_BACKOFF_SECONDS = 300.0
+CANCEL_TIMEOUT_SECONDS = 20.0
+
+
+class GPTProtoTaskTrigger(BaseTrigger):
+    """Poll one GPTProto task until it ends; yield exactly one event.
+
+    Event payload: ``{"status": "success" | "failed" | "timeout" | "error", "task_id", "task"
+    (GenerationTask.to_dict() or None), "message"}``.
+
+    :param gptproto_task_id: the remote task id (``task_id`` is taken: BaseTrigger sets it to the
+        Airflow task's id when the triggerer attaches the task instance).
+    :param gptproto_conn_id: connection to poll with; resolved asynchronously, once.
+    :param poll_interval: seconds between polls while the task runs.
+    :param deadline: absolute unix time after which the trigger gives up (None: wait forever).
+    :param cancel_on_kill: cancel the remote task when a user marks the Airflow task failed/success
+        or clears it while deferred (Airflow 3.3+ calls :meth:`on_kill` then).
+    """
+
+    def __init__(
+        self,
+        gptproto_task_id: str,
+        gptproto_conn_id: str = GPTProtoHook.default_conn_name,
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.gptproto_task_id = gptproto_task_id
+        self.gptproto_conn_id = gptproto_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.cancel_on_kill = cancel_on_kill
+        self._hook: GPTProtoHook | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "gptproto_task_id": self.gptproto_task_id,
+                "gptproto_conn_id": self.gptproto_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    @property
+    def hook(self) -> GPTProtoHook:
+        # One attempt per poll: the poll loop below owns backoff, so hook retries would only stack.
+        if self._hook is None:
+            self._hook = GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
+        return self._hook
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.monotonic()
+        last: GenerationTask | None = None
+        failures = 0
+        try:
+            while True:
+                if self.deadline is not None and time.time() >= self.deadline:
+                    yield self._event(
+                        "timeout",
+                        last,
+                        f"GPTProto task {self.gptproto_task_id} did not finish by its deadline",
+                    )
+                    return
+                try:
+                    task = await self.hook.aget_task(self.gptproto_task_id)
+                except PERMANENT_ERRORS as exc:
+                    yield self._event(
+                        "error", last, f"Polling GPTProto task {self.gptproto_task_id} failed: {exc}"
+                    )
+                    return
+                except GPTProtoError as exc:
+                    failures += 1
+                    delay = min(self.poll_interval * 2 ** min(failures, 8), MAX_BACKOFF_SECONDS)
+                    self.log.warning(
+                        "Polling task %s failed (%s); next poll in %.0f s", self.gptproto_task_id, exc, delay
+                    )
+                    await self._sleep(delay)
+                    continue
+                failures = 0
+                if last is None or task.status != last.status:
+                    self.log.info(
+                        "GPTProto task %s is %s (%.1f s in the triggerer)",
+                        self.gptproto_task_id,
+                        task.status.value,
+                        time.monotonic() - started,
+                    )
+                last = task
+                if task.is_terminal:
+                    status = "success" if task.status is TaskStatus.SUCCEEDED else "failed"
+                    yield self._event(
+                        status, task, f"GPTProto task {self.gptproto_task_id} ended {task.status.value}"
+                    )
+                    return
+                await self._sleep(self.poll_interval)
+        finally:
+            await self.cleanup()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.deadline is not None:
+            seconds = max(0.0, min(seconds, self.deadline - time.time()))
+        await asyncio.sleep(seconds)
+
+    def _event(self, status: str, task: GenerationTask | None, message: str) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "task_id": self.gptproto_task_id,
+                "task": task.to_dict() if task else None,
+                "message": message,
+            }
+        )
+
+    async def cleanup(self) -> None:
+        """Release the shared HTTP session (always called by the triggerer, also on shutdown)."""
+        if self._hook is not None:
+            await self._hook.aclose()
+
+    async def on_kill(self) -> None:
+        """A user ended the Airflow task while deferred: stop paying for the remote task."""
+        if not self.cancel_on_kill:
+            return
+        try:
+            await asyncio.wait_for(self.hook.acancel_task(self.gptproto_task_id), CANCEL_TIMEOUT_SECONDS)
+            self.log.info(
+                "Cancelled GPTProto task %s after the Airflow task was stopped", self.gptproto_task_id
+            )
+        except (GPTProtoError, asyncio.TimeoutError) as exc:
+            self.log.warning("Could not cancel GPTProto task %s: %s", self.gptproto_task_id, exc)
+        finally:
+            await self.cleanup()
+
+
+def parse_event(event: Any) -> tuple[str, GenerationTask | None, str]:
+    """Validate a trigger event payload (it crosses a process boundary as plain JSON)."""
+    if not isinstance(event, dict) or event.get("status") not in ("success", "failed", "timeout", "error"):
+        raise GPTProtoError(f"Unexpected event from GPTProtoTaskTrigger: {str(event)[:200]}")
+    raw = event.get("task")
+    task = GenerationTask.from_dict(raw) if isinstance(raw, dict) else None
+    return event["status"], task, str(event.get("message") or "")
