@@ -15,6 +15,17 @@ from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 TASK_ID_XCOM_KEY = "gptproto_task_id"
 
 
+def announce(ti: Any, task_id: str | None, video_url: str = "") -> None:
+    """Publish the remote id at once, and a (possibly empty) link target.
+
+    Airflow evaluates extra links after every worker phase, deferral included; an empty URL hides the
+    button instead of making the link lookup log a missing-XCom error on each phase.
+    """
+    if task_id:
+        ti.xcom_push(key=TASK_ID_XCOM_KEY, value=task_id)
+    ti.xcom_push(key=VIDEO_URL_XCOM_KEY, value=video_url)
+
+
 def deliver(
     hook: GPTProtoHook,
     task: GenerationTask,
@@ -36,9 +47,8 @@ def deliver(
         raise AirflowFailException(f"{exc} (content policy rejection: not retried)") from exc
     if task.status is not TaskStatus.SUCCEEDED:
         raise GPTProtoError(f"GPTProto task {task.task_id} is not finished ({task.status.value})")
-    ti.xcom_push(key=TASK_ID_XCOM_KEY, value=task.task_id)
+    announce(ti, task.task_id, task.video_url or "")
     if task.video_url:
-        ti.xcom_push(key=VIDEO_URL_XCOM_KEY, value=task.video_url)
         log.info("GPTProto task %s succeeded: video %s (%s)", task.task_id, task.video_url, _size(hook, task))
     else:
         log.warning("GPTProto task %s succeeded but the reply carries no video URL", task.task_id)

@@ -18,9 +18,9 @@ from airflow_provider_gptproto.exceptions import (
 )
 from airflow_provider_gptproto.hooks._download import DownloadedVideo, VideoURLExpiredError
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
-from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY, GPTProtoVideoLink
+from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
-from airflow_provider_gptproto.operators._finish import TASK_ID_XCOM_KEY, deliver
+from airflow_provider_gptproto.operators._finish import announce, deliver
 from airflow_provider_gptproto.operators._task_state import RemoteTaskRecord, TaskState
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 
@@ -216,7 +216,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
                     task.task_id,
                     task.status.value,
                 )
-                context["ti"].xcom_push(key=TASK_ID_XCOM_KEY, value=task.task_id)
+                announce(context["ti"], task.task_id)
                 return task, record.deadline or time.time() + self.timeout
             self.log.info(
                 "GPTProto task %s from an earlier try is %s; submitting a new one",
@@ -235,7 +235,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             raise
         deadline = time.time() + self.timeout
         state.save(RemoteTaskRecord(task.task_id, deadline))
-        context["ti"].xcom_push(key=TASK_ID_XCOM_KEY, value=task.task_id)
+        announce(context["ti"], task.task_id)
         self.log.info("Created GPTProto task %s (model %s)", task.task_id, request.model)
         return task, deadline
 
@@ -352,6 +352,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         hook = GPTProtoHook(self.gptproto_conn_id)
         task = hook.get_task(task_id)
         task.raise_for_status()
+        announce(context["ti"], None, task.video_url or "")
         destination = self._destination(task_id)
         video = self._download(hook, task, destination)
         request = (self.gptproto_task or {}).get("request") or {}
@@ -368,7 +369,6 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(metadata)
-        context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=task.video_url)
         self.log.info(
             "Saved GPTProto video %s to %s (%d bytes, sha256 %s)",
             task_id,

@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
-from airflow_provider_gptproto.operators._finish import deliver
+from airflow_provider_gptproto.operators._finish import announce, deliver
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 
 
@@ -54,6 +54,7 @@ class GPTProtoTaskSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         hook = self.hook
+        announce(context["ti"], None)
         task = hook.get_task(self.gptproto_task_id)
         if not task.is_terminal:
             self.log.info("GPTProto task %s is %s", task.task_id, task.status.value)

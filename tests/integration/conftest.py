@@ -1,0 +1,38 @@
+"""Integration fixtures: the bundled emulator over loopback, and an Airflow DB for ``dag.test()``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def emulator(gptproto_emulator_clean: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A reset emulator that ``gptproto_default`` points at (JSON form of AIRFLOW_CONN_*)."""
+    conn = {
+        "conn_type": "gptproto",
+        "host": gptproto_emulator_clean.url,
+        "password": gptproto_emulator_clean.api_key,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GPTPROTO_DEFAULT", json.dumps(conn))
+    return gptproto_emulator_clean
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    """Migrate the metadata DB of the test AIRFLOW_HOME once, for DAG.test() runs."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    yield home
