@@ -4,7 +4,7 @@ VENV ?= .venv
 OLDEST_VENV ?= .venv-oldest
 # The newest Airflow we test, and the oldest 3.x release pyproject.toml declares.
 AIRFLOW_LATEST ?= 3.3.2
-AIRFLOW_OLDEST ?= 3.1.0
+AIRFLOW_OLDEST ?= 3.1.8
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
+
+try:
+    from airflow.dag_processing.dagbag import DagBag
+
+    SYNC_BEFORE_TEST = False  # DAG.test() syncs the bundle itself (3.2+)
+except ImportError:  # Airflow < 3.2: DAG.test() expects the DAG already serialized, as the CLI does
+    from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    SYNC_BEFORE_TEST = True
 
 
 @dataclass
@@ -27,11 +37,11 @@ class RunResult:
 
 
 def run_dag(dag_id: str, **conf: Any) -> RunResult:
-    from airflow.dag_processing.dagbag import DagBag
-
     bag = DagBag(include_examples=False) if _takes_include_examples() else DagBag()
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not found; import errors: {bag.import_errors}"
+    if SYNC_BEFORE_TEST:
+        _reserialize()
     run = dag.test(run_conf=conf or None)
     with create_session() as session:
         result = RunResult(state=str(run.state))
@@ -43,9 +53,19 @@ def run_dag(dag_id: str, **conf: Any) -> RunResult:
     return result
 
 
+def _reserialize() -> None:
+    """What ``airflow dags reserialize`` does on 3.1: register the bundle, then write its DAGs."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.models.dagbag import sync_bag_to_db
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        bundle.initialize()
+        bag = DagBag(bundle.path, bundle_path=bundle.path, include_examples=False)
+        sync_bag_to_db(bag, bundle.name, bundle_version=bundle.get_current_version())
+
+
 def _takes_include_examples() -> bool:
-    import inspect
-
-    from airflow.dag_processing.dagbag import DagBag
-
     return "include_examples" in inspect.signature(DagBag.__init__).parameters
