@@ -39,6 +39,14 @@ test: lint
 test-oldest: install-oldest
 	$(OLDEST_VENV)/bin/python -m pytest tests/unit tests/emulator tests/integration $(PYTEST_ARGS)
 
+## One command from a fresh clone: venv, install, emulator, connection, run the example DAG, show the MP4.
+demo: install
+	$(PY) scripts/demo.py
+
+## A local Airflow (standalone) with the example DAGs, the emulator and the connection configured.
+airflow: install
+	$(PY) scripts/standalone.py
+
 test-fast: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 

@@ -41,4 +41,3 @@ def running_emulator(*args: str) -> Iterator[tuple[str, str]]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
