@@ -30,6 +30,8 @@ RUNTIME_FIELDS = (
     "fps_field",
     "max_queued",
     "render_fps",
+    "callback_timeout_seconds",
+    "callback_retry_seconds",
 )
 
 
@@ -57,6 +59,8 @@ class EmulatorConfig:
     cache_dir: str | None = None
     fault_seed: int | None = None
     parent_pid: int | None = None
+    callback_timeout_seconds: float = 5.0
+    callback_retry_seconds: float = 1.0
     faults: list[dict[str, Any]] = field(default_factory=list)
 
     def runtime_view(self) -> dict[str, Any]:
@@ -94,9 +98,13 @@ def _check_runtime_value(name: str, value: Any) -> str | None:
     if name.endswith("_seconds"):
         return None if is_number and value >= 0 else "must be a number >= 0"
     if name == "render_fps":
-        return None if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 60 else (
-            "must be an integer in 1..60"
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 60
+            else ("must be an integer in 1..60")
         )
-    return None if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else (
-        "must be an integer >= 0"
+    return (
+        None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else ("must be an integer >= 0")
     )

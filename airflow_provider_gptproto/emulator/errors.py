@@ -32,8 +32,20 @@ BODY_SHAPES: tuple[str, ...] = ("auto", "gptproto", "signature", "ark", "empty",
 
 # kind -> (HTTP status, GPTProto type, GPTProto code, Ark code, Ark type)
 _KINDS: dict[str, tuple[int, str, str, str, str]] = {
-    "invalid_parameter": (400, "invalid_request_error", "invalid_parameters", "InvalidParameter", "BadRequest"),
-    "missing_parameter": (400, "invalid_request_error", "invalid_parameters", "MissingParameter", "BadRequest"),
+    "invalid_parameter": (
+        400,
+        "invalid_request_error",
+        "invalid_parameters",
+        "InvalidParameter",
+        "BadRequest",
+    ),
+    "missing_parameter": (
+        400,
+        "invalid_request_error",
+        "invalid_parameters",
+        "MissingParameter",
+        "BadRequest",
+    ),
     "invalid_json": (400, "invalid_request_error", "invalid_parameters", "InvalidParameter", "BadRequest"),
     "invalid_task_id": (400, "invalid_request_error", "invalid_parameters", "InvalidParameter", "BadRequest"),
     "auth": (401, "invalid_request_error", "invalid_api_key", "AuthenticationError", "Unauthorized"),
@@ -59,8 +71,17 @@ _KINDS: dict[str, tuple[int, str, str, str, str]] = {
 }
 
 # Defaults used when a fault rule asks for a bare HTTP status.
-_STATUS_KIND = {400: "invalid_parameter", 401: "auth", 403: "forbidden", 404: "not_found", 429: "rate_limit",
-                500: "server", 502: "server", 503: "unavailable", 504: "unavailable"}
+_STATUS_KIND = {
+    400: "invalid_parameter",
+    401: "auth",
+    403: "forbidden",
+    404: "not_found",
+    429: "rate_limit",
+    500: "server",
+    502: "server",
+    503: "unavailable",
+    504: "unavailable",
+}
 _DEFAULT_MESSAGES = {
     400: "Invalid request parameters",
     401: "Invalid authentication credentials",
@@ -82,12 +103,20 @@ def new_request_id() -> str:
 class ApiError(Exception):
     """Raised by route handlers; rendered per dialect by the app's exception handler."""
 
-    def __init__(self, kind: ErrorKind, message: str, param: str = "", status: int | None = None) -> None:
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        param: str = "",
+        status: int | None = None,
+        ark_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.param = param
         self.status = status if status is not None else _KINDS[kind][0]
+        self.ark_message = ark_message or message
 
 
 def gptproto_body(kind: str, message: str) -> dict[str, Any]:
@@ -97,8 +126,14 @@ def gptproto_body(kind: str, message: str) -> dict[str, Any]:
 
 def ark_body(kind: str, message: str, param: str, request_id: str) -> dict[str, Any]:
     _, _, _, code, err_type = _KINDS[kind]
-    return {"error": {"code": code, "message": f"{message} Request id: {request_id}", "param": param,
-                      "type": err_type}}
+    return {
+        "error": {
+            "code": code,
+            "message": f"{message} Request id: {request_id}",
+            "param": param,
+            "type": err_type,
+        }
+    }
 
 
 def render_api_error(err: ApiError, dialect: str, request_id: str) -> dict[str, Any]:
@@ -107,7 +142,7 @@ def render_api_error(err: ApiError, dialect: str, request_id: str) -> dict[str, 
         # GPTProto documents "503 Content policy violation" in the type-is-the-status shape.
         return {"error": {"message": err.message, "type": "503"}}
     if dialect == "ark":
-        return ark_body(err.kind, err.message, err.param, request_id)
+        return ark_body(err.kind, err.ark_message, err.param, request_id)
     return gptproto_body(err.kind, err.message)
 
 
