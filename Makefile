@@ -50,5 +50,9 @@ airflow: install
 test-fast: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+## Real Airflow processes (api-server, scheduler, dag-processor, triggerer) against the emulator.
+test-e2e: install
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": _INTEGRATION,
                 "external-doc-url": "https://docs.gptproto.com/",
-                "tags": ["ai", "video"],
+                "tags": ["service"],
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks.gptproto"]}],

@@ -1,9 +1,21 @@
-"""Test-wide settings: a throw-away AIRFLOW_HOME so no test ever touches ~/airflow."""
+"""Test-wide settings and fixtures.
+
+A throw-away AIRFLOW_HOME so no test ever touches ~/airflow; the bundled emulator pointed at by
+``gptproto_default``; and an Airflow DB for ``DAG.test()``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 # Must run before anything imports airflow (conftest files load before test modules).
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gptproto-airflow-home-"))
@@ -12,3 +24,28 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault(
     "AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.path.dirname(__file__), "integration", "dags")
 )
+
+
+@pytest.fixture
+def emulator(gptproto_emulator_clean: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A reset emulator that ``gptproto_default`` points at (JSON form of AIRFLOW_CONN_*)."""
+    conn = {
+        "conn_type": "gptproto",
+        "host": gptproto_emulator_clean.url,
+        "password": gptproto_emulator_clean.api_key,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GPTPROTO_DEFAULT", json.dumps(conn))
+    return gptproto_emulator_clean
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    """Migrate the metadata DB of the test AIRFLOW_HOME once, for DAG.test() runs."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    yield home

@@ -6,6 +6,7 @@ Unlike HttpHook, no connection extra ever becomes an HTTP header: the API needs 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,14 +88,16 @@ def _extra(extra: dict[str, Any], name: str) -> Any:
 
 
 def _number(value: Any, name: str, kind: type) -> Any:
-    if value in (None, ""):
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        number = kind(value)
+        number = None if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         number = None
-    if number is None or number < 1:
+    # Reject true/false, nan/inf, values below 1 and (for counts) fractions instead of guessing.
+    if number is None or not math.isfinite(number) or number < 1 or (kind is int and not number.is_integer()):
+        what = "a whole number" if kind is int else "a number"
         raise GPTProtoRequestError(
-            f"Connection extra {name!r} must be a number >= 1, got {value!r}", field=name
+            f"Connection extra {name!r} must be {what} >= 1, got {value!r}", field=name
         )
-    return number
+    return kind(number)

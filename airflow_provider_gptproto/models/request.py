@@ -15,7 +15,15 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from airflow_provider_gptproto.exceptions import GPTProtoRequestError
 
@@ -96,6 +104,11 @@ class ImageInput(BaseModel):
                     f"image format must be one of {_allowed(IMAGE_FORMATS)}, got {data.group(1)!r}"
                 )
             return value
+        if value.startswith("data:"):
+            raise ValueError(
+                "image data URL must look like data:image/<format>;base64,<data> with <format> one of "
+                f"{_allowed(IMAGE_FORMATS)}, got {value[:40]!r}"
+            )
         return _check_http_url(value, "image url")
 
 
@@ -171,6 +184,13 @@ class VideoGenerationRequest(BaseModel):
             f"seconds from {low} to {high} or -1 (upstream format), got {value!r}"
         )
 
+    @field_validator("seed", "frames", "framespersecond", "execution_expires_after", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be an integer, got {value!r}")
+        return value
+
     @field_validator("dimension")
     @classmethod
     def _dimension(cls, value: str) -> str:
@@ -222,6 +242,11 @@ class VideoGenerationRequest(BaseModel):
     def _images(cls, value: Any) -> Any:
         if isinstance(value, (str, Mapping)):
             value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                "images must be a URL, a {'url': ..., 'role': ...} mapping or a list of them, "
+                f"got {type(value).__name__}"
+            )
         return [{"url": v} if isinstance(v, str) else v for v in value]
 
     @model_validator(mode="after")
@@ -232,6 +257,11 @@ class VideoGenerationRequest(BaseModel):
         if isinstance(self.duration, str):
             seed_only.append("duration")
         upstream = self.upstream_fields()
+        # seed=-1 and extra_body also force the upstream format, which would silently drop seed-only options.
+        if self.seed == -1:
+            upstream.append("seed=-1")
+        if self.extra_body:
+            upstream.append("extra_body")
         if seed_only and upstream:
             raise ValueError(
                 f"{seed_only[0]} exists only in the seed format and cannot be combined with "
@@ -336,11 +366,33 @@ def _merge_content(params: dict[str, Any]) -> dict[str, Any]:
         raise GPTProtoRequestError(
             "Invalid GPTProto request: content must be a list of items", field="content"
         )
-    images: list[dict[str, Any]] = list(params.pop("images", None) or [])
+    given_images = params.pop("images", None)
+    if isinstance(given_images, (str, Mapping)):
+        given_images = [given_images]
+    if given_images is not None and not isinstance(given_images, (list, tuple)):
+        raise GPTProtoRequestError(
+            "Invalid GPTProto request: images must be a URL, a {'url': ..., 'role': ...} mapping or a list "
+            f"of them, got {type(given_images).__name__}",
+            field="images",
+        )
+    images: list[Any] = list(given_images or [])
     for index, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
-        if kind == "text" and isinstance(item.get("text"), str):
-            params.setdefault("prompt", item["text"])
+        if kind == "text":
+            text = item.get("text")
+            if not isinstance(text, str):
+                raise GPTProtoRequestError(
+                    f"Invalid GPTProto request: content[{index}].text must be a string, got {text!r}",
+                    field=f"content.{index}.text",
+                )
+            if "prompt" in params:
+                # Two prompts (prompt= and a text item, or two text items): one would be dropped.
+                raise GPTProtoRequestError(
+                    f"Invalid GPTProto request: content[{index}] is a second prompt; give the prompt once, "
+                    "either as prompt= or as one text item in content",
+                    field=f"content.{index}.text",
+                )
+            params["prompt"] = text
         elif kind == "image_url":
             raw = item.get("image_url")
             url = raw.get("url") if isinstance(raw, Mapping) else raw

@@ -39,6 +39,8 @@ class TaskStatus(str, enum.Enum):
 
     @classmethod
     def parse(cls, word: Any) -> TaskStatus:
+        if isinstance(word, TaskStatus):  # str(member) is "TaskStatus.X" before Python 3.12
+            return word
         status = _STATUS_WORDS.get(str(word).strip().lower()) if word is not None else None
         if status is None:
             raise GPTProtoResponseError(
@@ -118,8 +120,8 @@ class GenerationTask(BaseModel):
 def parse_task(body: Any) -> GenerationTask:
     """Parse a get-task reply (or one list item) of any documented shape."""
     obj = _unwrap(body)
-    task_id = _first(obj, ("task_id",), ("id",))
-    if task_id in (None, ""):
+    task_id = _task_id(obj)
+    if task_id is None:
         raise GPTProtoResponseError(f"GPTProto task reply has no task id (keys: {sorted(obj)[:12]})")
     status = TaskStatus.parse(_first(obj, ("status",), ("state",)))
     code, message = _error(obj.get("error"))
@@ -142,8 +144,8 @@ def parse_task(body: Any) -> GenerationTask:
 def parse_create(body: Any) -> GenerationTask:
     """Parse a create reply: only an id is guaranteed (``id``, ``data.task_id``, ``data.id``, ``task_id``)."""
     obj = _unwrap(body)
-    task_id = _first(obj, ("task_id",), ("id",))
-    if task_id in (None, ""):
+    task_id = _task_id(obj)
+    if task_id is None:
         raise GPTProtoResponseError(
             "GPTProto create reply carries no task id (looked in id, task_id, data.task_id, data.id); "
             "a task may have been created"
@@ -189,6 +191,14 @@ def _unwrap(body: Any) -> dict[str, Any]:
             )
         return dict(data)
     return dict(body)
+
+
+def _task_id(obj: Mapping[str, Any]) -> str | None:
+    """The task id as a string; ids that are not a string or an integer count as missing."""
+    value = _first(obj, ("task_id",), ("id",))
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        return None
+    return str(value)
 
 
 def _first(obj: Mapping[str, Any], *paths: tuple[str, ...]) -> Any:

@@ -49,6 +49,8 @@ REQUEST_FIELDS = (
 )
 DEFAULT_TIMEOUT = timedelta(hours=2)
 KILL_CANCEL_TIMEOUT_SECONDS = 10.0
+# Margin after a lost create's own timeout before the list endpoint is trusted to show it.
+RECONCILE_SETTLE_SECONDS = 2.0
 
 
 class GPTProtoGenerateVideoOperator(BaseOperator):
@@ -240,21 +242,26 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         return task, deadline
 
     def _check_interrupted_create(self, hook: GPTProtoHook, state: TaskState) -> None:
-        """An earlier try started a create but never recorded its id: refuse to pay twice blindly."""
+        """An earlier try started a create but never recorded its id: refuse to pay twice blindly.
+
+        The lost request may still be in flight on the server, so look only once it must have
+        finished (its request timeout plus a margin after it was sent).
+        """
         started = state.create_started()
         if started is None:
             return
         at, model = started
+        settle = at + hook.settings.timeout + RECONCILE_SETTLE_SECONDS - time.time()
+        if settle > 0:
+            self.log.info("An earlier try's create may still be processed; checking in %.0f s", settle)
+            time.sleep(settle)
         candidates = hook.find_tasks_created_since(at - RECONCILE_SKEW_SECONDS, model=model or None)
         if candidates:
             raise AirflowFailException(
-                str(
-                    GPTProtoTaskMayExistError(
-                        "An earlier try was interrupted while creating a GPTProto task and a task may exist: "
-                        f"{[t.task_id for t in candidates][:10]}. Not creating another. Check them, then "
-                        "clear this task's state store key 'gptproto_create_started' to resubmit."
-                    )
-                )
+                "An earlier try was interrupted while creating a GPTProto task, and a task may have been "
+                f"created: {[t.task_id for t in candidates][:10]}. Not creating another. Check them, then "
+                "delete this task's state store key 'gptproto_create_started' (or clear the task in a new "
+                "DAG run) to resubmit."
             )
         self.log.info("An earlier try's create left no task on the server; creating now")
 
@@ -324,6 +331,16 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("gptproto_task_id", "gptproto_task", "destination", "gptproto_conn_id")
     operator_extra_links = (GPTProtoVideoLink(),)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """Mapped downloads publish the asset too.
+
+        ``partial()`` records ``outlets=[]`` for every mapped task, so the default in ``__init__``
+        never applied: no asset event at run time and no outlet in the serialized DAG.
+        """
+        kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        return super().partial(**kwargs)
 
     def __init__(
         self,

@@ -1,0 +1,317 @@
+"""GPTProtoHook's async API against ``aioresponses``: one shared session per loop, retries, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from yarl import URL
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoConnectionError,
+    GPTProtoContentPolicyError,
+    GPTProtoNotFoundError,
+    GPTProtoRequestError,
+    GPTProtoResponseError,
+    GPTProtoServerError,
+)
+from airflow_provider_gptproto.hooks import _aiosession
+from airflow_provider_gptproto.hooks._settings import USER_AGENT
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.models import TaskStatus
+
+from .conftest import API_KEY, TASKS_URL, LogCapture, conn_json, free_port, set_conn
+
+URL_T1 = f"{TASKS_URL}/t1"
+
+
+def task_b(task_id: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": task_id, "status": status, **extra}
+
+
+@pytest.fixture
+def async_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record tenacity's async back-off waits instead of sleeping them."""
+    recorded: list[float] = []
+    original = asyncio.sleep
+
+    async def fake_sleep(delay: float, result: Any = None) -> Any:
+        recorded.append(delay)
+        return await original(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    return recorded
+
+
+@pytest.fixture
+def sessions_created(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
+    created: list[aiohttp.ClientSession] = []
+    original_init = aiohttp.ClientSession.__init__
+
+    def counting_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+        created.append(self)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", counting_init)
+    return created
+
+
+@pytest.fixture
+async def ahook(gptproto_conn: str, async_sleeps: list[float]) -> AsyncIterator[GPTProtoHook]:
+    hook = GPTProtoHook(gptproto_conn)
+    yield hook
+    await hook.aclose()
+    assert _aiosession.open_sessions() == 0
+
+
+def calls(mock: aioresponses, method: str, url: str) -> list[Any]:
+    return mock.requests.get((method, URL(url)), [])
+
+
+# ------------------------------------------------------------------------------- basics
+
+
+async def test_aget_task_parses_and_sends_exact_headers(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "succeeded", content={"video_url": "https://cdn/v.mp4"}))
+    task = await ahook.aget_task("t1")
+    assert task.status is TaskStatus.SUCCEEDED
+    assert task.video_url == "https://cdn/v.mp4"
+    (call,) = calls(aio, "GET", URL_T1)
+    assert call.kwargs["headers"] == {
+        "Authorization": f"Bearer {API_KEY}",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    timeout = call.kwargs["timeout"]
+    assert timeout.total == 60  # default; no extras in the fixture connection
+    assert timeout.sock_connect == 10.0
+
+
+async def test_no_connection_extra_becomes_a_header(
+    monkeypatch: pytest.MonkeyPatch, aio: aioresponses
+) -> None:
+    set_conn(monkeypatch, conn_json(timeout=7, region="eu", **{"X-Custom": "1"}))
+    hook = GPTProtoHook()
+    aio.get(URL_T1, payload=task_b("t1", "queued"))
+    try:
+        await hook.aget_task("t1")
+    finally:
+        await hook.aclose()
+    (call,) = calls(aio, "GET", URL_T1)
+    assert set(call.kwargs["headers"]) == {"Authorization", "Accept", "User-Agent"}
+    assert call.kwargs["timeout"].total == 7.0
+
+
+async def test_acancel_task_sends_delete(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.delete(URL_T1, payload={})
+    assert await ahook.acancel_task("t1") is None
+    assert len(calls(aio, "DELETE", URL_T1)) == 1
+
+
+async def test_acancel_task_with_empty_204(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.delete(URL_T1, status=204, body="")
+    assert await ahook.acancel_task("t1") is None
+
+
+async def test_async_task_id_is_validated_and_escaped(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    with pytest.raises(GPTProtoRequestError):
+        await ahook.aget_task("")
+    aio.get(f"{TASKS_URL}/a%2Fb", payload=task_b("a/b", "queued"))
+    assert (await ahook.aget_task("a/b")).task_id == "a/b"
+
+
+# ------------------------------------------------------------------------------- shared session
+
+
+async def test_many_calls_share_one_client_session(
+    ahook: GPTProtoHook, aio: aioresponses, sessions_created: list[aiohttp.ClientSession]
+) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
+    aio.delete(URL_T1, payload={}, repeat=True)
+    for _ in range(10):
+        await ahook.aget_task("t1")
+    await ahook.acancel_task("t1")
+    await ahook.acancel_task("t1")
+    assert len(sessions_created) == 1
+    assert _aiosession.open_sessions() == 1
+    session = sessions_created[0]
+    await ahook.aclose()
+    assert session.closed
+    assert _aiosession.open_sessions() == 0
+    await ahook.aclose()  # idempotent
+
+
+async def test_concurrent_calls_share_one_session(
+    ahook: GPTProtoHook, aio: aioresponses, sessions_created: list[aiohttp.ClientSession]
+) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
+    results = await asyncio.gather(*(ahook.aget_task("t1") for _ in range(20)))
+    assert {r.status for r in results} == {TaskStatus.RUNNING}
+    assert len(sessions_created) == 1
+
+
+async def test_hooks_on_one_loop_share_the_session_until_the_last_releases(
+    gptproto_conn: str, aio: aioresponses, sessions_created: list[aiohttp.ClientSession]
+) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "queued"), repeat=True)
+    first, second = GPTProtoHook(gptproto_conn), GPTProtoHook(gptproto_conn)
+    await first.aget_task("t1")
+    await second.aget_task("t1")
+    assert len(sessions_created) == 1
+    await first.aclose()
+    assert not sessions_created[0].closed  # still used by the second hook
+    assert _aiosession.open_sessions() == 1
+    await second.aget_task("t1")
+    await second.aclose()
+    assert sessions_created[0].closed
+    assert _aiosession.open_sessions() == 0
+
+
+async def test_a_new_session_after_aclose(
+    ahook: GPTProtoHook, aio: aioresponses, sessions_created: list[aiohttp.ClientSession]
+) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "queued"), repeat=True)
+    await ahook.aget_task("t1")
+    await ahook.aclose()
+    await ahook.aget_task("t1")
+    assert len(sessions_created) == 2
+    assert sessions_created[0].closed
+    assert not sessions_created[1].closed
+
+
+async def test_connection_is_resolved_once(
+    ahook: GPTProtoHook, aio: aioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    original = GPTProtoHook.aget_connection
+
+    async def counting(conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return await original(conn_id)
+
+    monkeypatch.setattr(ahook, "aget_connection", counting)
+    aio.get(URL_T1, payload=task_b("t1", "queued"), repeat=True)
+    for _ in range(3):
+        await ahook.aget_task("t1")
+    assert lookups == ["gptproto_default"]
+
+
+# ------------------------------------------------------------------------------- retries
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_retried_on_5xx(
+    ahook: GPTProtoHook, aio: aioresponses, async_sleeps: list[float], status: int
+) -> None:
+    aio.get(URL_T1, status=status, body="<html>down</html>")
+    aio.get(URL_T1, status=status, payload={"error": {"message": "busy"}})
+    aio.get(URL_T1, payload=task_b("t1", "running"))
+    assert (await ahook.aget_task("t1")).status is TaskStatus.RUNNING
+    assert len(calls(aio, "GET", URL_T1)) == 3
+    assert len(async_sleeps) == 2
+    assert all(0 <= s <= 30 for s in async_sleeps)
+
+
+async def test_retried_on_429_honouring_retry_after(
+    ahook: GPTProtoHook, aio: aioresponses, async_sleeps: list[float]
+) -> None:
+    aio.get(URL_T1, status=429, headers={"Retry-After": "7"}, payload={"error": {"type": "rate_limit_error"}})
+    aio.get(URL_T1, payload=task_b("t1", "running"))
+    await ahook.aget_task("t1")
+    assert async_sleeps == [7.0]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "Connection reset by peer"),
+        aiohttp.ClientPayloadError("truncated"),
+        asyncio.TimeoutError(),
+    ],
+    ids=["disconnected", "reset", "payload", "timeout"],
+)
+async def test_retried_on_connection_errors(ahook: GPTProtoHook, aio: aioresponses, exc: Exception) -> None:
+    aio.get(URL_T1, exception=exc)
+    aio.get(URL_T1, payload=task_b("t1", "running"))
+    assert (await ahook.aget_task("t1")).status is TaskStatus.RUNNING
+
+
+async def test_retried_on_malformed_json(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.get(URL_T1, body='{"id": "t1", ')
+    aio.get(URL_T1, payload=task_b("t1", "running"))
+    assert (await ahook.aget_task("t1")).status is TaskStatus.RUNNING
+
+
+async def test_delete_retried_on_503(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.delete(URL_T1, status=503)
+    aio.delete(URL_T1, payload={})
+    await ahook.acancel_task("t1")
+    assert len(calls(aio, "DELETE", URL_T1)) == 2
+
+
+async def test_gives_up_after_retry_limit(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.get(URL_T1, status=500, payload={"error": {"message": "down"}}, repeat=True)
+    with pytest.raises(GPTProtoServerError, match="HTTP 500: down"):
+        await ahook.aget_task("t1")
+    assert len(calls(aio, "GET", URL_T1)) == 3  # retry_limit=3
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "exc"),
+    [
+        (401, {"error": {"message": "Invalid signature", "type": "401"}}, GPTProtoAuthError),
+        (404, {"error": {"message": "not found"}}, GPTProtoNotFoundError),
+        (503, {"error": {"message": "Content policy violation"}}, GPTProtoContentPolicyError),
+    ],
+)
+async def test_not_retried_on_client_errors(
+    ahook: GPTProtoHook, aio: aioresponses, status: int, payload: dict[str, Any], exc: type[Exception]
+) -> None:
+    aio.get(URL_T1, status=status, payload=payload, repeat=True)
+    with pytest.raises(exc):
+        await ahook.aget_task("t1")
+    assert len(calls(aio, "GET", URL_T1)) == 1
+
+
+async def test_unknown_status_is_a_response_error(ahook: GPTProtoHook, aio: aioresponses) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "meditating"), repeat=True)
+    with pytest.raises(GPTProtoResponseError, match="meditating"):
+        await ahook.aget_task("t1")
+
+
+async def test_refused_connection_really_fails_over_the_network(
+    monkeypatch: pytest.MonkeyPatch, async_sleeps: list[float]
+) -> None:
+    set_conn(monkeypatch, f"gptproto://:{API_KEY}@127.0.0.1:{free_port()}/http?retry_limit=2")
+    hook = GPTProtoHook()
+    try:
+        with pytest.raises(GPTProtoConnectionError) as info:
+            await hook.aget_task("t1")
+    finally:
+        await hook.aclose()
+    assert info.value.request_sent is False
+    assert len(async_sleeps) == 1  # retried once, then gave up
+    assert API_KEY not in str(info.value)
+
+
+# ------------------------------------------------------------------------------- redaction
+
+
+async def test_key_echoed_by_server_is_redacted(
+    ahook: GPTProtoHook, aio: aioresponses, logs: LogCapture
+) -> None:
+    echo = {"error": {"message": f"key {API_KEY} is invalid", "code": API_KEY}}
+    aio.get(URL_T1, status=500, payload=echo, repeat=True)
+    with pytest.raises(GPTProtoServerError) as info:
+        await ahook.aget_task("t1")
+    assert API_KEY not in str(info.value)
+    assert "key *** is invalid" in str(info.value)
+    text = logs.text()
+    assert "retrying" in text  # the retry warnings were captured ...
+    assert API_KEY not in text  # ... and carry no key
