@@ -34,8 +34,8 @@ RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive", "keep_ratio")
 RESOLUTIONS = ("480p", "720p", "1080p", "4k")
 IMAGE_ROLES = ("first_frame", "last_frame", "reference_image")
 IMAGE_FORMATS = ("jpeg", "jpg", "png", "webp", "bmp", "tiff", "gif", "heic", "heif")
-SEED_FORMAT_SEED_RANGE = (1, 2_147_483_647)
-UPSTREAM_SEED_RANGE = (-1, 4_294_967_295)
+# The vendor documents 1..2147483647 (and -1 = random, which only the upstream format carries).
+SEED_RANGE = (1, 2_147_483_647)
 UPSTREAM_DURATION_RANGE = (2, 15)
 FRAMES_RANGE = (29, 289)
 FPS_VALUES = (16, 24)
@@ -267,11 +267,8 @@ class VideoGenerationRequest(BaseModel):
                 f"{seed_only[0]} exists only in the seed format and cannot be combined with "
                 f"{upstream[0]} (upstream format); use ratio/resolution and an integer duration instead"
             )
-        if self.seed is not None:
-            if upstream or self.seed == -1:
-                _in_range(self.seed, UPSTREAM_SEED_RANGE, "seed", " (-1 = random)")
-            else:
-                _in_range(self.seed, SEED_FORMAT_SEED_RANGE, "seed")
+        if self.seed is not None and self.seed != -1:
+            _in_range(self.seed, SEED_RANGE, "seed", ", or -1 for a random seed")
         if self.images:
             _check_roles(self.images)
         return self
