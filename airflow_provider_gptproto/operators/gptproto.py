@@ -24,29 +24,8 @@ from airflow_provider_gptproto.operators._finish import announce, deliver
 from airflow_provider_gptproto.operators._task_state import RemoteTaskRecord, TaskState
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 
-REQUEST_FIELDS = (
-    "prompt",
-    "model",
-    "duration",
-    "dimension",
-    "seed",
-    "loop",
-    "logo",
-    "images",
-    "content",
-    "ratio",
-    "resolution",
-    "frames",
-    "framespersecond",
-    "camera_fixed",
-    "watermark",
-    "callback_url",
-    "return_last_frame",
-    "service_tier",
-    "execution_expires_after",
-    "generate_audio",
-    "draft",
-)
+# Every request option is an operator argument (and templated); ``content`` is the upstream items form.
+REQUEST_FIELDS = (*(name for name in VideoGenerationRequest.model_fields if name != "extra_body"), "content")
 DEFAULT_TIMEOUT = timedelta(hours=2)
 KILL_CANCEL_TIMEOUT_SECONDS = 10.0
 # Margin after a lost create's own timeout before the list endpoint is trusted to show it.
