@@ -7,8 +7,11 @@ AIRFLOW_LATEST ?= 3.3.2
 AIRFLOW_OLDEST ?= 3.1.8
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
+# With Chromium installed the browser tests must run: a missing piece is then an error, not a skip.
+BROWSER_TESTS = $(if $(wildcard $(CHROMIUM)),required,)
 
-.PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser demo airflow bench clean
+.PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser screenshots demo airflow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,7 @@ lint: install
 
 ## The whole suite on the latest Airflow: lint, unit, emulator, integration, end-to-end, bench smoke.
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest $(PYTEST_ARGS)
 
 ## Unit and emulator-backed tests on the oldest supported Airflow, in its own virtualenv.
 test-oldest: install-oldest
@@ -49,6 +52,15 @@ airflow: install
 
 test-fast: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+## Debian's Chromium drives the Airflow UI: connection form, Test button, the video link.
+test-browser: install
+	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=required $(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
+
+## Refresh the README's screenshots in docs/images/.
+screenshots: install
+	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=required GPTPROTO_SCREENSHOT_DIR=docs/images \
+		$(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
 
 ## Real Airflow processes (api-server, scheduler, dag-processor, triggerer) against the emulator.
 test-e2e: install
