@@ -66,5 +66,9 @@ screenshots: install
 test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+## All benchmarks against same-run baselines (about 30 minutes) -> bench/results.md.
+bench: install
+	$(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import queue
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +18,9 @@ import requests
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 
-CHUNK_BYTES = 1 << 20
-# Chunks waiting for the hashing thread: bounds the extra memory to a few MiB.
-DIGEST_QUEUE_CHUNKS = 4
+# 256 KiB: read, hashed and written while still in the CPU cache. 1 MiB chunks ran at about half
+# the throughput (each chunk is evicted before it is written); smaller ones pay per-call overhead.
+CHUNK_BYTES = 256 * 1024
 MAX_REDIRECTS = 5
 ALLOWED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 
@@ -78,43 +76,10 @@ def open_stream(
     raise VideoDownloadError(f"Video URL redirected more than {MAX_REDIRECTS} times")
 
 
-class _ThreadedDigest:
-    """sha256 on a helper thread, so hashing overlaps reading the socket and writing the file.
-
-    Hashing costs about as much CPU as the network read and disk write together; done inline it
-    halves download throughput. hashlib releases the GIL on large buffers, so on a worker with a
-    spare core the digest runs in parallel. The bounded queue keeps memory flat.
-    """
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=DIGEST_QUEUE_CHUNKS)
-        self._thread = threading.Thread(target=self._run, name="gptproto-video-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._digest.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
-
-    def close(self) -> None:
-        """Stop the thread once it has hashed everything queued; safe to call more than once."""
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._chunks.put(None, timeout=1.0)
-                self._thread.join()
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._digest.hexdigest()
-
-
 def write_atomically(resp: requests.Response, destination: Any, max_bytes: int | None) -> DownloadedVideo:
     """Stream ``resp`` into ``destination`` (an ObjectStoragePath) via a temporary sibling."""
     temp = destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
-    digest = _ThreadedDigest()
+    digest = hashlib.sha256()
     written = 0
     try:
         content_type, expected = _check_headers(resp, max_bytes)
@@ -137,7 +102,6 @@ def write_atomically(resp: requests.Response, destination: Any, max_bytes: int |
         _discard(temp)
         raise
     finally:
-        digest.close()
         resp.close()
     return DownloadedVideo(str(destination), written, digest.hexdigest(), content_type)
 

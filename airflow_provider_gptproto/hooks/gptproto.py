@@ -14,10 +14,9 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, RetryCallState, Retrying
@@ -34,7 +33,6 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
-from airflow_provider_gptproto.hooks import _aiosession
 from airflow_provider_gptproto.hooks._compat import BaseHook, mask_secret
 from airflow_provider_gptproto.hooks._download import (
     DownloadedVideo,
@@ -54,6 +52,9 @@ from airflow_provider_gptproto.models import (
     parse_task,
     parse_task_list,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -170,6 +171,8 @@ class GPTProtoHook(BaseHook):
         """Release the shared async session; safe to call more than once."""
         session, self._aio = self._aio, None
         if session is not None:
+            from airflow_provider_gptproto.hooks import _aiosession
+
             await _aiosession.release(session)
 
     # ------------------------------------------------------------------------------ sync API
@@ -371,6 +374,10 @@ class GPTProtoHook(BaseHook):
     async def _arequest(self, method: str, url: str, parse: Callable[[Any], T] = _as_is) -> T:
         settings = await self.aget_settings()
         if self._aio is None or self._aio.closed:
+            # aiohttp is imported only here: a worker never needs it, and importing it costs every
+            # task process ~0.1-0.2 s (bench/README.md, benchmark 2).
+            from airflow_provider_gptproto.hooks import _aiosession
+
             self._aio = _aiosession.acquire()
         if settings.retry_limit <= 1:
             # The trigger's path (one attempt per poll). Skipping tenacity here is behaviour-neutral
@@ -390,6 +397,8 @@ class GPTProtoHook(BaseHook):
     async def _asend(
         self, session: aiohttp.ClientSession, settings: ClientSettings, method: str, url: str
     ) -> Any:
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=CONNECT_TIMEOUT_SECONDS)
         try:
             async with session.request(method, url, headers=settings.headers(), timeout=timeout) as resp:

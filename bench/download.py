@@ -1,0 +1,292 @@
+"""Benchmark 3: streaming a video to a local ``file://`` destination, against ``curl -o``.
+
+The emulator (pinned to core 1, ``--video-bytes``) serves a 64 MiB and a 1 GiB video; a fresh client
+process pinned to core 0 downloads it through ``GPTProtoHook.download_video`` (the download
+operator's code path: chunked stream, sha256, temporary sibling, rename) into an ObjectStoragePath.
+Peak RSS growth = the process's VmHWM after the download minus its RSS just before it (the peak is
+reset with /proc/self/clear_refs first, so imports do not count). ``curl -s -o`` downloads the same
+URL on the same core, alternating with the hook; throughput = bytes / time (curl's own
+``time_total``; the hook's call timed in-process). Files are deleted after every repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench import common
+from bench.common import BenchResult, Table, Target, fmt, median
+
+MIB = 1 << 20
+FULL_SIZES = (64 * MIB, 1024 * MIB)
+SMOKE_SIZES = (2 * MIB, 8 * MIB)
+TARGET_GROWTH_MIB = 64.0
+TARGET_THROUGHPUT_RATIO = 0.7
+# "The same for both sizes": the big file may not need more than this on top of the small one.
+SAME_TOLERANCE_MIB = 8.0
+TASKS_PATH = "/api/v3/contents/generations/tasks"
+
+
+# ================================================================================ client process
+def client_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench.download client")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--dest", required=True, help="a local path; written as file://<path>")
+    parser.add_argument("--plain", action="store_true", help="requests stream to a file, no digest")
+    args = parser.parse_args(argv)
+    if args.plain:
+        _plain_client(args.url, args.dest)
+        return
+
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+
+    hook = GPTProtoHook()
+    destination = ObjectStoragePath(f"file://{args.dest}")
+    _ = hook.session, destination.fs  # build the pooled session and the filesystem before measuring
+    rss_before = common.rss_bytes()
+    peak_reset = common.reset_peak_rss()
+    started = time.perf_counter()
+    video = hook.download_video(args.url, destination)
+    seconds = time.perf_counter() - started
+    peak = common.peak_rss_bytes()
+    print(
+        json.dumps(
+            {
+                "bytes": video.bytes,
+                "seconds": seconds,
+                "rss_before": rss_before,
+                "peak_rss": peak,
+                "peak_reset": peak_reset,
+                "on_disk": Path(args.dest).stat().st_size,
+            }
+        ),
+        flush=True,
+    )
+
+
+def _plain_client(url: str, dest: str) -> None:
+    """The hook's transport without the hook: same chunks into a plain file, no sha256, no rename."""
+    from airflow_provider_gptproto.hooks._download import CHUNK_BYTES
+
+    session = requests.Session()
+    started = time.perf_counter()
+    written = 0
+    with session.get(url, stream=True, timeout=(10, 60)) as resp, open(dest, "wb") as out:
+        resp.raise_for_status()
+        for chunk in resp.iter_content(CHUNK_BYTES):
+            written += len(chunk)
+            out.write(chunk)
+    seconds = time.perf_counter() - started
+    # What the digest alone costs on this CPU: sha256 over the same amount of in-memory data.
+    block = bytes(CHUNK_BYTES)
+    digest = hashlib.sha256()
+    hash_started = time.perf_counter()
+    for _ in range(max(1, written // CHUNK_BYTES)):
+        digest.update(block)
+    hash_seconds = time.perf_counter() - hash_started
+    print(json.dumps({"bytes": written, "seconds": seconds, "sha256_seconds": hash_seconds}), flush=True)
+
+
+# ================================================================================ orchestration
+def _video_url(base_url: str) -> str:
+    """Create one task on the emulator and wait until it has a video URL."""
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {common.API_KEY}"}
+    created = session.post(
+        base_url + TASKS_PATH, json={"prompt": "bench download", "model": "seedance-1-0-pro"}, headers=headers
+    )
+    created.raise_for_status()
+    body = created.json()
+    task_id = (body.get("data") or body).get("task_id") or body.get("id")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        reply = session.get(f"{base_url}{TASKS_PATH}/{task_id}", headers=headers).json()
+        data = reply.get("data") or reply
+        url = data.get("video_url") or (data.get("content") or {}).get("video_url")
+        if data.get("status") in ("succeeded", "completed", "success") and url:
+            session.close()
+            return str(url)
+        time.sleep(0.2)
+    raise TimeoutError("emulator task did not succeed in 60 s")
+
+
+def _curl(url: str, dest: Path, core: int | None) -> dict[str, float]:
+    out = subprocess.run(
+        common.pinned(
+            ["curl", "-s", "-f", "-o", str(dest), "-w", "%{time_total} %{size_download}", url], core
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout.split()
+    return {"seconds": float(out[0]), "bytes": float(out[1])}
+
+
+def _hook(url: str, dest: Path, core: int | None, plain: bool = False) -> dict[str, Any]:
+    args = [common.PY, "-m", "bench.download", "client", f"--url={url}", f"--dest={dest}"]
+    if plain:
+        args.append("--plain")
+    with common.Child(args, name="download-client", core=core, env=common.client_env()) as child:
+        out = child.communicate(timeout=600)
+    data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return data
+
+
+def measure_size(size: int, reps: int) -> dict[str, Any]:
+    """curl and the hook, alternating, against one emulator serving ``size`` bytes."""
+    core = common.CLIENT_CORE
+    with (
+        common.emulator(queue_seconds=0, run_seconds=0, video_bytes=size) as emu,
+        common.scratch_dir("bench-download-") as scratch,
+    ):
+        url = _video_url(emu.url)
+        dest = scratch / "video.mp4"
+        _curl(url, dest, core)  # warm-up: the emulator renders the MP4 on first use
+        dest.unlink(missing_ok=True)
+        curl_runs, hook_runs, plain_runs = [], [], []
+        for _ in range(reps):
+            curl_runs.append(_curl(url, dest, core))
+            dest.unlink(missing_ok=True)
+            hook_runs.append(_hook(url, dest, core))
+            dest.unlink(missing_ok=True)
+            if hook_runs[-1]["bytes"] != size:
+                raise RuntimeError(f"hook downloaded {hook_runs[-1]['bytes']} of {size} bytes")
+            plain_runs.append(_hook(url, dest, core, plain=True))
+            dest.unlink(missing_ok=True)
+    curl_mibs = [r["bytes"] / r["seconds"] / MIB for r in curl_runs]
+    hook_mibs = [r["bytes"] / r["seconds"] / MIB for r in hook_runs]
+    plain_mibs = [r["bytes"] / r["seconds"] / MIB for r in plain_runs]
+    sha_mibs = [r["bytes"] / r["sha256_seconds"] / MIB for r in plain_runs]
+    return {
+        "size": size,
+        "reps": reps,
+        "curl_best": max(curl_mibs),
+        "hook_best": max(hook_mibs),
+        "curl_median": median(curl_mibs),
+        "hook_median": median(hook_mibs),
+        "ratio_best": max(hook_mibs) / max(curl_mibs),
+        "ratio_median": median(hook_mibs) / median(curl_mibs),
+        "plain_best": max(plain_mibs),
+        "sha256_mib_s": median(sha_mibs),
+        "growth_mib": max((r["peak_rss"] - r["rss_before"]) / MIB for r in hook_runs),
+        "rss_before_mib": median([r["rss_before"] / MIB for r in hook_runs]),
+        "peak_reset": all(r["peak_reset"] for r in hook_runs),
+    }
+
+
+def run(smoke: bool = False) -> BenchResult:
+    started = time.monotonic()
+    sizes = SMOKE_SIZES if smoke else FULL_SIZES
+    result = BenchResult(
+        "download",
+        "Benchmark 3: streaming download",
+        "smoke" if smoke else "full",
+        method=[
+            "Emulator pinned to core 1 serving a padded MP4 (--video-bytes); hook and curl pinned to core 0, "
+            "alternating; the first (rendering) request is a warm-up. Throughput is judged on the best "
+            "repetition of each (the least disturbed by other work on this shared machine); medians shown.",
+            "Hook = GPTProtoHook.download_video into ObjectStoragePath('file://...') in a fresh process: "
+            "chunked stream (256 KiB), sha256 on the fly (curl computes no digest), temporary sibling, "
+            "rename. curl = `curl -s -o`.",
+            "Peak RSS growth = VmHWM after the download - RSS just before it (VmHWM reset via clear_refs); "
+            "max over repetitions.",
+            "Context columns: the same requests stream and chunk size into a plain file without the digest "
+            "(what the transport costs), and sha256 alone over as many in-memory bytes (what the digest "
+            "costs). Bytes take 1/hook = 1/stream + 1/sha256 seconds on one core.",
+        ],
+    )
+    points = [measure_size(size, 1 if smoke else (7 if size <= 64 * MIB else 5)) for size in sizes]
+    result.tables.append(
+        Table(
+            "Download to file:// (client pinned to core 0, emulator to core 1)",
+            [
+                "size",
+                "reps",
+                "hook MiB/s best (median)",
+                "curl -o MiB/s best (median)",
+                "hook / curl best (median)",
+                "same stream, no digest: MiB/s best",
+                "sha256 alone MiB/s",
+                "peak RSS growth MiB",
+                "RSS before MiB",
+            ],
+            [
+                [
+                    f"{p['size'] // MIB} MiB",
+                    str(p["reps"]),
+                    f"{fmt(p['hook_best'], 0)} ({fmt(p['hook_median'], 0)})",
+                    f"{fmt(p['curl_best'], 0)} ({fmt(p['curl_median'], 0)})",
+                    f"{fmt(p['ratio_best'], 2)} ({fmt(p['ratio_median'], 2)})",
+                    fmt(p["plain_best"], 0),
+                    fmt(p["sha256_mib_s"], 0),
+                    fmt(p["growth_mib"], 1),
+                    fmt(p["rss_before_mib"], 0),
+                ]
+                for p in points
+            ],
+        )
+    )
+    for p in points:
+        label = f"{p['size'] // MIB}mib"
+        result.figures[f"hook_mib_s_{label}"] = p["hook_best"]
+        result.figures[f"curl_mib_s_{label}"] = p["curl_best"]
+        result.figures[f"rss_before_mib_{label}"] = p["rss_before_mib"]
+    judged = None if smoke else True
+    small, big = points[0], points[-1]
+    result.targets.extend(
+        [
+            Target(
+                "Peak RSS growth",
+                ", ".join(f"{p['size'] // MIB} MiB: {p['growth_mib']:.1f} MiB" for p in points),
+                f"< {TARGET_GROWTH_MIB:.0f} MiB",
+                all(p["growth_mib"] < TARGET_GROWTH_MIB for p in points) if judged else None,
+            ),
+            Target(
+                "Peak RSS growth the same for both sizes",
+                f"{big['growth_mib']:.1f} vs {small['growth_mib']:.1f} MiB",
+                f"largest <= smallest + {SAME_TOLERANCE_MIB:.0f} MiB",
+                big["growth_mib"] <= small["growth_mib"] + SAME_TOLERANCE_MIB if judged else None,
+            ),
+            Target(
+                "Throughput vs curl -o (best of the repetitions; median in brackets)",
+                ", ".join(
+                    f"{p['size'] // MIB} MiB: {p['ratio_best']:.2f}x ({p['ratio_median']:.2f}x)"
+                    for p in points
+                ),
+                f">= {TARGET_THROUGHPUT_RATIO}x",
+                all(p["ratio_best"] >= TARGET_THROUGHPUT_RATIO for p in points) if judged else None,
+            ),
+        ]
+    )
+    if not all(p["peak_reset"] for p in points):
+        result.notes.append("VmHWM could not be reset: growth includes the import-time peak (upper bound).")
+    if smoke:
+        result.notes.append("Smoke: 2 and 8 MiB, one repetition; targets are judged in the full run only.")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["client"]:
+        client_main(argv[1:])
+        return
+    parser = argparse.ArgumentParser(prog="python -m bench.download")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.smoke).to_dict(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Benchmark 1, last point: N = 1,000 GPTProtoTaskTriggers inside a real ``airflow triggerer``.
+
+A real Airflow stack (tests/support/airflow_stack.py) runs bench/dags: 1,000 mapped tasks that start
+directly in the triggerer (``start_from_trigger``: no worker runs) on GPTProtoTaskTriggers polling
+the minimal JSON server, then a probe trigger on the same loop measures lag, CPU and sockets of the
+trigger-runner process for one window. The triggerer and its children are pinned to the client
+core; the server and the other Airflow components share the server core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import common
+from bench.common import BenchResult, Table, Target, fmt
+
+POLLER_DAG = "bench_triggerer_pollers"
+PROBE_DAG = "bench_triggerer_probe"
+DAGS_FOLDER = common.REPO_ROOT / "bench" / "dags"
+CONN_ID = "gptproto_bench"
+LOAD_TIMEOUT = 420.0
+
+
+def _task_gets(url: str) -> tuple[int, float]:
+    with urllib.request.urlopen(url + "/_stats", timeout=10) as resp:
+        stats = json.load(resp)
+    return int(stats["requests"]["task_get"]), float(stats["time"])
+
+
+def _rate(url: str, seconds: float) -> float:
+    count0, t0 = _task_gets(url)
+    time.sleep(seconds)
+    count1, t1 = _task_gets(url)
+    return (count1 - count0) / max(1e-6, t1 - t0)
+
+
+def _pin_stack(stack: Any) -> None:
+    """Triggerer (and its trigger-runner child) on the client core, everything else on the server core."""
+    for name in ("api-server", "scheduler", "dag-processor"):
+        if stack.is_running(name):
+            common.pin_tree(stack.pid(name), [common.SERVER_CORE])
+    common.pin_tree(stack.pid("triggerer"), [common.CLIENT_CORE])
+
+
+def _runner_pid(triggerer_pid: int) -> int | None:
+    """The trigger-runner subprocess (the process whose loop runs the triggers)."""
+    try:
+        children = psutil.Process(triggerer_pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    return children[0].pid if children else None
+
+
+_BLOCKED = re.compile(r"was blocked for ([0-9.]+) seconds")
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)")
+
+
+def _blocked_in_window(log_text: str, start: float, end: float) -> list[str]:
+    """Durations of the triggerer's own "async thread was blocked" warnings logged inside the window."""
+    found = []
+    for line in log_text.splitlines():
+        blocked, stamp = _BLOCKED.search(line), _STAMP.search(line)
+        if not (blocked and stamp):
+            continue
+        at = dt.datetime.fromisoformat(stamp[1]).replace(tzinfo=dt.timezone.utc).timestamp()
+        if start <= at <= end:
+            found.append(blocked[1])
+    return found
+
+
+def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[str, Any]:
+    """Start everything, load N triggers, run the probe for ``window`` seconds; returns the report."""
+    from tests.support.airflow_stack import AirflowStack
+
+    started = time.monotonic()
+    with common.json_server() as server, common.scratch_dir("bench-triggerer-") as scratch:
+        result_path = scratch / "probe.json"
+        env = {
+            f"AIRFLOW_CONN_{CONN_ID.upper()}": common.conn_json(server.url),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+            "BENCH_TRIGGERER_CONN_ID": CONN_ID,
+            "BENCH_TRIGGERER_N": str(n),
+            "BENCH_TRIGGERER_INTERVAL": str(interval),
+            "BENCH_PROBE_RESULT": str(result_path),
+            "BENCH_PROBE_STATS_URL": server.url + "/_stats",
+            "BENCH_PROBE_WINDOW": str(window),
+        }
+        with AirflowStack(
+            scratch / "airflow-home",
+            dags_folder=DAGS_FOLDER,
+            extra_env=env,
+            wait_for_dags=(POLLER_DAG, PROBE_DAG),
+            config={"triggerer": {"capacity": n + 50}, "core": {"max_map_length": max(1024, n + 10)}},
+            startup_timeout=300.0,
+        ) as stack:
+            stack_ready = time.monotonic() - started
+            _pin_stack(stack)
+            load_started = time.monotonic()
+            stack.client.trigger(POLLER_DAG)
+            intended = n / interval
+            common.wait_until(
+                lambda: _rate(server.url, interval) >= 0.95 * intended,
+                LOAD_TIMEOUT,
+                interval=0.0,
+                what=f"{n} triggers polling at 95% of {intended:.0f}/s",
+            )
+            load_seconds = time.monotonic() - load_started
+            _pin_stack(stack)  # the trigger-runner may have been (re)spawned meanwhile
+            triggerer_pid = stack.pid("triggerer")
+            runner = _runner_pid(triggerer_pid)
+            time.sleep(interval)  # one more full cycle before measuring
+            with common.Sampler(triggerer_pid, interval=1.0) as parent_sampler:
+                stack.client.trigger(PROBE_DAG)
+                common.wait_until(result_path.exists, window + 180, what="probe report")
+                time.sleep(0.5)
+            report: dict[str, Any] = json.loads(Path(result_path).read_text())
+            inside = parent_sampler.between(report["window_start"], report["window_end"])
+            if len(inside) >= 2:
+                report["supervisor_cpu_seconds"] = inside[-1].cpu - inside[0].cpu
+                report["supervisor_seconds"] = inside[-1].at - inside[0].at
+            blocked = _blocked_in_window(
+                stack.log_tail("triggerer", 20000), report["window_start"], report["window_end"]
+            )
+            report.update(
+                {
+                    "n": n,
+                    "interval": interval,
+                    "runner_pid_seen": runner,
+                    "stack_ready_seconds": stack_ready,
+                    "load_seconds": load_seconds,
+                    "blocked_warnings": len(blocked),
+                    "blocked_max_seconds": max((float(b) for b in blocked), default=0.0),
+                }
+            )
+    return report
+
+
+def run_into(result: BenchResult, *, n: int = 1000, interval: float = 5.0, window: float = 60.0) -> None:
+    """Measure the point and add its table, figures and target to benchmark 1's result."""
+    try:
+        report = measure(n, interval, window)
+    except Exception as exc:  # the other points stand on their own; say what went wrong
+        result.notes.append(f"Real-triggerer point failed: {type(exc).__name__}: {str(exc)[:1500]}")
+        result.targets.append(
+            Target(f"N={n:,} confirmed inside a real `airflow triggerer`", "failed", "runs", False)
+        )
+        return
+    seconds = report["window_seconds"]
+    polls = max(1, report["polls"])
+    rate = report["polls"] / seconds
+    intended = n / interval
+    cpu_ms = report["cpu_seconds"] * 1000 / polls
+    result.tables.append(
+        Table(
+            f"N = {n:,} inside a real `airflow triggerer` (trigger-runner process, {seconds:.0f} s window)",
+            [
+                "CPU ms/poll",
+                "polls/s achieved / intended",
+                "rate",
+                "lag p50 ms",
+                "lag p99 ms",
+                "lag max ms",
+                "RSS MiB",
+                "sockets max (mean)",
+                "runner CPU %",
+                "supervisor CPU %",
+                "server CPU %",
+                "blocked-loop warnings in window",
+                "load time s",
+            ],
+            [
+                [
+                    fmt(cpu_ms, 3),
+                    f"{rate:.1f} / {intended:.1f}",
+                    f"{rate / intended * 100:.1f}%",
+                    fmt(report["lag_ms"]["p50"], 1),
+                    fmt(report["lag_ms"]["p99"], 1),
+                    fmt(report["lag_ms"]["max"], 1),
+                    fmt(report["rss"] / 2**20, 0),
+                    f"{report['sockets_max']} ({report['sockets_mean']:.0f})",
+                    fmt(report["cpu_seconds"] / seconds * 100, 0),
+                    fmt(report.get("supervisor_cpu_seconds", float("nan")) / seconds * 100, 0),
+                    fmt(report["server_cpu_seconds"] / seconds * 100, 0),
+                    str(report["blocked_warnings"]),
+                    fmt(report["load_seconds"], 0),
+                ]
+            ],
+            note=(
+                "CPU, lag, RSS and sockets are the trigger-runner process's own, measured by a probe trigger "
+                "on its loop (which also holds the triggerer's comms with its supervisor and the probe); the "
+                "supervisor is the parent `airflow triggerer` process (DB, heartbeats)."
+            ),
+        )
+    )
+    result.figures["triggerer_cpu_ms_per_poll_n1000"] = cpu_ms
+    result.figures["triggerer_polls_per_second_n1000"] = rate
+    ok = rate >= 0.95 * intended and report["lag_ms"]["p99"] < 100.0
+    result.targets.append(
+        Target(
+            f"N={n:,} confirmed inside a real `airflow triggerer`",
+            f"{rate / intended * 100:.1f}% of intended rate, p99 lag {report['lag_ms']['p99']:.1f} ms, "
+            f"{cpu_ms:.3f} ms CPU/poll",
+            ">= 95% rate and p99 lag < 100 ms",
+            ok,
+        )
+    )
