@@ -164,9 +164,9 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             )
         try:
             task = hook.wait_for_task(task.task_id, self.poll_interval, deadline=deadline)
-        except GPTProtoTimeoutError as exc:
+        except GPTProtoTimeoutError:
             self._cancel_after_timeout(hook, task.task_id)
-            raise exc
+            raise
         return self._finish(hook, task, context, state)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
