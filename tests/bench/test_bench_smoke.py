@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
@@ -49,6 +50,8 @@ def _smoke(name: str) -> BenchResult:
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_benchmark_smoke_run_is_well_formed(name: str) -> None:
+    if name == "download" and shutil.which("curl") is None:
+        pytest.skip("benchmark 3 compares against curl, which is not installed")
     _check(_smoke(name), name)
 
 

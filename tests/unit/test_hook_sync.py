@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -386,16 +386,17 @@ def test_success_without_id_is_reported_clearly(hook: GPTProtoHook, ordered: res
 @pytest.mark.parametrize(
     "listed",
     [
-        task_b("cgt-recent", "queued", created_at=int(time.time()) + 1),
-        task_b("cgt-recent", "running", created_at=str(int(time.time()))),
-        task_b("cgt-recent", "queued"),  # no created_at: cannot rule it out
+        # Timestamps are computed when the test runs (not at collection): "created just now".
+        lambda: task_b("cgt-recent", "queued", created_at=int(time.time()) + 1),
+        lambda: task_b("cgt-recent", "running", created_at=str(int(time.time()))),
+        lambda: task_b("cgt-recent", "queued"),  # no created_at: cannot rule it out
     ],
 )
 def test_ambiguous_create_failure_names_the_new_listed_tasks(
-    hook: GPTProtoHook, ordered: responses.RequestsMock, listed: dict[str, Any]
+    hook: GPTProtoHook, ordered: responses.RequestsMock, listed: Callable[[], dict[str, Any]]
 ) -> None:
     ordered.post(TASKS_URL, status=500, json={"error": {"message": "internal"}})
-    ordered.get(TASKS_URL, json={"items": [listed], "total": 1})
+    ordered.get(TASKS_URL, json={"items": [listed()], "total": 1})
     with pytest.raises(GPTProtoTaskMayExistError) as info:
         hook.create_task({"prompt": "a fox"})
     assert "cgt-recent" in str(info.value)
