@@ -29,6 +29,8 @@ from typing import Any
 
 import psutil
 
+from airflow_provider_gptproto.emulator.harness import wait_for
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO_ROOT / "bench" / "out"
 PY = sys.executable
@@ -469,12 +471,5 @@ def ratio(value: float, base: float) -> float:
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.5, what: str = "condition") -> Any:
-    """Poll ``predicate()`` until truthy (returned) or raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
-        time.sleep(interval)
+    """Poll ``predicate()`` until truthy (returned) or raise TimeoutError after ``timeout`` seconds."""
+    return wait_for(predicate, timeout, interval, what)

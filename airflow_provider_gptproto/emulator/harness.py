@@ -262,7 +262,13 @@ def start_emulator(
     return EmulatorProcess(emulator_args(api_key=api_key, **options), api_key, startup_timeout)
 
 
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+def wait_for(
+    predicate: Any,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+    error: type[Exception] = TimeoutError,
+) -> Any:
     """Poll ``predicate()`` until it returns something truthy (returned) or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
@@ -270,7 +276,7 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
+            raise error(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
 
 

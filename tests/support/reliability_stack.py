@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from airflow_provider_gptproto.emulator.harness import EmulatorError, EmulatorProcess, start_emulator
+from airflow_provider_gptproto.emulator.harness import (
+    EmulatorError,
+    EmulatorProcess,
+    start_emulator,
+    wait_for,
+)
 from tests.support.airflow_stack import AirflowStack, free_ports, session_members
 
 T = TypeVar("T")
@@ -37,14 +42,8 @@ PARALLELISM = 6
 
 def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll ``predicate`` until it returns something truthy (returned); AssertionError on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    result: T = wait_for(predicate, timeout, interval, what, error=AssertionError)
+    return result
 
 
 class RestartableEmulator:
