@@ -452,6 +452,16 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BenchResult:
+        return cls(
+            **{
+                **raw,
+                "tables": [Table(**t) for t in raw.get("tables", [])],
+                "targets": [Target(**t) for t in raw.get("targets", [])],
+            }
+        )
+
 
 def fmt(value: Any, digits: int = 2) -> str:
     """Numbers for tables: fixed decimals, thousands separators, '-' for missing."""

@@ -33,11 +33,14 @@ def deliver(
     log: logging.Logger | Any,
     *,
     retry_on_content_policy: bool,
+    id_published: bool = False,
 ) -> dict[str, Any]:
     """Raise for a task that ended without a video; otherwise publish its URL and return its dict.
 
     A content-policy rejection fails without retries (AirflowFailException, with the distinct
     GPTProtoTaskContentPolicyError as its cause) unless the DAG author opted in to retries.
+    ``id_published``: the caller already pushed the remote id in this try (each push is a round
+    trip to the API server inside the worker slot).
     """
     try:
         task.raise_for_status()
@@ -47,7 +50,7 @@ def deliver(
         raise AirflowFailException(f"{exc} (content policy rejection: not retried)") from exc
     if task.status is not TaskStatus.SUCCEEDED:
         raise GPTProtoError(f"GPTProto task {task.task_id} is not finished ({task.status.value})")
-    announce(ti, task.task_id, task.video_url or "")
+    announce(ti, None if id_published else task.task_id, task.video_url or "")
     if task.video_url:
         log.info("GPTProto task %s succeeded: video %s (%s)", task.task_id, task.video_url, _size(hook, task))
     else:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 TASK_KEY = "gptproto_task"
-CREATE_KEY = "gptproto_create_started"
 
 
 @dataclass(frozen=True)
@@ -27,40 +26,57 @@ class RemoteTaskRecord:
 
 
 class TaskState:
-    """Thin wrapper over ``context["task_state_store"]`` that degrades to no-ops when it is absent."""
+    """Thin wrapper over ``context["task_state_store"]`` that degrades to no-ops when it is absent.
+
+    One key holds either the record of the remote task or, while a create is in flight, a marker
+    (``{"create_started": <unix time>, "model": ...}``) that the record then replaces. Every store
+    call is a round trip through the supervisor to the API server, paid inside the worker slot, so
+    a try reads the key once and a create costs two writes.
+    """
 
     def __init__(self, context: Any) -> None:
         self._store = context.get("task_state_store") if hasattr(context, "get") else None
+        self._raw: Any = None
+        self._loaded = False
 
     @property
     def durable(self) -> bool:
         return self._store is not None
 
+    def _value(self) -> Any:
+        if not self._loaded and self._store is not None:
+            self._raw = self._store.get(TASK_KEY)
+            self._loaded = True
+        return self._raw
+
     def load(self) -> RemoteTaskRecord | None:
-        raw = self._store.get(TASK_KEY) if self._store is not None else None
+        raw = self._value()
         if isinstance(raw, dict) and isinstance(raw.get("task_id"), str):
             deadline = raw.get("deadline")
             return RemoteTaskRecord(raw["task_id"], float(deadline) if deadline is not None else None)
         return None
 
-    def save(self, record: RemoteTaskRecord) -> None:
-        if self._store is not None:
-            self._store.set(TASK_KEY, {"task_id": record.task_id, "deadline": record.deadline})
-            self._store.delete(CREATE_KEY)
+    def create_started(self) -> tuple[float, str] | None:
+        """The marker of an earlier try's create that never recorded its id, if any."""
+        raw = self._value()
+        if isinstance(raw, dict) and isinstance(raw.get("create_started"), (int, float)):
+            return float(raw["create_started"]), str(raw.get("model") or "")
+        return None
 
     def mark_create_started(self, model: str) -> None:
         """Written just before a create, so a try that dies mid-create leaves a trace to reconcile."""
-        if self._store is not None:
-            self._store.set(CREATE_KEY, {"at": time.time(), "model": model})
+        self._write({"create_started": time.time(), "model": model})
 
-    def create_started(self) -> tuple[float, str] | None:
-        raw = self._store.get(CREATE_KEY) if self._store is not None else None
-        if isinstance(raw, dict) and isinstance(raw.get("at"), (int, float)):
-            return float(raw["at"]), str(raw.get("model") or "")
-        return None
+    def save(self, record: RemoteTaskRecord) -> None:
+        self._write({"task_id": record.task_id, "deadline": record.deadline})
 
     def clear(self) -> None:
         """Forget the remote task once its result is delivered, so clearing the task regenerates."""
         if self._store is not None:
             self._store.delete(TASK_KEY)
-            self._store.delete(CREATE_KEY)
+        self._raw, self._loaded = None, True
+
+    def _write(self, value: dict[str, Any]) -> None:
+        if self._store is not None:
+            self._store.set(TASK_KEY, value)
+        self._raw, self._loaded = value, True

@@ -239,7 +239,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             raise AirflowFailException(
                 "An earlier try was interrupted while creating a GPTProto task, and a task may have been "
                 f"created: {[t.task_id for t in candidates][:10]}. Not creating another. Check them, then "
-                "delete this task's state store key 'gptproto_create_started' (or clear the task in a new "
+                "delete this task's state store key 'gptproto_task' (or clear the task in a new "
                 "DAG run) to resubmit."
             )
         self.log.info("An earlier try's create left no task on the server; creating now")
@@ -248,7 +248,12 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self, hook: GPTProtoHook, task: GenerationTask, context: Any, state: TaskState
     ) -> dict[str, Any]:
         result = deliver(
-            hook, task, context["ti"], self.log, retry_on_content_policy=self.retry_on_content_policy
+            hook,
+            task,
+            context["ti"],
+            self.log,
+            retry_on_content_policy=self.retry_on_content_policy,
+            id_published=True,  # by _reattach_or_create, in this try (a deferral keeps XComs)
         )
         result["request"] = self.build_request().summary()
         state.clear()
