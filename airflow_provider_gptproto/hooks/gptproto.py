@@ -324,6 +324,20 @@ class GPTProtoHook(BaseHook):
         settings = await self.aget_settings()
         await self._arequest("DELETE", settings.tasks_url + _task_path(task_id))
 
+    async def avideo_size(self, url: str) -> int | None:
+        """Async twin of :meth:`video_size` on the shared session (which carries no API key)."""
+        import aiohttp
+
+        session = self._aio_session()
+        try:
+            check_video_url(url)
+            timeout = aiohttp.ClientTimeout(total=10.0, sock_connect=CONNECT_TIMEOUT_SECONDS)
+            async with session.head(url, allow_redirects=True, timeout=timeout) as resp:
+                length = resp.headers.get("Content-Length") if resp.status < 400 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
+            return None
+        return int(length) if length and length.isdigit() else None
+
     # ------------------------------------------------------------------------------ transport
     def _task_url(self, task_id: str) -> str:
         return self.settings.tasks_url + _task_path(task_id)
@@ -373,26 +387,30 @@ class GPTProtoHook(BaseHook):
 
     async def _arequest(self, method: str, url: str, parse: Callable[[Any], T] = _as_is) -> T:
         settings = await self.aget_settings()
-        if self._aio is None or self._aio.closed:
-            # aiohttp is imported only here: a worker never needs it, and importing it costs every
-            # task process ~0.1-0.2 s (bench/README.md, benchmark 2).
-            from airflow_provider_gptproto.hooks import _aiosession
-
-            self._aio = _aiosession.acquire()
+        session = self._aio_session()
         if settings.retry_limit <= 1:
             # The trigger's path (one attempt per poll). Skipping tenacity here is behaviour-neutral
             # and matters: its per-call objects form reference cycles (~36 objects a call) that only
             # the cyclic GC frees, and at hundreds of polls a second those drive full collections
             # that stall the triggerer's shared loop for tens of ms (see bench/README.md).
-            return parse(await self._asend(self._aio, settings, method, url))
+            return parse(await self._asend(session, settings, method, url))
         retrying = AsyncRetrying(
             **retry_kwargs(idempotent=True, attempts=settings.retry_limit, max_wait=self.max_retry_wait),
             before_sleep=self._log_retry,
         )
         async for attempt in retrying:
             with attempt:
-                return parse(await self._asend(self._aio, settings, method, url))
+                return parse(await self._asend(session, settings, method, url))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _aio_session(self) -> aiohttp.ClientSession:
+        if self._aio is None or self._aio.closed:
+            # aiohttp is imported only here: a worker never needs it, and importing it costs every
+            # task process ~0.1-0.2 s (bench/README.md, benchmark 2).
+            from airflow_provider_gptproto.hooks import _aiosession
+
+            self._aio = _aiosession.acquire()
+        return self._aio
 
     async def _asend(
         self, session: aiohttp.ClientSession, settings: ClientSettings, method: str, url: str

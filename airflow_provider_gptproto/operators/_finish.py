@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoTaskContentPolicyError
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 
@@ -27,7 +27,7 @@ def announce(ti: Any, task_id: str | None, video_url: str = "") -> None:
 
 
 def deliver(
-    hook: GPTProtoHook,
+    video_size: Callable[[str], int | None],
     task: GenerationTask,
     ti: Any,
     log: logging.Logger | Any,
@@ -39,6 +39,7 @@ def deliver(
 
     A content-policy rejection fails without retries (AirflowFailException, with the distinct
     GPTProtoTaskContentPolicyError as its cause) unless the DAG author opted in to retries.
+    ``video_size``: ``GPTProtoHook.video_size`` (a HEAD), or the size a trigger already measured.
     ``id_published``: the caller already pushed the remote id in this try (each push is a round
     trip to the API server inside the worker slot).
     """
@@ -52,14 +53,14 @@ def deliver(
         raise GPTProtoError(f"GPTProto task {task.task_id} is not finished ({task.status.value})")
     announce(ti, None if id_published else task.task_id, task.video_url or "")
     if task.video_url:
-        log.info("GPTProto task %s succeeded: video %s (%s)", task.task_id, task.video_url, _size(hook, task))
+        size = describe_size(video_size(task.video_url))
+        log.info("GPTProto task %s succeeded: video %s (%s)", task.task_id, task.video_url, size)
     else:
         log.warning("GPTProto task %s succeeded but the reply carries no video URL", task.task_id)
     return task.to_dict()
 
 
-def _size(hook: GPTProtoHook, task: GenerationTask) -> str:
-    size = hook.video_size(task.video_url) if task.video_url else None
+def describe_size(size: int | None) -> str:
     if size is None:
         return "size unknown"
     return f"{size / 1_048_576:.1f} MiB" if size >= 1_048_576 else f"{size / 1024:.1f} KiB"

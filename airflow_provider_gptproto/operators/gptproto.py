@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -150,7 +150,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         if not task.is_terminal:
             task = hook.get_task(task.task_id)  # cheap check first: short tasks never defer
         if task.is_terminal:
-            return self._finish(hook, task, context, state)
+            return self._finish(hook.video_size, task, context, state)
         if self.deferrable:
             self.defer(
                 trigger=GPTProtoTaskTrigger(
@@ -167,11 +167,12 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         except GPTProtoTimeoutError:
             self._cancel_after_timeout(hook, task.task_id)
             raise
-        return self._finish(hook, task, context, state)
+        return self._finish(hook.video_size, task, context, state)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: one event with the final task, a timeout or an error."""
-        status, task, message = parse_event(event)
+        outcome = parse_event(event)
+        status, task, message = outcome.status, outcome.task, outcome.message
         hook = self.hook
         task_id = (task.task_id if task else None) or str((event or {}).get("task_id"))
         self._remote_task_id = task_id
@@ -180,7 +181,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             raise GPTProtoTimeoutError(f"{message} (timeout {self.timeout:.0f} s)")
         if status == "error" or task is None:
             raise GPTProtoError(message)
-        return self._finish(hook, task, context, TaskState(context))
+        return self._finish(outcome.video_size, task, context, TaskState(context))
 
     def _reattach_or_create(
         self, hook: GPTProtoHook, state: TaskState, request: VideoGenerationRequest, context: Any
@@ -245,10 +246,14 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self.log.info("An earlier try's create left no task on the server; creating now")
 
     def _finish(
-        self, hook: GPTProtoHook, task: GenerationTask, context: Any, state: TaskState
+        self,
+        video_size: Callable[[str], int | None],
+        task: GenerationTask,
+        context: Any,
+        state: TaskState,
     ) -> dict[str, Any]:
         result = deliver(
-            hook,
+            video_size,
             task,
             context["ti"],
             self.log,

@@ -60,7 +60,11 @@ class GPTProtoTaskSensor(BaseSensorOperator):
             self.log.info("GPTProto task %s is %s", task.task_id, task.status.value)
             return False
         result = deliver(
-            hook, task, context["ti"], self.log, retry_on_content_policy=self.retry_on_content_policy
+            hook.video_size,
+            task,
+            context["ti"],
+            self.log,
+            retry_on_content_policy=self.retry_on_content_policy,
         )
         return PokeReturnValue(is_done=True, xcom_value=result)
 
@@ -83,11 +87,15 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, task, message = parse_event(event)
-        if status == "timeout":
-            raise AirflowSensorTimeout(message)
-        if status == "error" or task is None:
-            raise GPTProtoError(message)
+        outcome = parse_event(event)
+        if outcome.status == "timeout":
+            raise AirflowSensorTimeout(outcome.message)
+        if outcome.status == "error" or outcome.task is None:
+            raise GPTProtoError(outcome.message)
         return deliver(
-            self.hook, task, context["ti"], self.log, retry_on_content_policy=self.retry_on_content_policy
+            outcome.video_size,
+            outcome.task,
+            context["ti"],
+            self.log,
+            retry_on_content_policy=self.retry_on_content_policy,
         )

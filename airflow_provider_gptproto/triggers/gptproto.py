@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -34,7 +34,8 @@ class GPTProtoTaskTrigger(BaseTrigger):
     """Poll one GPTProto task until it ends; yield exactly one event.
 
     Event payload: ``{"status": "success" | "failed" | "timeout" | "error", "task_id", "task"
-    (GenerationTask.to_dict() or None), "message"}``.
+    (GenerationTask.to_dict() or None), "message", "video_bytes"}``. ``video_bytes`` is the video's
+    size from a HEAD made here, where waiting holds no worker slot (None if unknown).
 
     :param gptproto_task_id: the remote task id (``task_id`` is taken: BaseTrigger sets it to the
         Airflow task's id when the triggerer attaches the task instance).
@@ -118,10 +119,7 @@ class GPTProtoTaskTrigger(BaseTrigger):
                     )
                 last = task
                 if task.is_terminal:
-                    status = "success" if task.status is TaskStatus.SUCCEEDED else "failed"
-                    yield self._event(
-                        status, task, f"GPTProto task {self.gptproto_task_id} ended {task.status.value}"
-                    )
+                    yield await self._finished_event(task)
                     return
                 await self._sleep(self.poll_interval)
         finally:
@@ -132,13 +130,22 @@ class GPTProtoTaskTrigger(BaseTrigger):
             seconds = max(0.0, min(seconds, self.deadline - time.time()))
         await asyncio.sleep(seconds)
 
-    def _event(self, status: str, task: GenerationTask | None, message: str) -> TriggerEvent:
+    async def _finished_event(self, task: GenerationTask) -> TriggerEvent:
+        succeeded = task.status is TaskStatus.SUCCEEDED
+        size = await self.hook.avideo_size(task.video_url) if succeeded and task.video_url else None
+        message = f"GPTProto task {self.gptproto_task_id} ended {task.status.value}"
+        return self._event("success" if succeeded else "failed", task, message, video_bytes=size)
+
+    def _event(
+        self, status: str, task: GenerationTask | None, message: str, video_bytes: int | None = None
+    ) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": status,
                 "task_id": self.gptproto_task_id,
                 "task": task.to_dict() if task else None,
                 "message": message,
+                "video_bytes": video_bytes,
             }
         )
 
@@ -162,10 +169,23 @@ class GPTProtoTaskTrigger(BaseTrigger):
             await self.cleanup()
 
 
-def parse_event(event: Any) -> tuple[str, GenerationTask | None, str]:
+class TriggerOutcome(NamedTuple):
+    status: str
+    task: GenerationTask | None
+    message: str
+    video_bytes: int | None
+
+    def video_size(self, url: str) -> int | None:
+        """The size the trigger measured, in the shape of GPTProtoHook.video_size (no request)."""
+        return self.video_bytes
+
+
+def parse_event(event: Any) -> TriggerOutcome:
     """Validate a trigger event payload (it crosses a process boundary as plain JSON)."""
     if not isinstance(event, dict) or event.get("status") not in ("success", "failed", "timeout", "error"):
         raise GPTProtoError(f"Unexpected event from GPTProtoTaskTrigger: {str(event)[:200]}")
     raw = event.get("task")
     task = GenerationTask.from_dict(raw) if isinstance(raw, dict) else None
-    return event["status"], task, str(event.get("message") or "")
+    size = event.get("video_bytes")
+    video_bytes = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+    return TriggerOutcome(event["status"], task, str(event.get("message") or ""), video_bytes)

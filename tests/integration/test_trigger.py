@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_gptproto.hooks import _aiosession
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
-from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
+from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 
 
 def _create(prompt: str = "a trigger test") -> str:
@@ -44,6 +45,32 @@ def test_success_yields_exactly_one_event_with_the_task(emulator: Any) -> None:
     assert events[0]["task"]["task_id"] == task_id
     assert events[0]["task"]["video_url"].startswith(emulator.url)
     assert _aiosession.open_sessions() == 0  # released at the end of run()
+
+
+def test_success_event_carries_the_video_size_measured_without_the_key(emulator: Any) -> None:
+    task_id = _create("a sized video")
+    (event,) = asyncio.run(
+        _events(GPTProtoTaskTrigger(task_id, poll_interval=0.1, deadline=time.time() + 30))
+    )
+
+    body = requests.get(event["task"]["video_url"], timeout=30).content
+    assert event["video_bytes"] == len(body) > 0
+    heads = [r for r in emulator.requests_log(endpoint="video") if r["method"] == "HEAD"]
+    assert heads and not any(r["auth_present"] for r in heads)  # the video host never sees the key
+    assert parse_event(event).video_size(event["task"]["video_url"]) == len(body)
+
+
+def test_failed_event_carries_no_size(emulator: Any) -> None:
+    (event,) = asyncio.run(
+        _events(GPTProtoTaskTrigger(_create("[[fail:policy]]"), poll_interval=0.1, deadline=time.time() + 30))
+    )
+    assert event["status"] == "failed" and event["video_bytes"] is None
+
+
+@pytest.mark.parametrize("size", [-1, "12", True, 1.5])
+def test_parse_event_ignores_a_malformed_size(size: Any) -> None:
+    outcome = parse_event({"status": "success", "task": None, "message": "", "video_bytes": size})
+    assert outcome.video_bytes is None
 
 
 @pytest.mark.parametrize(
