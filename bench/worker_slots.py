@@ -337,9 +337,8 @@ def run(smoke: bool = False) -> BenchResult:
                 "('Filling up the DagBag' to 'Worker startup parse complete') and the operator's code "
                 "(execute() / execute_complete(), between the Pre and Post Execute groups), summed over "
                 "phases. The rest of a phase is Airflow's task start-up and reporting.",
-                "The emulator renders each MP4 on first access (charged to the worker's HEAD for the video "
-                "size); it runs with --render-fps 1 so that costs ~0.1 s, not ~0.5 s: an object store "
-                "answers a HEAD in one round trip.",
+                "The emulator renders each MP4 on first access, which here is the trigger's HEAD for the "
+                "video size, in the triggerer (no worker slot held); --render-fps 1 keeps that at ~0.1 s.",
             ]
         )
         data = measure_real(videos, generation, poll)
@@ -397,8 +396,8 @@ def run(smoke: bool = False) -> BenchResult:
         result.figures["floor_worker_seconds_per_task"] = floor
         result.notes.append(
             f"Airflow's own floor in this run: {floor:.2f} s per deferrable task that does nothing; the "
-            f"provider adds {deferrable - floor:.2f} s per video on top (DAG file with the provider's "
-            "import, create, state store, XComs, status check and size probe)."
+            f"provider adds {deferrable - floor:.2f} s per video on top (a DAG file importing the provider, "
+            "the create, state store and XCom round trips, the status check, the extra link)."
         )
     result.targets.extend(
         [

@@ -15,12 +15,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, RetryCallState, Retrying
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_gptproto import get_provider_info as provider_info
 from airflow_provider_gptproto.exceptions import (
@@ -28,8 +26,6 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoConnectionError,
     GPTProtoError,
     GPTProtoNotFoundError,
-    GPTProtoRequestError,
-    GPTProtoResponseError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
@@ -42,12 +38,18 @@ from airflow_provider_gptproto.hooks._download import (
 )
 from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
 from airflow_provider_gptproto.hooks._settings import USER_AGENT, ClientSettings, settings_from_connection
+from airflow_provider_gptproto.hooks._wire import (
+    decode_reply,
+    list_params,
+    never_connected,
+    short,
+    task_path,
+)
 from airflow_provider_gptproto.models import (
     GenerationTask,
     TaskList,
     TaskStatus,
     VideoGenerationRequest,
-    error_from_response,
     parse_create,
     parse_task,
     parse_task_list,
@@ -62,14 +64,6 @@ MAX_RETRY_WAIT_SECONDS = 30.0
 DOWNLOAD_READ_TIMEOUT_SECONDS = 60.0
 # Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
 RECONCILE_SKEW_SECONDS = 5.0
-LIST_FILTER_STATUS = {
-    TaskStatus.PENDING: "queued",
-    TaskStatus.RUNNING: "running",
-    TaskStatus.SUCCEEDED: "succeeded",
-    TaskStatus.FAILED: "failed",
-    TaskStatus.CANCELLED: "cancelled",
-    TaskStatus.EXPIRED: "expired",
-}
 
 
 def _as_is(body: Any) -> Any:
@@ -318,11 +312,11 @@ class GPTProtoHook(BaseHook):
     # ----------------------------------------------------------------------------- async API
     async def aget_task(self, task_id: str) -> GenerationTask:
         settings = await self.aget_settings()
-        return await self._arequest("GET", settings.tasks_url + _task_path(task_id), parse=parse_task)
+        return await self._arequest("GET", settings.tasks_url + task_path(task_id), parse=parse_task)
 
     async def acancel_task(self, task_id: str) -> None:
         settings = await self.aget_settings()
-        await self._arequest("DELETE", settings.tasks_url + _task_path(task_id))
+        await self._arequest("DELETE", settings.tasks_url + task_path(task_id))
 
     async def avideo_size(self, url: str) -> int | None:
         """Async twin of :meth:`video_size` on the shared session (which carries no API key)."""
@@ -340,7 +334,7 @@ class GPTProtoHook(BaseHook):
 
     # ------------------------------------------------------------------------------ transport
     def _task_url(self, task_id: str) -> str:
-        return self.settings.tasks_url + _task_path(task_id)
+        return self.settings.tasks_url + task_path(task_id)
 
     def _request(
         self,
@@ -379,7 +373,7 @@ class GPTProtoHook(BaseHook):
             raise GPTProtoConnectionError(f"{method} {url}: connect timeout", request_sent=False) from exc
         except requests.exceptions.ConnectionError as exc:
             raise GPTProtoConnectionError(
-                f"{method} {url}: {_short(exc)}", request_sent=not _never_connected(exc)
+                f"{method} {url}: {short(exc)}", request_sent=not never_connected(exc)
             ) from exc
         except requests.exceptions.Timeout as exc:
             raise GPTProtoConnectionError(f"{method} {url}: read timeout", request_sent=True) from exc
@@ -423,10 +417,10 @@ class GPTProtoHook(BaseHook):
                 body = await resp.read()
                 return decode_reply(settings, resp.status, resp.headers.get("Retry-After"), body)
         except aiohttp.ClientConnectorError as exc:
-            raise GPTProtoConnectionError(f"{method} {url}: {_short(exc)}", request_sent=False) from exc
+            raise GPTProtoConnectionError(f"{method} {url}: {short(exc)}", request_sent=False) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise GPTProtoConnectionError(
-                f"{method} {url}: {type(exc).__name__} {_short(exc)}", request_sent=True
+                f"{method} {url}: {type(exc).__name__} {short(exc)}", request_sent=True
             ) from exc
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -435,77 +429,3 @@ class GPTProtoHook(BaseHook):
         self.log.warning(
             "GPTProto call failed (%s); attempt %d, retrying in %.1f s", exc, state.attempt_number, wait
         )
-
-
-def decode_reply(settings: ClientSettings, status: int, retry_after: str | None, body: bytes) -> Any:
-    """Raise the matching error for a non-2xx reply, else return the parsed JSON (``{}`` when empty)."""
-    body = body.replace(settings.api_key.encode(), b"***")  # some servers echo the key (even in codes)
-    if status >= 400:
-        error = error_from_response(status, body, retry_after)
-        error.message = settings.redact(error.message)
-        error.args = (error.describe(),)
-        raise error
-    if not body.strip():
-        return {}
-    try:
-        return json.loads(body)
-    except ValueError:
-        snippet = settings.redact(body[:80].decode("utf-8", "replace"))
-        raise GPTProtoResponseError(f"GPTProto reply (HTTP {status}) is not JSON: {snippet!r}") from None
-
-
-def list_params(
-    status: TaskStatus | str | None,
-    task_ids: Iterable[str] | None,
-    model: str | None,
-    page_num: int,
-    page_size: int,
-) -> list[tuple[str, str]]:
-    """Query parameters for the list call, validated before anything is sent."""
-    for name, value in (("page_num", page_num), ("page_size", page_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 500:
-            raise GPTProtoRequestError(f"{name} must be an integer from 1 to 500, got {value!r}", field=name)
-    params = [("page_num", str(page_num)), ("page_size", str(page_size))]
-    if status is not None:
-        try:
-            parsed = TaskStatus.parse(status)
-        except GPTProtoResponseError as exc:  # a caller's value, not a server reply
-            message = str(exc).replace("task status", "status filter")
-            raise GPTProtoRequestError(message, field="status") from None
-        params.append(("filter.status", LIST_FILTER_STATUS[parsed]))
-    if isinstance(task_ids, str):  # one id, not an iterable of characters
-        task_ids = [task_ids]
-    params.extend(("filter.task_ids", _checked_id(t)) for t in task_ids or ())
-    if model:
-        params.append(("filter.model", model))
-    return params
-
-
-def _checked_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise GPTProtoRequestError(f"task_id must be a non-empty string, got {task_id!r}", field="task_id")
-    return task_id
-
-
-def _task_path(task_id: str) -> str:
-    return "/" + quote(_checked_id(task_id), safe="")
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when requests failed before a TCP connection existed (so nothing was sent)."""
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop()
-        if id(item) in seen or item is None:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError)):
-            return True
-        if isinstance(item, BaseException):
-            todo.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
-    return False
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
