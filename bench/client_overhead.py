@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
@@ -167,14 +166,7 @@ def run(smoke: bool = False) -> BenchResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["client"]:
-        client_main(argv[1:])
-        return
-    parser = argparse.ArgumentParser(prog="python -m bench.client_overhead")
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(args.smoke).to_dict(), indent=2, default=str))
+    common.run_cli("bench.client_overhead", run, client_main, argv)
 
 
 if __name__ == "__main__":

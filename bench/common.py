@@ -6,6 +6,7 @@ it started (``Child`` objects are also stopped at interpreter exit).
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import datetime as dt
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -483,3 +484,21 @@ def ratio(value: float, base: float) -> float:
 def wait_until(predicate: Any, timeout: float, interval: float = 0.5, what: str = "condition") -> Any:
     """Poll ``predicate()`` until truthy (returned) or raise TimeoutError after ``timeout`` seconds."""
     return wait_for(predicate, timeout, interval, what)
+
+
+def run_cli(
+    module: str,
+    run: Callable[[bool], BenchResult],
+    client_main: Callable[[list[str]], None],
+    argv: list[str] | None = None,
+) -> None:
+    """``python -m <module> [--smoke]`` prints the result as JSON; ``... client ...`` is the measured
+    child process the benchmark starts itself."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["client"]:
+        client_main(argv[1:])
+        return
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.smoke).to_dict(), indent=2, default=str))

@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -342,14 +341,7 @@ def run(smoke: bool = False) -> BenchResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["client"]:
-        client_main(argv[1:])
-        return
-    parser = argparse.ArgumentParser(prog="python -m bench.download")
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(args.smoke).to_dict(), indent=2, default=str))
+    common.run_cli("bench.download", run, client_main, argv)
 
 
 if __name__ == "__main__":
