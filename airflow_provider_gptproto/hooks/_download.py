@@ -164,14 +164,18 @@ class _BackgroundSha256:
                 self._error = exc
 
 
+def content_length(value: str | None) -> int | None:
+    """A Content-Length header as a byte count; None when absent or not a plain number."""
+    return int(value) if value and value.isdigit() else None
+
+
 def _check_headers(resp: requests.Response, max_bytes: int | None) -> tuple[str, int | None]:
     content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if not content_type.startswith(ALLOWED_CONTENT_TYPES):
         raise VideoDownloadError(
             f"Video URL served Content-Type {content_type or 'none'!r}, expected video/*"
         )
-    declared = resp.headers.get("Content-Length")
-    expected = int(declared) if declared and declared.isdigit() else None
+    expected = content_length(resp.headers.get("Content-Length"))
     if max_bytes is not None and expected is not None and expected > max_bytes:
         raise VideoDownloadError(f"Video is {expected} bytes, over max_bytes={max_bytes}")
     return content_type, expected

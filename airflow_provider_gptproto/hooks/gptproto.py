@@ -33,6 +33,7 @@ from airflow_provider_gptproto.hooks._compat import BaseHook, mask_secret
 from airflow_provider_gptproto.hooks._download import (
     DownloadedVideo,
     check_video_url,
+    content_length,
     open_stream,
     write_atomically,
 )
@@ -282,8 +283,7 @@ class GPTProtoHook(BaseHook):
         try:
             check_video_url(url)
             resp = self.session.head(url, allow_redirects=True, timeout=(CONNECT_TIMEOUT_SECONDS, 10.0))
-            length = resp.headers.get("Content-Length") if resp.ok else None
-            return int(length) if length and length.isdigit() else None
+            return content_length(resp.headers.get("Content-Length")) if resp.ok else None
         except (requests.RequestException, GPTProtoError):
             return None
 
@@ -327,10 +327,9 @@ class GPTProtoHook(BaseHook):
             check_video_url(url)
             timeout = aiohttp.ClientTimeout(total=10.0, sock_connect=CONNECT_TIMEOUT_SECONDS)
             async with session.head(url, allow_redirects=True, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length") if resp.status < 400 else None
+                return content_length(resp.headers.get("Content-Length")) if resp.status < 400 else None
         except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
             return None
-        return int(length) if length and length.isdigit() else None
 
     # ------------------------------------------------------------------------------ transport
     def _task_url(self, task_id: str) -> str:
