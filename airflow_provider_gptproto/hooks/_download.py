@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 
@@ -89,7 +90,10 @@ def write_atomically(resp: requests.Response, destination: Any, max_bytes: int |
     written = 0
     try:
         content_type, expected = _check_headers(resp, max_bytes)
-        with _BackgroundSha256() as digest, temp.open("wb") as out:
+        # Not temp.open(): its wrapper records a lineage asset on every write() call (7 us each, 0.2 s
+        # of CPU per GiB at 32 KiB writes, a sixth of the download's) and for the temporary name.
+        # The destination is recorded once, below.
+        with _BackgroundSha256() as digest, temp.fs.open(temp.path, mode="wb") as out:
             for chunk in resp.iter_content(READ_BYTES):
                 written += len(chunk)
                 if max_bytes is not None and written > max_bytes:
@@ -101,6 +105,7 @@ def write_atomically(resp: requests.Response, destination: Any, max_bytes: int |
         if expected is not None and written != expected:
             raise VideoDownloadError(f"Video truncated: got {written} of {expected} bytes")
         temp.rename(destination)
+        get_hook_lineage_collector().add_output_asset(context=destination, uri=str(destination))
     except requests.RequestException as exc:
         _discard(temp)
         raise VideoDownloadError(

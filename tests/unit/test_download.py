@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import HookLineageCollector
 from airflow.sdk import ObjectStoragePath
+from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_gptproto.hooks import _download
 from airflow_provider_gptproto.hooks._download import (
@@ -106,7 +108,7 @@ def patch_writes(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[bytes],
     """Run ``hook`` on every write to the temporary file, before writing it (to record or fail)."""
 
     def install(hook: Callable[[bytes], None]) -> None:
-        real_open = ObjectStoragePath.open
+        real_open = LocalFileSystem.open  # write_atomically opens through the path's file system
 
         class Spy:
             def __init__(self, handle: Any) -> None:
@@ -122,7 +124,7 @@ def patch_writes(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[bytes],
                 hook(bytes(data))
                 return int(self.handle.write(data))
 
-        monkeypatch.setattr(ObjectStoragePath, "open", lambda self, *a, **k: Spy(real_open(self, *a, **k)))
+        monkeypatch.setattr(LocalFileSystem, "open", lambda self, *a, **k: Spy(real_open(self, *a, **k)))
 
     return install
 
@@ -306,3 +308,30 @@ def test_after_a_failure_queued_chunks_are_dropped_not_hashed(
 
     assert hashed == [1024]  # the chunk in progress finished; the queued ones were dropped
     assert os.listdir(tmp_path) == []
+
+
+def test_lineage_names_the_destination_once_and_never_the_temporary_file(
+    dest: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = HookLineageCollector()  # Airflow's own, as when a lineage reader plugin is installed
+    monkeypatch.setattr(_download, "get_hook_lineage_collector", lambda: collector)
+    data = os.urandom(2 * READ_BYTES)  # 64 writes: one lineage record, not one per write
+
+    download(FakeResponse(pieces(data), len(data)), dest)
+
+    outputs = collector.collected_assets.outputs
+    assert [(info.asset.uri, info.count) for info in outputs] == [(str(dest), 1)]
+    assert collector.collected_assets.inputs == []
+
+
+def test_a_failed_download_records_no_lineage(
+    dest: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = HookLineageCollector()
+    monkeypatch.setattr(_download, "get_hook_lineage_collector", lambda: collector)
+    data = os.urandom(READ_BYTES)
+
+    with pytest.raises(VideoDownloadError, match="truncated"):
+        download(FakeResponse(pieces(data), len(data) + 1), dest)
+
+    assert collector.collected_assets.outputs == []
