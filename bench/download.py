@@ -253,7 +253,8 @@ def run(smoke: bool = False) -> BenchResult:
             "medians shown.",
             "Hook = GPTProtoHook.download_video into ObjectStoragePath('file://...') in a fresh process: "
             "stream read in 1 MiB chunks and written in 32 KiB pieces, sha256 on a helper thread fed "
-            "through a bounded queue (curl computes no digest), temporary sibling, rename. "
+            "through a bounded queue (curl computes no digest), temporary sibling opened through the "
+            "path's file system, rename, one lineage record. "
             "curl = `curl -s -o`.",
             "Peak RSS growth = VmHWM after the download - RSS just before it (VmHWM reset via clear_refs); "
             "max over repetitions.",
