@@ -172,12 +172,11 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: one event with the final task, a timeout or an error."""
         outcome = parse_event(event)
-        status, task, message = outcome.status, outcome.task, outcome.message
-        hook = self.hook
+        status, task, message, _ = outcome
         task_id = (task.task_id if task else None) or str((event or {}).get("task_id"))
         self._remote_task_id = task_id
         if status == "timeout":
-            self._cancel_after_timeout(hook, task_id)
+            self._cancel_after_timeout(self.hook, task_id)
             raise GPTProtoTimeoutError(f"{message} (timeout {self.timeout:.0f} s)")
         if status == "error" or task is None:
             raise GPTProtoError(message)
