@@ -118,3 +118,11 @@ class GPTProtoConnectionError(GPTProtoError):
     def __init__(self, message: str, *, request_sent: bool) -> None:
         self.request_sent = request_sent
         super().__init__(message)
+
+
+class VideoDownloadError(GPTProtoError):
+    """The video could not be fetched or failed verification; nothing was left at the destination."""
+
+
+class VideoURLExpiredError(VideoDownloadError):
+    """The pre-signed URL is no longer valid (403/404/410); a fresh one may come from get_task."""

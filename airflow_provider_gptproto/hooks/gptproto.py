@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
@@ -29,14 +30,6 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
-from airflow_provider_gptproto.hooks._compat import BaseHook, mask_secret
-from airflow_provider_gptproto.hooks._download import (
-    DownloadedVideo,
-    check_video_url,
-    content_length,
-    open_stream,
-    write_atomically,
-)
 from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
 from airflow_provider_gptproto.hooks._settings import USER_AGENT, ClientSettings, settings_from_connection
 from airflow_provider_gptproto.hooks._wire import (
@@ -45,6 +38,13 @@ from airflow_provider_gptproto.hooks._wire import (
     never_connected,
     short,
     task_path,
+)
+from airflow_provider_gptproto.hooks.download import (
+    DownloadedVideo,
+    check_video_url,
+    content_length,
+    open_stream,
+    write_atomically,
 )
 from airflow_provider_gptproto.models import (
     GenerationTask,

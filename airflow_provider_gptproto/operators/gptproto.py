@@ -15,14 +15,15 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoNotFoundError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
+    VideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks._download import DownloadedVideo, VideoURLExpiredError
+from airflow_provider_gptproto.hooks.download import DownloadedVideo
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
-from airflow_provider_gptproto.operators._finish import announce, deliver
-from airflow_provider_gptproto.operators._task_state import RemoteTaskRecord, TaskState
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+from airflow_provider_gptproto.utils.results import announce, deliver
+from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
 # Every request option is an operator argument (and templated); ``content`` is the upstream items form.
 REQUEST_FIELDS = (*(name for name in VideoGenerationRequest.model_fields if name != "extra_body"), "content")

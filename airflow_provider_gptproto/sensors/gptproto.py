@@ -17,8 +17,8 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
-from airflow_provider_gptproto.operators._finish import announce, deliver
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+from airflow_provider_gptproto.utils.results import announce, deliver
 
 
 class GPTProtoTaskSensor(BaseSensorOperator):

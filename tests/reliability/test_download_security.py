@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_gptproto.hooks._download import VideoDownloadError
+from airflow_provider_gptproto.exceptions import VideoDownloadError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from tests.integration.dagrun import run_dag
 

@@ -19,12 +19,12 @@ from airflow.providers.common.compat.sdk import HookLineageCollector
 from airflow.sdk import ObjectStoragePath
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_gptproto.hooks import _download
-from airflow_provider_gptproto.hooks._download import (
+from airflow_provider_gptproto.exceptions import VideoDownloadError
+from airflow_provider_gptproto.hooks import download as _download
+from airflow_provider_gptproto.hooks.download import (
     HASH_QUEUE_CHUNKS,
     READ_BYTES,
     WRITE_BYTES,
-    VideoDownloadError,
     write_atomically,
 )
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_gptproto.operators._task_state import TASK_KEY, RemoteTaskRecord, TaskState
+from airflow_provider_gptproto.utils.task_state import TASK_KEY, RemoteTaskRecord, TaskState
 
 
 class CountingStore:

@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
-from airflow_provider_gptproto.exceptions import GPTProtoError
+from airflow_provider_gptproto.exceptions import VideoDownloadError, VideoURLExpiredError
 
 # Read 1 MiB at a time (fewer trips through requests/urllib3 per byte) but write at most 32 KiB per
 # call (curl writes 16 KiB): on the benchmark VM, write() calls of 128 KiB and more into the page
@@ -31,14 +31,6 @@ WRITE_BYTES = 32 * 1024
 HASH_QUEUE_CHUNKS = 4
 MAX_REDIRECTS = 5
 ALLOWED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
-
-
-class VideoDownloadError(GPTProtoError):
-    """The video could not be fetched or failed verification; nothing was left at the destination."""
-
-
-class VideoURLExpiredError(VideoDownloadError):
-    """The pre-signed URL is no longer valid (403/404/410); a fresh one may come from get_task."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Pieces the operators, sensors and triggers share: result publishing and the task state record."""
