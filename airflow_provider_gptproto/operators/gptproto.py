@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath, conf
 
@@ -22,6 +23,9 @@ from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPT
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 from airflow_provider_gptproto.utils.results import announce, deliver
 from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
@@ -134,12 +138,19 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
     def build_request(self) -> VideoGenerationRequest:
         return VideoGenerationRequest.build(**self._request_params())
 
-    @property
+    @cached_property
     def hook(self) -> GPTProtoHook:
+        """One hook (one connection lookup, one pooled session) per execution; closed when it ends."""
         return GPTProtoHook(self.gptproto_conn_id)
 
     # ------------------------------------------------------------------------------ execution
-    def execute(self, context: Any) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        try:
+            return self._execute(context)
+        finally:
+            self.hook.close()
+
+    def _execute(self, context: Context) -> dict[str, Any] | None:
         request = self.build_request()  # rendered values, validated before any request
         hook = self.hook
         state = TaskState(context)
@@ -152,39 +163,48 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             task = hook.get_task(task.task_id)  # cheap check first: short tasks never defer
         if task.is_terminal:
             return self._finish(hook.video_size, task, context, state)
-        if self.deferrable:
-            self.defer(
-                trigger=GPTProtoTaskTrigger(
-                    gptproto_task_id=task.task_id,
-                    gptproto_conn_id=self.gptproto_conn_id,
-                    poll_interval=self.poll_interval,
-                    deadline=deadline,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-            )
-        try:
-            task = hook.wait_for_task(task.task_id, self.poll_interval, deadline=deadline)
-        except GPTProtoTimeoutError:
-            self._cancel_after_timeout(hook, task.task_id)
-            raise
-        return self._finish(hook.video_size, task, context, state)
+        if not self.deferrable:
+            return self._wait_in_worker(task.task_id, deadline, context, state)
+        self.defer(
+            trigger=GPTProtoTaskTrigger(
+                gptproto_task_id=task.task_id,
+                gptproto_conn_id=self.gptproto_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+        )
+        return None  # not reached: defer() raises TaskDeferred
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _wait_in_worker(
+        self, task_id: str, deadline: float, context: Context, state: TaskState
+    ) -> dict[str, Any]:
+        try:
+            task = self.hook.wait_for_task(task_id, self.poll_interval, deadline=deadline)
+        except GPTProtoTimeoutError:
+            self._cancel_after_timeout(self.hook, task_id)
+            raise
+        return self._finish(self.hook.video_size, task, context, state)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: one event with the final task, a timeout or an error."""
         outcome = parse_event(event)
         status, task, message, _ = outcome
         task_id = (task.task_id if task else None) or str((event or {}).get("task_id"))
         self._remote_task_id = task_id
         if status == "timeout":
-            self._cancel_after_timeout(self.hook, task_id)
+            try:
+                self._cancel_after_timeout(self.hook, task_id)
+            finally:
+                self.hook.close()
             raise GPTProtoTimeoutError(f"{message} (timeout {self.timeout:.0f} s)")
         if status == "error" or task is None:
             raise GPTProtoError(message)
         return self._finish(outcome.video_size, task, context, TaskState(context))
 
     def _reattach_or_create(
-        self, hook: GPTProtoHook, state: TaskState, request: VideoGenerationRequest, context: Any
+        self, hook: GPTProtoHook, state: TaskState, request: VideoGenerationRequest, context: Context
     ) -> tuple[GenerationTask, float]:
         record = state.load()
         if record is not None:
@@ -249,7 +269,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self,
         video_size: Callable[[str], int | None],
         task: GenerationTask,
-        context: Any,
+        context: Context,
         state: TaskState,
     ) -> dict[str, Any]:
         result = deliver(
@@ -353,9 +373,20 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         self.gptproto_conn_id = gptproto_conn_id
         self.max_bytes = max_bytes
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    @cached_property
+    def hook(self) -> GPTProtoHook:
+        """One hook per execution, closed when it ends."""
+        return GPTProtoHook(self.gptproto_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._execute(context)
+        finally:
+            self.hook.close()
+
+    def _execute(self, context: Context) -> dict[str, Any]:
         task_id = self._task_id()
-        hook = GPTProtoHook(self.gptproto_conn_id)
+        hook = self.hook
         task = hook.get_task(task_id)
         task.raise_for_status()
         announce(context["ti"], None, task.video_url or "")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
@@ -18,6 +19,9 @@ from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 from airflow_provider_gptproto.utils.results import announce, deliver
 
 
@@ -48,11 +52,12 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.retry_on_content_policy = retry_on_content_policy
 
-    @property
+    @cached_property
     def hook(self) -> GPTProtoHook:
+        """One hook per execution (every poke of it reuses the session); closed when it ends."""
         return GPTProtoHook(self.gptproto_conn_id)
 
-    def poke(self, context: Any) -> bool | PokeReturnValue:
+    def poke(self, context: Context) -> bool | PokeReturnValue:
         hook = self.hook
         announce(context["ti"], None)
         task = hook.get_task(self.gptproto_task_id)
@@ -68,7 +73,13 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         )
         return PokeReturnValue(is_done=True, xcom_value=result)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
+        try:
+            return self._execute(context)
+        finally:
+            self.hook.close()
+
+    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         outcome = self.poke(context)  # finished tasks need no trip through the triggerer
@@ -86,7 +97,7 @@ class GPTProtoTaskSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         outcome = parse_event(event)
         if outcome.status == "timeout":
             raise AirflowSensorTimeout(outcome.message)
