@@ -42,8 +42,8 @@ FPS_VALUES = (16, 24)
 EXPIRES_RANGE = (3600, 259_200)
 
 _SEED_ONLY = ("loop", "dimension", "logo")
-_UPSTREAM_ONLY = (
-    "images",
+# Upstream-only options sent as top-level keys of the body as they are (images go into ``content``).
+_UPSTREAM_BODY_OPTIONS = (
     "ratio",
     "resolution",
     "frames",
@@ -57,6 +57,14 @@ _UPSTREAM_ONLY = (
     "generate_audio",
     "draft",
 )
+_UPSTREAM_ONLY = ("images", *_UPSTREAM_BODY_OPTIONS)
+# Fields whose value must be one of a fixed set; one validator checks them all by field name.
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "dimension": SEED_DIMENSIONS,
+    "ratio": RATIOS,
+    "resolution": RESOLUTIONS,
+    "framespersecond": FPS_VALUES,
+}
 _DATA_URL = re.compile(r"^data:image/([a-z]+);base64,[A-Za-z0-9+/=\s]+$")
 
 
@@ -191,25 +199,12 @@ class VideoGenerationRequest(BaseModel):
             raise ValueError(f"{info.field_name} must be an integer, got {value!r}")
         return value
 
-    @field_validator("dimension")
+    @field_validator(*_CHOICES)
     @classmethod
-    def _dimension(cls, value: str) -> str:
-        if value not in SEED_DIMENSIONS:
-            raise ValueError(f"dimension must be one of {_allowed(SEED_DIMENSIONS)}, got {value!r}")
-        return value
-
-    @field_validator("ratio")
-    @classmethod
-    def _ratio(cls, value: str) -> str:
-        if value not in RATIOS:
-            raise ValueError(f"ratio must be one of {_allowed(RATIOS)}, got {value!r}")
-        return value
-
-    @field_validator("resolution")
-    @classmethod
-    def _resolution(cls, value: str) -> str:
-        if value not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {_allowed(RESOLUTIONS)}, got {value!r}")
+    def _one_of(cls, value: Any, info: ValidationInfo) -> Any:
+        allowed = _CHOICES[str(info.field_name)]
+        if value not in allowed:
+            raise ValueError(f"{info.field_name} must be one of {_allowed(allowed)}, got {value!r}")
         return value
 
     @field_validator("frames")
@@ -218,13 +213,6 @@ class VideoGenerationRequest(BaseModel):
         _in_range(value, FRAMES_RANGE, "frames", " with frames = 25 + 4n")
         if (value - 25) % 4:
             raise ValueError(f"frames must be 25 + 4n (29, 33, ..., 289), got {value!r}")
-        return value
-
-    @field_validator("framespersecond")
-    @classmethod
-    def _fps(cls, value: int) -> int:
-        if value not in FPS_VALUES:
-            raise ValueError(f"framespersecond must be one of {_allowed(FPS_VALUES)}, got {value!r}")
         return value
 
     @field_validator("execution_expires_after")
@@ -317,7 +305,7 @@ class VideoGenerationRequest(BaseModel):
                 item["role"] = image.role
             content.append(item)
         body = {"model": self.model, "content": content}
-        for name in (*_UPSTREAM_ONLY[1:], "seed", "duration"):
+        for name in (*_UPSTREAM_BODY_OPTIONS, "seed", "duration"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
