@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gptproto import __version__
 from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoRequestError
 from airflow_provider_gptproto.get_provider_info import DEFAULT_RETRY_LIMIT, DEFAULT_TIMEOUT_SECONDS
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 DEFAULT_BASE_URL = "https://gptproto.com"
 TASKS_PATH = "/api/v3/contents/generations/tasks"
@@ -48,7 +51,7 @@ class ClientSettings:
 
 
 def settings_from_connection(
-    conn: Any, extra: dict[str, Any], *, timeout: float | None = None, retry_limit: int | None = None
+    conn: Connection, extra: dict[str, Any], *, timeout: float | None = None, retry_limit: int | None = None
 ) -> ClientSettings:
     """Map host/password/extra of a ``gptproto`` connection; hook arguments override extras."""
     api_key = (conn.password or "").strip()
@@ -68,7 +71,7 @@ def settings_from_connection(
     )
 
 
-def base_url_of(conn: Any) -> str:
+def base_url_of(conn: Connection) -> str:
     """Host may be a full URL or a bare host name; schema (URI form only) picks http for local use."""
     host = (conn.host or "").strip().rstrip("/")
     if not host:

@@ -14,13 +14,16 @@ import threading
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
 from airflow_provider_gptproto.exceptions import VideoDownloadError, VideoURLExpiredError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 # Read 1 MiB at a time (fewer trips through requests/urllib3 per byte) but write at most 32 KiB per
 # call (curl writes 16 KiB): on the benchmark VM, write() calls of 128 KiB and more into the page
@@ -76,7 +79,9 @@ def open_stream(
     raise VideoDownloadError(f"Video URL redirected more than {MAX_REDIRECTS} times")
 
 
-def write_atomically(resp: requests.Response, destination: Any, max_bytes: int | None) -> DownloadedVideo:
+def write_atomically(
+    resp: requests.Response, destination: ObjectStoragePath, max_bytes: int | None
+) -> DownloadedVideo:
     """Stream ``resp`` into ``destination`` (an ObjectStoragePath) via a temporary sibling."""
     temp = destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
     written = 0
@@ -178,6 +183,6 @@ def _check_headers(resp: requests.Response, max_bytes: int | None) -> tuple[str,
     return content_type, expected
 
 
-def _discard(path: Any) -> None:
+def _discard(path: ObjectStoragePath) -> None:
     with contextlib.suppress(OSError, NotImplementedError):  # best effort: the real error matters more
         path.unlink(missing_ok=True)

@@ -58,6 +58,7 @@ from airflow_provider_gptproto.models import (
 
 if TYPE_CHECKING:
     import aiohttp
+    from airflow.sdk import Connection, ObjectStoragePath
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -140,7 +141,7 @@ class GPTProtoHook(BaseHook):
             self._async_settings = self._settings_of(conn, extra)
         return self._async_settings
 
-    def _settings_of(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
+    def _settings_of(self, conn: Connection, extra: dict[str, Any]) -> ClientSettings:
         settings = settings_from_connection(conn, extra, timeout=self._timeout, retry_limit=self._retry_limit)
         mask_secret(settings.api_key)
         return settings
@@ -271,7 +272,9 @@ class GPTProtoHook(BaseHook):
                 )
             time.sleep(poll_interval)
 
-    def download_video(self, url: str, destination: Any, *, max_bytes: int | None = None) -> DownloadedVideo:
+    def download_video(
+        self, url: str, destination: ObjectStoragePath, *, max_bytes: int | None = None
+    ) -> DownloadedVideo:
         """Stream ``url`` into ``destination`` (ObjectStoragePath) atomically; never sends the API key."""
         resp = open_stream(
             self.session, url, (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS), USER_AGENT

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import TaskInstanceKey
+    from airflow.sdk import BaseOperator
 
 VIDEO_URL_XCOM_KEY = "gptproto_video_url"
 
@@ -18,6 +22,6 @@ class GPTProtoVideoLink(BaseOperatorLink):
 
     name = "GPTProto video"
 
-    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         url = XCom.get_value(key=VIDEO_URL_XCOM_KEY, ti_key=ti_key)
         return url if isinstance(url, str) and url.startswith(("http://", "https://")) else ""

@@ -26,6 +26,7 @@ from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, par
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 from airflow_provider_gptproto.utils.results import announce, deliver
 from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
@@ -342,7 +343,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
     operator_extra_links = (GPTProtoVideoLink(),)
 
     @classmethod
-    def partial(cls, **kwargs: Any) -> Any:
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
         """Mapped downloads publish the asset too.
 
         ``partial()`` records ``outlets=[]`` for every mapped task, so the default in ``__init__``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -12,10 +12,14 @@ from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoTaskCont
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+    from airflow.sdk.types import RuntimeTaskInstanceProtocol as RuntimeTaskInstance
+
 TASK_ID_XCOM_KEY = "gptproto_task_id"
 
 
-def announce(ti: Any, task_id: str | None, video_url: str = "") -> None:
+def announce(ti: RuntimeTaskInstance, task_id: str | None, video_url: str = "") -> None:
     """Publish the remote id at once, and a (possibly empty) link target.
 
     Airflow evaluates extra links after every worker phase, deferral included; an empty URL hides the
@@ -29,8 +33,8 @@ def announce(ti: Any, task_id: str | None, video_url: str = "") -> None:
 def deliver(
     video_size: Callable[[str], int | None],
     task: GenerationTask,
-    ti: Any,
-    log: logging.Logger | Any,
+    ti: RuntimeTaskInstance,
+    log: Logger | logging.Logger,
     *,
     retry_on_content_policy: bool,
     id_published: bool = False,

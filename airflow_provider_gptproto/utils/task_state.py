@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 TASK_KEY = "gptproto_task"
+
+
+class _StateStore(Protocol):
+    """What we use of ``context["task_state_store"]`` (typed on Airflow 3.3+, absent before)."""
+
+    def get(self, key: str) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -34,8 +45,9 @@ class TaskState:
     a try reads the key once and a create costs two writes.
     """
 
-    def __init__(self, context: Any) -> None:
-        self._store = context.get("task_state_store") if hasattr(context, "get") else None
+    def __init__(self, context: Context) -> None:
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        self._store = cast("_StateStore | None", store)
         self._raw: Any = None
         self._loaded = False
 
