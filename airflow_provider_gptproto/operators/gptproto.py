@@ -296,13 +296,15 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         """Best effort, bounded: a killed task should not keep paying for its video."""
         if not (self.cancel_on_kill and self._remote_task_id):
             return
+        # Its own hook: on_kill runs beside execute, whose session is not thread-safe.
+        hook = GPTProtoHook(self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1)
         try:
-            GPTProtoHook(
-                self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1
-            ).cancel_task(self._remote_task_id)
+            hook.cancel_task(self._remote_task_id)
             self.log.info("Cancelled GPTProto task %s on kill", self._remote_task_id)
         except GPTProtoError as exc:
             self.log.warning("Could not cancel GPTProto task %s on kill: %s", self._remote_task_id, exc)
+        finally:
+            hook.close()
 
 
 def _is_static(params: dict[str, Any]) -> bool:

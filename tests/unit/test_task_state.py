@@ -7,26 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gptproto.utils.task_state import TASK_KEY, RemoteTaskRecord, TaskState
-
-
-class CountingStore:
-    """Stands in for context["task_state_store"]; every call would be a round trip to the API."""
-
-    def __init__(self, initial: dict[str, Any] | None = None) -> None:
-        self.data = dict(initial or {})
-        self.calls: list[str] = []
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.calls.append(f"get {key}")
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.calls.append(f"set {key}")
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.calls.append(f"delete {key}")
-        self.data.pop(key, None)
+from tests.unit.fakes import CountingStore
 
 
 def test_a_first_create_reads_once_and_writes_twice() -> None:

@@ -1,0 +1,112 @@
+"""Stand-ins for the Airflow objects an operator, sensor or trigger touches, and a mocked hook.
+
+Unit tests of the operators drive ``execute``/``execute_complete``/``poke`` directly with a context
+built from these: a task instance that records its XCom pushes, a dict-backed task state store, and
+a ``create_autospec`` of :class:`GPTProtoHook` (so a call with a wrong signature fails the test).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from unittest.mock import MagicMock, create_autospec
+
+import pytest
+
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+
+VIDEO_URL = "https://cdn.gptproto.test/videos/v.mp4"
+REQUEST_TIMEOUT = 30.0  # the mocked hook's per-request timeout (settings.timeout)
+
+
+class CountingStore:
+    """Stands in for context["task_state_store"]; every call would be a round trip to the API."""
+
+    def __init__(self, initial: dict[str, Any] | None = None) -> None:
+        self.data = dict(initial or {})
+        self.calls: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.calls.append(f"get {key}")
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.calls.append(f"set {key}")
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.calls.append(f"delete {key}")
+        self.data.pop(key, None)
+
+
+class FakeTaskInstance:
+    """Records XCom pushes in order; no first reschedule date (a sensor's first try)."""
+
+    def __init__(self) -> None:
+        self.pushes: list[tuple[str, Any]] = []
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushes.append((key, value))
+
+    def xcom(self, key: str) -> Any:
+        """The last value pushed under ``key`` (KeyError if none was)."""
+        for pushed_key, value in reversed(self.pushes):
+            if pushed_key == key:
+                return value
+        raise KeyError(key)
+
+    def get_first_reschedule_date(self, context: Any) -> datetime | None:
+        return None
+
+
+def make_context(store: CountingStore | None = None) -> dict[str, Any]:
+    """A context with a recording ti and, unless ``store`` is None, a task state store."""
+    context: dict[str, Any] = {"ti": FakeTaskInstance()}
+    if store is not None:
+        context["task_state_store"] = store
+    return context
+
+
+def task(
+    task_id: str = "task-1",
+    status: TaskStatus | str = TaskStatus.RUNNING,
+    *,
+    video_url: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    model: str | None = "seedance-1-0-lite-i2v-250428",
+) -> GenerationTask:
+    status = TaskStatus.parse(status)
+    if status is TaskStatus.SUCCEEDED and video_url is None:
+        video_url = VIDEO_URL
+    return GenerationTask(
+        task_id=task_id,
+        status=status,
+        video_url=video_url,
+        error_code=error_code,
+        error_message=error_message,
+        model=model,
+        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )
+
+
+class HookFactory:
+    """Replaces the ``GPTProtoHook`` class in a module: every construction returns the same mock."""
+
+    def __init__(self) -> None:
+        self.hook: Any = create_autospec(GPTProtoHook, instance=True)
+        self.hook.settings.timeout = REQUEST_TIMEOUT
+        self.hook.video_size.return_value = 2 * 1_048_576
+        self.hook.avideo_size.return_value = 2 * 1_048_576
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MagicMock:
+        self.calls.append((args, kwargs))
+        return self.hook
+
+
+def patch_hook(monkeypatch: pytest.MonkeyPatch, module: Any) -> HookFactory:
+    factory = HookFactory()
+    monkeypatch.setattr(module, "GPTProtoHook", factory)
+    return factory

@@ -1,0 +1,581 @@
+"""GPTProtoGenerateVideoOperator with a mocked hook and a dict-backed task state store.
+
+Covers what the emulator-backed integration tests cannot reach cheaply: every branch of reattach
+and of the lost-create reconcile, timeout-then-cancel on both paths, each trigger event status in
+``execute_complete``, ``on_kill``, and one hook per execution, closed in every path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoBadRequestError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoTaskContentPolicyError,
+    GPTProtoTaskFailedError,
+    GPTProtoTaskMayExistError,
+    GPTProtoTimeoutError,
+)
+from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.operators import gptproto as operator_module
+from airflow_provider_gptproto.operators.gptproto import (
+    KILL_CANCEL_TIMEOUT_SECONDS,
+    RECONCILE_SETTLE_SECONDS,
+    GPTProtoGenerateVideoOperator,
+)
+from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
+from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
+from airflow_provider_gptproto.utils.task_state import TASK_KEY
+from tests.unit.conftest import Sleeps
+from tests.unit.fakes import (
+    REQUEST_TIMEOUT,
+    VIDEO_URL,
+    CountingStore,
+    HookFactory,
+    make_context,
+    patch_hook,
+    task,
+)
+
+VIDEO_URL_KEY = "gptproto_video_url"
+TIMEOUT = 600.0
+POLICY_CODE = "OutputVideoSensitiveContentDetected"
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that would really sleep fails instead (tests that expect a sleep use ``sleeps``)."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"unexpected time.sleep({seconds})")
+
+    monkeypatch.setattr(time, "sleep", refuse)
+
+
+@pytest.fixture
+def factory(monkeypatch: pytest.MonkeyPatch) -> HookFactory:
+    return patch_hook(monkeypatch, operator_module)
+
+
+@pytest.fixture
+def store() -> CountingStore:
+    return CountingStore()
+
+
+def make_operator(**kwargs: Any) -> GPTProtoGenerateVideoOperator:
+    params: dict[str, Any] = {
+        "task_id": "generate",
+        "prompt": "a calm lake at dusk",
+        "seed": 42,
+        "poll_interval": 5.0,
+        "timeout": TIMEOUT,
+        "gptproto_conn_id": "gptproto_unit",
+    }
+    params.update(kwargs)
+    return GPTProtoGenerateVideoOperator(**params)
+
+
+def by_id(**tasks: GenerationTask | Exception) -> Any:
+    """A get_task side effect answering per remote id (raising what is given as an exception)."""
+
+    def get_task(task_id: str) -> GenerationTask:
+        found = tasks[task_id.replace("-", "_")]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    return get_task
+
+
+def event(status: str, remote: GenerationTask | None, video_bytes: int | None = None) -> dict[str, Any]:
+    """The payload the real trigger yields (built by the trigger itself, so the shapes cannot drift)."""
+    trigger = GPTProtoTaskTrigger("task-1")
+    message = f"GPTProto task task-1 {status}"
+    payload: dict[str, Any] = trigger._event(status, remote, message, video_bytes).payload
+    return payload
+
+
+# ------------------------------------------------------------------------------------- create
+
+
+def test_create_only_records_nothing_and_returns_the_new_task(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    hook = factory.hook
+    hook.create_task.return_value = task("task-1", "pending")
+    context = make_context(store)
+
+    result = make_operator(wait_for_completion=False).execute(context)
+
+    assert result is not None and result["task_id"] == "task-1" and result["status"] == "pending"
+    request = hook.create_task.call_args.args[0]
+    assert (request.prompt, request.seed) == ("a calm lake at dusk", 42)
+    assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "task-1"
+    # marker, record, then forgotten: nothing is left for a later try to reattach to
+    assert store.calls == [f"get {TASK_KEY}", f"set {TASK_KEY}", f"set {TASK_KEY}", f"delete {TASK_KEY}"]
+    assert TASK_KEY not in store.data
+    hook.get_task.assert_not_called()
+    hook.wait_for_task.assert_not_called()
+
+
+def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    hook = factory.hook
+    hook.create_task.return_value = task("task-1", "pending")
+    hook.get_task.return_value = task("task-1", "running")
+    recorded: list[Any] = []
+
+    def wait_for_task(task_id: str, poll_interval: float, *, deadline: float) -> GenerationTask:
+        recorded.append(dict(store.data[TASK_KEY]))
+        return task("task-1", "succeeded")
+
+    hook.wait_for_task.side_effect = wait_for_task
+    context = make_context(store)
+    before = time.time()
+
+    result = make_operator().execute(context)
+
+    after = time.time()
+    assert result is not None
+    assert result["status"] == "succeeded" and result["video_url"] == VIDEO_URL
+    assert result["request"]["prompt"] == "a calm lake at dusk" and result["request"]["seed"] == 42
+    # The retry-surviving record (id + absolute deadline) is durable before the wait starts.
+    assert recorded[0]["task_id"] == "task-1"
+    assert before + TIMEOUT <= recorded[0]["deadline"] <= after + TIMEOUT
+    hook.wait_for_task.assert_called_once_with("task-1", 5.0, deadline=recorded[0]["deadline"])
+    assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
+    assert TASK_KEY not in store.data  # delivered: clearing the task in Airflow regenerates
+
+
+def test_one_hook_per_execution_built_from_the_connection_and_closed(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    factory.hook.create_task.return_value = task("task-1", "pending")
+    factory.hook.get_task.return_value = task("task-1", "running")
+    factory.hook.wait_for_task.return_value = task("task-1", "succeeded")
+
+    make_operator().execute(make_context(store))
+
+    assert factory.calls == [(("gptproto_unit",), {})]
+    factory.hook.close.assert_called_once_with()
+
+
+def test_a_short_task_is_finished_without_deferring(factory: HookFactory, store: CountingStore) -> None:
+    factory.hook.create_task.return_value = task("task-1", "pending")
+    factory.hook.get_task.return_value = task("task-1", "succeeded")
+
+    result = make_operator(deferrable=True).execute(make_context(store))
+
+    assert result is not None and result["status"] == "succeeded"
+    factory.hook.wait_for_task.assert_not_called()
+
+
+def test_deferrable_defers_to_the_trigger_with_the_recorded_deadline(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    factory.hook.create_task.return_value = task("task-1", "pending")
+    factory.hook.get_task.return_value = task("task-1", "running")
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make_operator(deferrable=True, cancel_on_kill=False).execute(make_context(store))
+
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, GPTProtoTaskTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    assert trigger.gptproto_task_id == "task-1"
+    assert trigger.gptproto_conn_id == "gptproto_unit"
+    assert trigger.poll_interval == 5.0
+    assert trigger.cancel_on_kill is False
+    assert trigger.deadline == store.data[TASK_KEY]["deadline"]  # kept for a retry to reattach
+    factory.hook.wait_for_task.assert_not_called()
+    factory.hook.close.assert_called_once_with()
+
+
+@pytest.mark.parametrize(
+    ("error", "marker_kept"),
+    [
+        (GPTProtoBadRequestError("prompt rejected", http_status=400), False),
+        (GPTProtoAuthError("bad key", http_status=401), False),
+        (GPTProtoTaskMayExistError("reply lost"), True),
+    ],
+    ids=["bad-request", "auth", "may-exist"],
+)
+def test_a_failed_create_keeps_the_marker_only_when_a_task_may_exist(
+    factory: HookFactory, store: CountingStore, error: GPTProtoError, marker_kept: bool
+) -> None:
+    factory.hook.create_task.side_effect = error
+
+    with pytest.raises(type(error)):
+        make_operator().execute(make_context(store))
+
+    if marker_kept:
+        assert set(store.data[TASK_KEY]) == {"create_started", "model"}
+    else:
+        assert TASK_KEY not in store.data
+    factory.hook.close.assert_called_once_with()
+
+
+def test_bad_input_fails_before_any_request(factory: HookFactory, store: CountingStore) -> None:
+    op = make_operator(ratio="{{ params.ratio }}")  # templated: checked at run time, not parse time
+    op.ratio = "2:1"
+
+    with pytest.raises(GPTProtoError, match="ratio must be one of"):
+        op.execute(make_context(store))
+
+    factory.hook.create_task.assert_not_called()
+    assert store.calls == []
+
+
+# ------------------------------------------------------------------------------------- reattach
+
+
+def record(task_id: str = "old-1", deadline: float | None = None) -> CountingStore:
+    return CountingStore({TASK_KEY: {"task_id": task_id, "deadline": deadline}})
+
+
+def test_reattach_to_a_running_task_keeps_its_deadline(factory: HookFactory) -> None:
+    deadline = time.time() + 123.0
+    store = record("old-1", deadline)
+    hook = factory.hook
+    hook.get_task.return_value = task("old-1", "running")
+    hook.wait_for_task.return_value = task("old-1", "succeeded")
+    context = make_context(store)
+
+    result = make_operator().execute(context)
+
+    assert result is not None and result["task_id"] == "old-1"
+    hook.create_task.assert_not_called()
+    hook.find_tasks_created_since.assert_not_called()
+    hook.wait_for_task.assert_called_once_with("old-1", 5.0, deadline=deadline)
+    assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "old-1"
+    assert TASK_KEY not in store.data
+
+
+def test_reattach_to_a_record_without_deadline_starts_a_fresh_budget(factory: HookFactory) -> None:
+    store = record("old-1", None)
+    factory.hook.get_task.return_value = task("old-1", "running")
+    before = time.time()
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make_operator(deferrable=True).execute(make_context(store))
+
+    assert before + TIMEOUT <= deferred.value.trigger.deadline <= time.time() + TIMEOUT
+    factory.hook.create_task.assert_not_called()
+
+
+def test_reattach_to_a_succeeded_task_delivers_it_without_waiting(factory: HookFactory) -> None:
+    store = record("old-1", time.time() + 100)
+    factory.hook.get_task.return_value = task("old-1", "succeeded")
+    context = make_context(store)
+
+    result = make_operator().execute(context)
+
+    assert result is not None and result["status"] == "succeeded" and result["task_id"] == "old-1"
+    factory.hook.get_task.assert_called_once_with("old-1")
+    factory.hook.create_task.assert_not_called()
+    factory.hook.wait_for_task.assert_not_called()
+    assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [
+        task("old-1", "failed", error_code="InternalError"),
+        task("old-1", "expired"),
+        task("old-1", "cancelled"),
+        GPTProtoNotFoundError("no such task", http_status=404),
+    ],
+    ids=["failed", "expired", "cancelled", "gone"],
+)
+def test_an_earlier_task_that_cannot_deliver_is_replaced_by_a_new_one(
+    factory: HookFactory, earlier: GenerationTask | Exception
+) -> None:
+    store = record("old-1", time.time() + 100)
+    hook = factory.hook
+    hook.get_task.side_effect = by_id(old_1=earlier, task_2=task("task-2", "running"))
+    hook.create_task.return_value = task("task-2", "pending")
+    hook.wait_for_task.return_value = task("task-2", "succeeded")
+    context = make_context(store)
+
+    result = make_operator().execute(context)
+
+    assert result is not None and result["task_id"] == "task-2"
+    hook.create_task.assert_called_once()
+    hook.find_tasks_created_since.assert_not_called()  # a record, not a marker: nothing to reconcile
+    assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "task-2"
+    assert f"set {TASK_KEY}" in store.calls
+
+
+# ------------------------------------------------------------------------------------- reconcile
+
+
+def marker(started: float, model: str = "seedance-1-0-lite-i2v-250428") -> CountingStore:
+    return CountingStore({TASK_KEY: {"create_started": started, "model": model}})
+
+
+def test_reconcile_that_finds_nothing_creates(factory: HookFactory, sleeps: Sleeps) -> None:
+    started = time.time() - 1000.0
+    store = marker(started, "m1")
+    hook = factory.hook
+    hook.find_tasks_created_since.return_value = []
+    hook.create_task.return_value = task("task-1", "pending")
+
+    result = make_operator(model="m1", wait_for_completion=False).execute(make_context(store))
+
+    assert result is not None and result["task_id"] == "task-1"
+    hook.find_tasks_created_since.assert_called_once_with(started - RECONCILE_SKEW_SECONDS, model="m1")
+    hook.create_task.assert_called_once()
+    assert sleeps.calls == []  # long settled: no wait
+
+
+def test_reconcile_waits_until_the_lost_create_must_have_finished(
+    factory: HookFactory, sleeps: Sleeps
+) -> None:
+    store = marker(time.time() - 10.0, "")
+    factory.hook.find_tasks_created_since.return_value = []
+    factory.hook.create_task.return_value = task("task-1", "pending")
+
+    make_operator(wait_for_completion=False).execute(make_context(store))
+
+    # the lost request's own timeout plus the margin, minus the 10 s already gone
+    settle = REQUEST_TIMEOUT + RECONCILE_SETTLE_SECONDS - 10.0
+    assert len(sleeps.calls) == 1
+    assert settle - 5.0 < sleeps.calls[0] <= settle
+    assert factory.hook.find_tasks_created_since.call_args.kwargs == {"model": None}  # marker had none
+
+
+def test_reconcile_that_finds_candidates_refuses_to_pay_twice(factory: HookFactory) -> None:
+    store = marker(time.time() - 1000.0)
+    factory.hook.find_tasks_created_since.return_value = [task("maybe-1"), task("maybe-2", "succeeded")]
+
+    with pytest.raises(AirflowFailException) as failed:
+        make_operator().execute(make_context(store))
+
+    assert "maybe-1" in str(failed.value) and "maybe-2" in str(failed.value)
+    assert "gptproto_task" in str(failed.value)  # tells the user which state key to delete
+    factory.hook.create_task.assert_not_called()
+    assert "create_started" in store.data[TASK_KEY]  # the next try must still reconcile
+    factory.hook.close.assert_called_once_with()
+
+
+def test_reconcile_without_a_list_endpoint_fails_without_creating(factory: HookFactory) -> None:
+    # Some deployments have no list endpoint (404). Whatever the error says, the create must not
+    # be sent blindly and the marker must survive for the next try.
+    store = marker(time.time() - 1000.0)
+    factory.hook.find_tasks_created_since.side_effect = GPTProtoNotFoundError("Not Found", http_status=404)
+
+    # The exact type and message are being made clearer (helper 14a): assert the family only.
+    with pytest.raises(Exception) as failed:
+        make_operator().execute(make_context(store))
+
+    assert isinstance(failed.value, (GPTProtoError, AirflowFailException))
+    factory.hook.create_task.assert_not_called()
+    assert "create_started" in store.data[TASK_KEY]
+    factory.hook.close.assert_called_once_with()
+
+
+def test_an_interrupted_create_is_seen_by_the_next_try(factory: HookFactory, sleeps: Sleeps) -> None:
+    store = CountingStore()
+    factory.hook.create_task.side_effect = GPTProtoTaskMayExistError("reply lost")
+    with pytest.raises(GPTProtoTaskMayExistError):
+        make_operator().execute(make_context(store))
+    started = store.data[TASK_KEY]["create_started"]
+    factory.hook.find_tasks_created_since.return_value = [task("landed-1")]
+
+    with pytest.raises(AirflowFailException, match="landed-1"):
+        make_operator().execute(make_context(store))  # the retry (a new operator, the same store)
+
+    factory.hook.find_tasks_created_since.assert_called_once_with(
+        started - RECONCILE_SKEW_SECONDS, model="seedance-1-0-lite-i2v-250428"
+    )
+    assert factory.hook.create_task.call_count == 1
+    assert len(sleeps.calls) == 1  # the retry came at once: it let the lost create settle first
+
+
+# ------------------------------------------------------------------------------- timeout + cancel
+
+
+def test_sync_timeout_cancels_the_remote_task_then_fails(factory: HookFactory, store: CountingStore) -> None:
+    factory.hook.create_task.return_value = task("task-1", "pending")
+    factory.hook.get_task.return_value = task("task-1", "running")
+    factory.hook.wait_for_task.side_effect = GPTProtoTimeoutError("still running at its deadline")
+
+    with pytest.raises(GPTProtoTimeoutError, match="still running"):
+        make_operator().execute(make_context(store))
+
+    factory.hook.cancel_task.assert_called_once_with("task-1")
+    factory.hook.close.assert_called_once_with()
+
+
+def test_sync_timeout_fails_even_when_the_cancel_is_refused(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    factory.hook.create_task.return_value = task("task-1", "pending")
+    factory.hook.get_task.return_value = task("task-1", "running")
+    factory.hook.wait_for_task.side_effect = GPTProtoTimeoutError("still running at its deadline")
+    factory.hook.cancel_task.side_effect = GPTProtoBadRequestError("running tasks cannot be cancelled")
+
+    with pytest.raises(GPTProtoTimeoutError):
+        make_operator().execute(make_context(store))
+
+    factory.hook.cancel_task.assert_called_once_with("task-1")
+
+
+@pytest.mark.parametrize("remote", [task("task-1", "running"), None], ids=["with-task", "without-task"])
+def test_execute_complete_timeout_cancels_then_fails(
+    factory: HookFactory, store: CountingStore, remote: GenerationTask | None
+) -> None:
+    with pytest.raises(GPTProtoTimeoutError, match=r"timeout 600 s"):
+        make_operator().execute_complete(make_context(store), event("timeout", remote))
+
+    factory.hook.cancel_task.assert_called_once_with("task-1")
+    factory.hook.close.assert_called_once_with()
+
+
+def test_execute_complete_timeout_fails_even_when_the_cancel_fails(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    factory.hook.cancel_task.side_effect = GPTProtoError("unreachable")
+
+    with pytest.raises(GPTProtoTimeoutError):
+        make_operator().execute_complete(make_context(store), event("timeout", task("task-1")))
+
+    factory.hook.close.assert_called_once_with()
+
+
+# -------------------------------------------------------------------------------- execute_complete
+
+
+def test_execute_complete_success_uses_the_measured_size_and_needs_no_hook(
+    factory: HookFactory,
+) -> None:
+    store = record("task-1", time.time() + 100)
+    context = make_context(store)
+
+    result = make_operator().execute_complete(
+        context, event("success", task("task-1", "succeeded"), video_bytes=3 * 1_048_576)
+    )
+
+    assert result["task_id"] == "task-1" and result["status"] == "succeeded"
+    assert result["request"]["prompt"] == "a calm lake at dusk"
+    assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
+    assert TASK_ID_XCOM_KEY not in dict(context["ti"].pushes)  # pushed before the deferral
+    assert TASK_KEY not in store.data
+    assert factory.calls == []  # no connection lookup, no session, no HEAD in the worker
+
+
+def test_execute_complete_failed_task_fails_the_try(factory: HookFactory) -> None:
+    failed = task("task-1", "failed", error_code="InternalError", error_message="GPU fell over")
+
+    with pytest.raises(GPTProtoTaskFailedError, match="GPU fell over") as error:
+        make_operator().execute_complete(make_context(CountingStore()), event("failed", failed))
+
+    assert not isinstance(error.value, GPTProtoTaskContentPolicyError)
+    assert factory.calls == []
+
+
+def test_execute_complete_content_policy_fails_without_retries(factory: HookFactory) -> None:
+    rejected = task("task-1", "failed", error_code=POLICY_CODE)
+
+    with pytest.raises(AirflowFailException, match="not retried") as error:
+        make_operator().execute_complete(make_context(CountingStore()), event("failed", rejected))
+
+    assert isinstance(error.value.__cause__, GPTProtoTaskContentPolicyError)
+
+
+def test_execute_complete_content_policy_is_retried_when_asked(factory: HookFactory) -> None:
+    rejected = task("task-1", "failed", error_code=POLICY_CODE)
+    op = make_operator(retry_on_content_policy=True)
+
+    with pytest.raises(GPTProtoTaskContentPolicyError):
+        op.execute_complete(make_context(CountingStore()), event("failed", rejected))
+
+
+def test_execute_complete_error_event_fails_with_its_message(factory: HookFactory) -> None:
+    with pytest.raises(GPTProtoError, match="GPTProto task task-1 error"):
+        make_operator().execute_complete(make_context(CountingStore()), event("error", None))
+
+    factory.hook.cancel_task.assert_not_called()
+    assert factory.calls == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [None, {}, {"status": "done", "task_id": "task-1"}, "success", ["success"]],
+    ids=["none", "empty", "unknown-status", "string", "list"],
+)
+def test_execute_complete_malformed_event_fails_clearly(factory: HookFactory, payload: Any) -> None:
+    with pytest.raises(GPTProtoError, match="Unexpected event from GPTProtoTaskTrigger"):
+        make_operator().execute_complete(make_context(CountingStore()), payload)
+
+    factory.hook.cancel_task.assert_not_called()
+
+
+def test_execute_complete_success_without_task_is_an_error(factory: HookFactory) -> None:
+    with pytest.raises(GPTProtoError):
+        make_operator().execute_complete(make_context(CountingStore()), event("success", None))
+
+
+# ------------------------------------------------------------------------------------------ kill
+
+
+def test_on_kill_cancels_the_remote_task_with_a_short_bounded_hook(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    factory.hook.create_task.return_value = task("task-1", "pending")
+    factory.hook.get_task.return_value = task("task-1", "running")
+    op = make_operator(deferrable=True)
+    with pytest.raises(TaskDeferred):
+        op.execute(make_context(store))
+    factory.hook.cancel_task.reset_mock()
+    factory.hook.close.reset_mock()
+
+    op.on_kill()
+
+    assert factory.calls[-1] == (
+        ("gptproto_unit",),
+        {"timeout": KILL_CANCEL_TIMEOUT_SECONDS, "retry_limit": 1},
+    )
+    factory.hook.cancel_task.assert_called_once_with("task-1")
+    factory.hook.close.assert_called_once_with()  # the kill's own session is released too
+
+
+def test_on_kill_swallows_a_refused_cancel(factory: HookFactory) -> None:
+    op = make_operator()
+    op._remote_task_id = "task-1"
+    factory.hook.cancel_task.side_effect = GPTProtoError("already running")
+
+    op.on_kill()  # must not raise: the kill goes on
+
+    factory.hook.cancel_task.assert_called_once_with("task-1")
+
+
+@pytest.mark.parametrize(
+    ("cancel_on_kill", "remote_id"), [(False, "task-1"), (True, None)], ids=["opted-out", "nothing-created"]
+)
+def test_on_kill_cancels_nothing_it_does_not_own(
+    factory: HookFactory, cancel_on_kill: bool, remote_id: str | None
+) -> None:
+    op = make_operator(cancel_on_kill=cancel_on_kill)
+    op._remote_task_id = remote_id
+
+    op.on_kill()
+
+    assert factory.calls == []
+    factory.hook.cancel_task.assert_not_called()
+
+
+def test_status_words_of_the_fakes_are_the_models() -> None:
+    # Guards the fakes themselves: a typo in a status word must not silently become "running".
+    assert task(status="succeeded").status is TaskStatus.SUCCEEDED
+    with pytest.raises(GPTProtoError):
+        task(status="finished")
