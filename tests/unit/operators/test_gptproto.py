@@ -1,4 +1,4 @@
-"""GPTProtoGenerateVideoOperator with a mocked hook and a dict-backed task state store.
+"""The operators with a mocked hook (and, for generate, a dict-backed task state store).
 
 Covers what the emulator-backed integration tests cannot reach cheaply: every branch of reattach
 and of the lost-create reconcile, timeout-then-cancel on both paths, each trigger event status in
@@ -8,11 +8,15 @@ and of the lost-create reconcile, timeout-then-cancel on both paths, each trigge
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath, TaskDeferred
 
+from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
 from airflow_provider_gptproto.exceptions import (
     GPTProtoAuthError,
     GPTProtoBadRequestError,
@@ -22,13 +26,16 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskFailedError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
+    VideoURLExpiredError,
 )
+from airflow_provider_gptproto.hooks.download import DownloadedVideo
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.operators import gptproto as operator_module
 from airflow_provider_gptproto.operators.gptproto import (
     KILL_CANCEL_TIMEOUT_SECONDS,
     RECONCILE_SETTLE_SECONDS,
+    GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
 )
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
@@ -579,3 +586,108 @@ def test_status_words_of_the_fakes_are_the_models() -> None:
     assert task(status="succeeded").status is TaskStatus.SUCCEEDED
     with pytest.raises(GPTProtoError):
         task(status="finished")
+
+
+# ------------------------------------------------------------------------------------- download
+
+
+def download_context() -> dict[str, Any]:
+    context = make_context()
+    context["outlet_events"] = defaultdict(lambda: SimpleNamespace(extra={}))
+    return context
+
+
+def saved(destination: Any) -> DownloadedVideo:
+    return DownloadedVideo(str(destination), 1234, "ab" * 32, "video/mp4")
+
+
+def test_download_lands_the_video_and_describes_it_in_the_asset_event(
+    factory: HookFactory, tmp_path: Path
+) -> None:
+    hook = factory.hook
+    hook.get_task.return_value = task("task-1", "succeeded", model="m1")
+    hook.download_video.side_effect = lambda url, destination, max_bytes: saved(destination)
+    generated = {"task_id": "task-1", "request": {"prompt": "a lake", "duration": 5, "ratio": "16:9"}}
+    op = GPTProtoDownloadVideoOperator(
+        task_id="download", gptproto_task=generated, destination=f"{tmp_path}/videos/", max_bytes=10_000
+    )
+    context = download_context()
+
+    result = op.execute(context)
+
+    url, destination = hook.download_video.call_args.args
+    assert url == VIDEO_URL and hook.download_video.call_args.kwargs == {"max_bytes": 10_000}
+    assert isinstance(destination, ObjectStoragePath)
+    assert str(destination).endswith("videos/task-1.mp4") and (tmp_path / "videos").is_dir()
+    assert result == {
+        "task_id": "task-1",
+        "prompt": "a lake",
+        "model": "m1",
+        "seed": None,
+        "duration": 5,
+        "dimension": "16:9",
+        "sha256": "ab" * 32,
+        "bytes": 1234,
+        "uri": str(destination),
+    }
+    assert context["outlet_events"][GPTPROTO_VIDEOS].extra == result
+    assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
+    hook.close.assert_called_once_with()
+
+
+def test_download_refreshes_an_expired_url_once(factory: HookFactory, tmp_path: Path) -> None:
+    fresh_url = "https://cdn.gptproto.test/videos/fresh.mp4"
+    hook = factory.hook
+    hook.get_task.side_effect = [
+        task("task-1", "succeeded"),
+        task("task-1", "succeeded", video_url=fresh_url),
+    ]
+    hook.download_video.side_effect = [VideoURLExpiredError("403 from the CDN"), saved(tmp_path / "v.mp4")]
+    op = GPTProtoDownloadVideoOperator(
+        task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
+    )
+
+    result = op.execute(download_context())
+
+    assert [c.args[0] for c in hook.download_video.call_args_list] == [VIDEO_URL, fresh_url]
+    assert result["uri"] == str(tmp_path / "v.mp4")
+
+
+def test_download_of_an_expired_url_without_a_fresh_one_fails(factory: HookFactory, tmp_path: Path) -> None:
+    hook = factory.hook
+    hook.get_task.side_effect = [task("task-1", "succeeded"), task("task-1", "expired")]
+    hook.download_video.side_effect = VideoURLExpiredError("410 from the CDN")
+    op = GPTProtoDownloadVideoOperator(
+        task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
+    )
+
+    with pytest.raises(VideoURLExpiredError):
+        op.execute(download_context())
+
+    assert hook.download_video.call_count == 1
+    hook.close.assert_called_once_with()
+
+
+def test_download_of_a_failed_task_downloads_nothing(factory: HookFactory, tmp_path: Path) -> None:
+    factory.hook.get_task.return_value = task("task-1", "failed", error_message="GPU fell over")
+    op = GPTProtoDownloadVideoOperator(
+        task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
+    )
+
+    with pytest.raises(GPTProtoTaskFailedError):
+        op.execute(download_context())
+
+    factory.hook.download_video.assert_not_called()
+    factory.hook.close.assert_called_once_with()
+
+
+@pytest.mark.parametrize("given", [{"gptproto_task_id": "  "}, {"gptproto_task": {"task_id": None}}])
+def test_download_without_a_task_id_fails_before_any_request(
+    factory: HookFactory, tmp_path: Path, given: dict[str, Any]
+) -> None:
+    op = GPTProtoDownloadVideoOperator(task_id="download", destination=str(tmp_path), **given)
+
+    with pytest.raises(GPTProtoError, match="gptproto_task_id must be a non-empty task id"):
+        op.execute(download_context())
+
+    factory.hook.get_task.assert_not_called()
