@@ -8,7 +8,6 @@ and of the lost-create reconcile, timeout-then-cancel on both paths, each trigge
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -591,9 +590,20 @@ def test_status_words_of_the_fakes_are_the_models() -> None:
 # ------------------------------------------------------------------------------------- download
 
 
+class OutletEvents:
+    """context["outlet_events"]: one event per asset, keyed by name and URI (Asset is not hashable
+    on every Airflow version we support)."""
+
+    def __init__(self) -> None:
+        self.events: dict[tuple[str, str], SimpleNamespace] = {}
+
+    def __getitem__(self, asset: Any) -> SimpleNamespace:
+        return self.events.setdefault((asset.name, asset.uri), SimpleNamespace(extra={}))
+
+
 def download_context() -> dict[str, Any]:
     context = make_context()
-    context["outlet_events"] = defaultdict(lambda: SimpleNamespace(extra={}))
+    context["outlet_events"] = OutletEvents()
     return context
 
 
