@@ -78,6 +78,16 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
     return recorder
 
 
+@pytest.fixture
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that would really sleep fails instead; request ``sleeps`` too to allow (and record) it."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"unexpected time.sleep({seconds})")
+
+    monkeypatch.setattr(time, "sleep", refuse)
+
+
 @dataclass
 class LogCapture:
     """Log output from every route Airflow may send it: structlog events, stdlib records, stdout/err."""

@@ -15,9 +15,11 @@ import pytest
 
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
 
 VIDEO_URL = "https://cdn.gptproto.test/videos/v.mp4"
 REQUEST_TIMEOUT = 30.0  # the mocked hook's per-request timeout (settings.timeout)
+CREATED_AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 class CountingStore:
@@ -69,26 +71,25 @@ def make_context(store: CountingStore | None = None) -> dict[str, Any]:
 
 
 def task(
-    task_id: str = "task-1",
-    status: TaskStatus | str = TaskStatus.RUNNING,
-    *,
-    video_url: str | None = None,
-    error_code: str | None = None,
-    error_message: str | None = None,
-    model: str | None = "seedance-1-0-lite-i2v-250428",
+    task_id: str = "task-1", status: TaskStatus | str = TaskStatus.RUNNING, **fields: Any
 ) -> GenerationTask:
+    """A remote task; a succeeded one gets VIDEO_URL unless ``video_url`` is given."""
     status = TaskStatus.parse(status)
-    if status is TaskStatus.SUCCEEDED and video_url is None:
-        video_url = VIDEO_URL
-    return GenerationTask(
-        task_id=task_id,
-        status=status,
-        video_url=video_url,
-        error_code=error_code,
-        error_message=error_message,
-        model=model,
-        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    if status is TaskStatus.SUCCEEDED:
+        fields.setdefault("video_url", VIDEO_URL)
+    fields.setdefault("model", "seedance-1-0-lite-i2v-250428")
+    return GenerationTask(task_id=task_id, status=status, created_at=CREATED_AT, **fields)
+
+
+def trigger_event(
+    status: str, remote: GenerationTask | None, video_bytes: int | None = None
+) -> dict[str, Any]:
+    """The payload the real trigger yields (built by the trigger itself, so the shapes cannot drift)."""
+    message = f"GPTProto task task-1 {status}"
+    payload: dict[str, Any] = (
+        GPTProtoTaskTrigger("task-1")._event(status, remote, message, video_bytes).payload
     )
+    return payload
 
 
 class HookFactory:
@@ -100,6 +101,11 @@ class HookFactory:
         self.hook.video_size.return_value = 2 * 1_048_576
         self.hook.avideo_size.return_value = 2 * 1_048_576
         self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def creates(self, then: str = "running") -> None:
+        """create_task answers a pending ``task-1``, which get_task then reports as ``then``."""
+        self.hook.create_task.return_value = task("task-1", "pending")
+        self.hook.get_task.return_value = task("task-1", then)
 
     def __call__(self, *args: Any, **kwargs: Any) -> MagicMock:
         self.calls.append((args, kwargs))

@@ -37,7 +37,6 @@ from airflow_provider_gptproto.operators.gptproto import (
     GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
 )
-from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
 from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
 from airflow_provider_gptproto.utils.task_state import TASK_KEY
 from tests.unit.conftest import Sleeps
@@ -49,6 +48,7 @@ from tests.unit.fakes import (
     make_context,
     patch_hook,
     task,
+    trigger_event,
 )
 
 VIDEO_URL_KEY = "gptproto_video_url"
@@ -56,14 +56,7 @@ TIMEOUT = 600.0
 POLICY_CODE = "OutputVideoSensitiveContentDetected"
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test that would really sleep fails instead (tests that expect a sleep use ``sleeps``)."""
-
-    def refuse(seconds: float) -> None:
-        raise AssertionError(f"unexpected time.sleep({seconds})")
-
-    monkeypatch.setattr(time, "sleep", refuse)
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 @pytest.fixture
@@ -101,14 +94,6 @@ def by_id(**tasks: GenerationTask | Exception) -> Any:
     return get_task
 
 
-def event(status: str, remote: GenerationTask | None, video_bytes: int | None = None) -> dict[str, Any]:
-    """The payload the real trigger yields (built by the trigger itself, so the shapes cannot drift)."""
-    trigger = GPTProtoTaskTrigger("task-1")
-    message = f"GPTProto task task-1 {status}"
-    payload: dict[str, Any] = trigger._event(status, remote, message, video_bytes).payload
-    return payload
-
-
 # ------------------------------------------------------------------------------------- create
 
 
@@ -136,8 +121,7 @@ def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
     factory: HookFactory, store: CountingStore
 ) -> None:
     hook = factory.hook
-    hook.create_task.return_value = task("task-1", "pending")
-    hook.get_task.return_value = task("task-1", "running")
+    factory.creates()
     recorded: list[Any] = []
 
     def wait_for_task(task_id: str, poll_interval: float, *, deadline: float) -> GenerationTask:
@@ -165,8 +149,7 @@ def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
 def test_one_hook_per_execution_built_from_the_connection_and_closed(
     factory: HookFactory, store: CountingStore
 ) -> None:
-    factory.hook.create_task.return_value = task("task-1", "pending")
-    factory.hook.get_task.return_value = task("task-1", "running")
+    factory.creates()
     factory.hook.wait_for_task.return_value = task("task-1", "succeeded")
 
     make_operator().execute(make_context(store))
@@ -176,8 +159,7 @@ def test_one_hook_per_execution_built_from_the_connection_and_closed(
 
 
 def test_a_short_task_is_finished_without_deferring(factory: HookFactory, store: CountingStore) -> None:
-    factory.hook.create_task.return_value = task("task-1", "pending")
-    factory.hook.get_task.return_value = task("task-1", "succeeded")
+    factory.creates(then="succeeded")
 
     result = make_operator(deferrable=True).execute(make_context(store))
 
@@ -188,20 +170,22 @@ def test_a_short_task_is_finished_without_deferring(factory: HookFactory, store:
 def test_deferrable_defers_to_the_trigger_with_the_recorded_deadline(
     factory: HookFactory, store: CountingStore
 ) -> None:
-    factory.hook.create_task.return_value = task("task-1", "pending")
-    factory.hook.get_task.return_value = task("task-1", "running")
+    factory.creates()
 
     with pytest.raises(TaskDeferred) as deferred:
         make_operator(deferrable=True, cancel_on_kill=False).execute(make_context(store))
 
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, GPTProtoTaskTrigger)
     assert deferred.value.method_name == "execute_complete"
-    assert trigger.gptproto_task_id == "task-1"
-    assert trigger.gptproto_conn_id == "gptproto_unit"
-    assert trigger.poll_interval == 5.0
-    assert trigger.cancel_on_kill is False
-    assert trigger.deadline == store.data[TASK_KEY]["deadline"]  # kept for a retry to reattach
+    assert deferred.value.trigger.serialize() == (
+        "airflow_provider_gptproto.triggers.gptproto.GPTProtoTaskTrigger",
+        {
+            "gptproto_task_id": "task-1",
+            "gptproto_conn_id": "gptproto_unit",
+            "poll_interval": 5.0,
+            "deadline": store.data[TASK_KEY]["deadline"],  # kept for a retry to reattach
+            "cancel_on_kill": False,
+        },
+    )
     factory.hook.wait_for_task.assert_not_called()
     factory.hook.close.assert_called_once_with()
 
@@ -306,17 +290,16 @@ def test_an_earlier_task_that_cannot_deliver_is_replaced_by_a_new_one(
     factory: HookFactory, earlier: GenerationTask | Exception
 ) -> None:
     store = record("old-1", time.time() + 100)
-    hook = factory.hook
-    hook.get_task.side_effect = by_id(old_1=earlier, task_2=task("task-2", "running"))
-    hook.create_task.return_value = task("task-2", "pending")
-    hook.wait_for_task.return_value = task("task-2", "succeeded")
+    factory.hook.get_task.side_effect = by_id(old_1=earlier, task_2=task("task-2", "running"))
+    factory.hook.create_task.return_value = task("task-2", "pending")
+    factory.hook.wait_for_task.return_value = task("task-2", "succeeded")
     context = make_context(store)
 
     result = make_operator().execute(context)
 
     assert result is not None and result["task_id"] == "task-2"
-    hook.create_task.assert_called_once()
-    hook.find_tasks_created_since.assert_not_called()  # a record, not a marker: nothing to reconcile
+    factory.hook.create_task.assert_called_once()
+    factory.hook.find_tasks_created_since.assert_not_called()  # a record, not a marker: nothing to reconcile
     assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "task-2"
     assert f"set {TASK_KEY}" in store.calls
 
@@ -410,10 +393,17 @@ def test_an_interrupted_create_is_seen_by_the_next_try(factory: HookFactory, sle
 # ------------------------------------------------------------------------------- timeout + cancel
 
 
-def test_sync_timeout_cancels_the_remote_task_then_fails(factory: HookFactory, store: CountingStore) -> None:
-    factory.hook.create_task.return_value = task("task-1", "pending")
-    factory.hook.get_task.return_value = task("task-1", "running")
+@pytest.mark.parametrize(
+    "refusal",
+    [None, GPTProtoBadRequestError("running tasks cannot be cancelled")],
+    ids=["cancelled", "cancel-refused"],
+)
+def test_sync_timeout_cancels_the_remote_task_then_fails(
+    factory: HookFactory, store: CountingStore, refusal: Exception | None
+) -> None:
+    factory.creates()
     factory.hook.wait_for_task.side_effect = GPTProtoTimeoutError("still running at its deadline")
+    factory.hook.cancel_task.side_effect = refusal
 
     with pytest.raises(GPTProtoTimeoutError, match="still running"):
         make_operator().execute(make_context(store))
@@ -422,26 +412,12 @@ def test_sync_timeout_cancels_the_remote_task_then_fails(factory: HookFactory, s
     factory.hook.close.assert_called_once_with()
 
 
-def test_sync_timeout_fails_even_when_the_cancel_is_refused(
-    factory: HookFactory, store: CountingStore
-) -> None:
-    factory.hook.create_task.return_value = task("task-1", "pending")
-    factory.hook.get_task.return_value = task("task-1", "running")
-    factory.hook.wait_for_task.side_effect = GPTProtoTimeoutError("still running at its deadline")
-    factory.hook.cancel_task.side_effect = GPTProtoBadRequestError("running tasks cannot be cancelled")
-
-    with pytest.raises(GPTProtoTimeoutError):
-        make_operator().execute(make_context(store))
-
-    factory.hook.cancel_task.assert_called_once_with("task-1")
-
-
 @pytest.mark.parametrize("remote", [task("task-1", "running"), None], ids=["with-task", "without-task"])
 def test_execute_complete_timeout_cancels_then_fails(
     factory: HookFactory, store: CountingStore, remote: GenerationTask | None
 ) -> None:
     with pytest.raises(GPTProtoTimeoutError, match=r"timeout 600 s"):
-        make_operator().execute_complete(make_context(store), event("timeout", remote))
+        make_operator().execute_complete(make_context(store), trigger_event("timeout", remote))
 
     factory.hook.cancel_task.assert_called_once_with("task-1")
     factory.hook.close.assert_called_once_with()
@@ -453,7 +429,7 @@ def test_execute_complete_timeout_fails_even_when_the_cancel_fails(
     factory.hook.cancel_task.side_effect = GPTProtoError("unreachable")
 
     with pytest.raises(GPTProtoTimeoutError):
-        make_operator().execute_complete(make_context(store), event("timeout", task("task-1")))
+        make_operator().execute_complete(make_context(store), trigger_event("timeout", task("task-1")))
 
     factory.hook.close.assert_called_once_with()
 
@@ -468,7 +444,7 @@ def test_execute_complete_success_uses_the_measured_size_and_needs_no_hook(
     context = make_context(store)
 
     result = make_operator().execute_complete(
-        context, event("success", task("task-1", "succeeded"), video_bytes=3 * 1_048_576)
+        context, trigger_event("success", task("task-1", "succeeded"), video_bytes=3 * 1_048_576)
     )
 
     assert result["task_id"] == "task-1" and result["status"] == "succeeded"
@@ -483,7 +459,7 @@ def test_execute_complete_failed_task_fails_the_try(factory: HookFactory) -> Non
     failed = task("task-1", "failed", error_code="InternalError", error_message="GPU fell over")
 
     with pytest.raises(GPTProtoTaskFailedError, match="GPU fell over") as error:
-        make_operator().execute_complete(make_context(CountingStore()), event("failed", failed))
+        make_operator().execute_complete(make_context(CountingStore()), trigger_event("failed", failed))
 
     assert not isinstance(error.value, GPTProtoTaskContentPolicyError)
     assert factory.calls == []
@@ -493,7 +469,7 @@ def test_execute_complete_content_policy_fails_without_retries(factory: HookFact
     rejected = task("task-1", "failed", error_code=POLICY_CODE)
 
     with pytest.raises(AirflowFailException, match="not retried") as error:
-        make_operator().execute_complete(make_context(CountingStore()), event("failed", rejected))
+        make_operator().execute_complete(make_context(CountingStore()), trigger_event("failed", rejected))
 
     assert isinstance(error.value.__cause__, GPTProtoTaskContentPolicyError)
 
@@ -503,12 +479,12 @@ def test_execute_complete_content_policy_is_retried_when_asked(factory: HookFact
     op = make_operator(retry_on_content_policy=True)
 
     with pytest.raises(GPTProtoTaskContentPolicyError):
-        op.execute_complete(make_context(CountingStore()), event("failed", rejected))
+        op.execute_complete(make_context(CountingStore()), trigger_event("failed", rejected))
 
 
 def test_execute_complete_error_event_fails_with_its_message(factory: HookFactory) -> None:
     with pytest.raises(GPTProtoError, match="GPTProto task task-1 error"):
-        make_operator().execute_complete(make_context(CountingStore()), event("error", None))
+        make_operator().execute_complete(make_context(CountingStore()), trigger_event("error", None))
 
     factory.hook.cancel_task.assert_not_called()
     assert factory.calls == []
@@ -528,7 +504,7 @@ def test_execute_complete_malformed_event_fails_clearly(factory: HookFactory, pa
 
 def test_execute_complete_success_without_task_is_an_error(factory: HookFactory) -> None:
     with pytest.raises(GPTProtoError):
-        make_operator().execute_complete(make_context(CountingStore()), event("success", None))
+        make_operator().execute_complete(make_context(CountingStore()), trigger_event("success", None))
 
 
 # ------------------------------------------------------------------------------------------ kill
@@ -537,8 +513,7 @@ def test_execute_complete_success_without_task_is_an_error(factory: HookFactory)
 def test_on_kill_cancels_the_remote_task_with_a_short_bounded_hook(
     factory: HookFactory, store: CountingStore
 ) -> None:
-    factory.hook.create_task.return_value = task("task-1", "pending")
-    factory.hook.get_task.return_value = task("task-1", "running")
+    factory.creates()
     op = make_operator(deferrable=True)
     with pytest.raises(TaskDeferred):
         op.execute(make_context(store))

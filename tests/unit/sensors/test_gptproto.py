@@ -21,26 +21,18 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskContentPolicyError,
     GPTProtoTaskFailedError,
 )
-from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.sensors import gptproto as sensor_module
 from airflow_provider_gptproto.sensors.gptproto import GPTProtoTaskSensor
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
 from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
 from tests.unit.conftest import Sleeps
-from tests.unit.fakes import VIDEO_URL, HookFactory, make_context, patch_hook, task
+from tests.unit.fakes import VIDEO_URL, HookFactory, make_context, patch_hook, task, trigger_event
 
 VIDEO_URL_KEY = "gptproto_video_url"
 POLICY_CODE = "InputTextSensitiveContentDetected"
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test that would really sleep fails instead (tests that expect a sleep use ``sleeps``)."""
-
-    def refuse(seconds: float) -> None:
-        raise AssertionError(f"unexpected time.sleep({seconds})")
-
-    monkeypatch.setattr(time, "sleep", refuse)
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 @pytest.fixture
@@ -58,13 +50,6 @@ def make_sensor(**kwargs: Any) -> GPTProtoTaskSensor:
     }
     params.update(kwargs)
     return GPTProtoTaskSensor(**params)
-
-
-def event(status: str, remote: GenerationTask | None, video_bytes: int | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = (
-        GPTProtoTaskTrigger("task-1")._event(status, remote, status, video_bytes).payload
-    )
-    return payload
 
 
 # ------------------------------------------------------------------------------------------ poke
@@ -160,15 +145,16 @@ def test_deferrable_defers_without_owning_the_task(factory: HookFactory) -> None
     with pytest.raises(TaskDeferred) as deferred:
         make_sensor(deferrable=True, timeout=timedelta(minutes=5)).execute(make_context())
 
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, GPTProtoTaskTrigger)
     assert deferred.value.method_name == "execute_complete"
-    assert trigger.gptproto_task_id == "task-1"
-    assert trigger.gptproto_conn_id == "gptproto_unit"
-    assert trigger.poll_interval == 2.0
-    assert trigger.cancel_on_kill is False  # it never cancels a task someone else created
-    assert trigger.deadline is not None
-    assert before + 300 <= trigger.deadline <= time.time() + 300
+    assert isinstance(deferred.value.trigger, GPTProtoTaskTrigger)
+    kwargs = deferred.value.trigger.serialize()[1]
+    assert before + 300 <= kwargs.pop("deadline") <= time.time() + 300
+    assert kwargs == {
+        "gptproto_task_id": "task-1",
+        "gptproto_conn_id": "gptproto_unit",
+        "poll_interval": 2.0,
+        "cancel_on_kill": False,  # it never cancels a task someone else created
+    }
     factory.hook.close.assert_called_once_with()
 
 
@@ -184,7 +170,7 @@ def test_execute_complete_success_delivers_without_a_hook(factory: HookFactory) 
     finished = task("task-1", "succeeded")
     context = make_context()
 
-    result = make_sensor(deferrable=True).execute_complete(context, event("success", finished, 1024))
+    result = make_sensor(deferrable=True).execute_complete(context, trigger_event("success", finished, 1024))
 
     assert result == finished.to_dict()
     assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
@@ -193,19 +179,19 @@ def test_execute_complete_success_delivers_without_a_hook(factory: HookFactory) 
 
 def test_execute_complete_timeout_is_a_sensor_timeout(factory: HookFactory) -> None:
     with pytest.raises(AirflowSensorTimeout):
-        make_sensor().execute_complete(make_context(), event("timeout", task("task-1", "running")))
+        make_sensor().execute_complete(make_context(), trigger_event("timeout", task("task-1", "running")))
 
     factory.hook.cancel_task.assert_not_called()  # not its task to cancel
 
 
 def test_execute_complete_failed_task_fails(factory: HookFactory) -> None:
     with pytest.raises(GPTProtoTaskFailedError):
-        make_sensor().execute_complete(make_context(), event("failed", task("task-1", "expired")))
+        make_sensor().execute_complete(make_context(), trigger_event("failed", task("task-1", "expired")))
 
 
 @pytest.mark.parametrize(
     "payload",
-    [event("error", None), None, {"status": "later"}],
+    [trigger_event("error", None), None, {"status": "later"}],
     ids=["error", "none", "unknown-status"],
 )
 def test_execute_complete_error_or_malformed_event_fails(factory: HookFactory, payload: Any) -> None:
