@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="pause between retries of terminal webhooks (default 1)",
     )
     add(
+        "--no-list-endpoint",
+        action="store_true",
+        help="serve no list endpoint: GET on the tasks path answers like an unknown route",
+    )
+    add(
         "--parent-pid",
         type=int,
         default=None,
@@ -156,6 +161,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         parent_pid=args.parent_pid,
         callback_timeout_seconds=args.callback_timeout_seconds,
         callback_retry_seconds=args.callback_retry_seconds,
+        no_list_endpoint=args.no_list_endpoint,
         faults=[rule for group in args.fault for rule in group],
     )
 

@@ -61,6 +61,7 @@ class EmulatorConfig:
     parent_pid: int | None = None
     callback_timeout_seconds: float = 5.0
     callback_retry_seconds: float = 1.0
+    no_list_endpoint: bool = False
     faults: list[dict[str, Any]] = field(default_factory=list)
 
     def runtime_view(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from . import TASKS_PATH
 from .dialects import RenderContext, create_response, get_response, list_response, predictions_object
@@ -108,6 +109,10 @@ async def create_task(request: Request) -> JSONResponse:
 @router.get(TASKS_PATH)
 async def list_tasks(request: Request) -> JSONResponse:
     state = emulator(request)
+    if state.config.no_list_endpoint:
+        # The same exception Starlette's router raises for a path it does not know, so the
+        # reply (status, body, headers, dialect) is exactly that of an unknown route.
+        raise HTTPException(status_code=404)
     authorize(request, state)
     query = validate_list(request.query_params)
     tasks, total = state.store.query(query)
