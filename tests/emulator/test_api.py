@@ -297,7 +297,9 @@ def test_no_list_endpoint_answers_like_an_unknown_route(
     for dialect in ("envelope", "ark"):
         emulator.configure(dialect=dialect)
         listed = api.list({"filter.task_ids": task_id})
-        unknown = api.session.get(api.base + "/api/v3/contents/no-such-route", headers=api.headers, timeout=10)
+        unknown = api.session.get(
+            api.base + "/api/v3/contents/no-such-route", headers=api.headers, timeout=10
+        )
         assert listed.status_code == 404
         assert _without_request_id(listed) == _without_request_id(unknown)
         # Without a key too: an unknown route does not ask for one, so the missing list does not either.
