@@ -60,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    add("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
+    add(
+        "--port",
+        type=int,
+        default=None,
+        help="port; 0 picks a free one (default: the port recorded in --state-file, else 8000);"
+        " with --state-file, a restart without a non-zero --port comes back on the recorded port",
+    )
     add(
         "--api-key",
         default=os.environ.get(API_KEY_ENV) or None,
