@@ -165,7 +165,7 @@ class TaskStore:
         return sum(1 for task in self.tasks.values() if task.status(now) == "queued")
 
     def cancel_or_delete(self, task_id: str) -> str:
-        """CONTRACT semantics: queued -> cancelled; terminal -> deleted; running/cancelled -> refused."""
+        """docs/api-contract.md: queued -> cancelled; terminal -> deleted; running/cancelled refused."""
         task = self.get(task_id)
         status = task.status()
         if status == "queued":
