@@ -37,8 +37,7 @@ lint: install
 
 ## The whole suite on the latest Airflow: lint, docs, unit, emulator, integration, end-to-end, bench smoke.
 test: lint docs
-	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) GPTPROTO_AIRFLOW_VERSION=$(AIRFLOW_LATEST) \
-		$(PY) -m pytest $(PYTEST_ARGS)
+	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest $(PYTEST_ARGS)
 
 ## The documentation site in site/, strict: a broken link or a missing reference fails the build.
 docs: install
