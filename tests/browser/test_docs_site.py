@@ -20,17 +20,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.ui import browser_tests_required, missing_browser_requirements
+from tests.browser.ui import require_browser
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
 
-_MISSING = missing_browser_requirements()
-if _MISSING:
-    _REASON = "browser tests need " + " and ".join(_MISSING)
-    if browser_tests_required():
-        pytest.fail(f"{_REASON} (GPTPROTO_BROWSER_TESTS=required)", pytrace=False)
-    pytest.skip(_REASON, allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import expect  # noqa: E402  (only importable once the check above passed)
 
