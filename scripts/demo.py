@@ -2,9 +2,9 @@
 
 Without GPTPROTO_API_KEY it runs against the bundled emulator (no credits spent); with it, against
 the real service (GPTPROTO_BASE_URL to override the host). Airflow state lives in .demo/ under the
-project (GPTPROTO_DEMO_DIR to move it), never in ~/airflow. The terminal gets a short progress view
-read from the provider's own log lines; everything (Airflow's output and the emulator's request
-log) goes to a log file, named at the end.
+project (GPTPROTO_DEMO_DIR to move it), never in ~/airflow; GPTPROTO_DEMO_PROMPT replaces the
+prompt. The terminal gets a short progress view read from the provider's own log lines; everything
+(Airflow's output and the emulator's request log) goes to a log file, named at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ PROGRESS = (
     (re.compile(r"GPTProto task \S+ is (\w+)"), "status: {0}"),
     (re.compile(r"GPTProto task \S+ (failed|expired|cancelled)\b"), "status: {0}"),
 )
-ERROR = re.compile(r"\[(error|critical)\s*\]|Traceback|Error:")
+# The exception lines of a failure, e.g. "airflow_provider_gptproto.exceptions.GPTProtoTaskFailedError: ...".
+ERROR = re.compile(r"^[\w.]*(Error|Exception): ")
 
 
 def say(message: str) -> None:
@@ -72,6 +73,7 @@ def run_logged(command: list[str], env: dict[str, str], log: TextIO) -> tuple[in
     log.write(f"\n$ {' '.join(command)}\n")
     log.flush()
     errors: list[str] = []
+    shown = ""
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as process:
@@ -82,9 +84,12 @@ def run_logged(command: list[str], env: dict[str, str], log: TextIO) -> tuple[in
             for pattern, template in PROGRESS:
                 match = pattern.search(line)
                 if match:
-                    say("  " + template.format(*match.groups()))
+                    progress = "  " + template.format(*match.groups())
+                    if progress != shown:  # a traceback repeats the failure; show it once
+                        say(progress)
+                        shown = progress
                     break
-            if ERROR.search(line):
+            if ERROR.search(line) and line.rstrip() not in errors:
                 errors.append(line.rstrip())
     return process.returncode, errors
 
@@ -112,14 +117,15 @@ def main() -> int:
         if code == 0:
             say(f"Airflow ready (home {env['AIRFLOW_HOME']}); running the {DAG_ID} DAG")
             VIDEOS.mkdir(parents=True, exist_ok=True)
-            conf = json.dumps({"output_dir": str(VIDEOS)})
+            prompt = os.environ.get("GPTPROTO_DEMO_PROMPT")
+            conf = json.dumps({"output_dir": str(VIDEOS), **({"prompt": prompt} if prompt else {})})
             code, errors = run_logged([airflow, "dags", "test", DAG_ID, "-c", conf], env, log)
     fresh = [p for p in VIDEOS.glob("*.mp4") if code == 0 and p.stat().st_mtime >= started - 1]
     if fresh:
         video = max(fresh, key=lambda p: p.stat().st_mtime)
         say(f"Video saved: {video}\n  {describe(video)}")
     else:
-        say(f"FAILED (exit {code})" + "".join(f"\n  {line[:300]}" for line in errors[-5:]))
+        say(f"FAILED (exit {code})" + "".join(f"\n  {line[:300]}" for line in errors[-3:]))
     say(f"Full logs: {log_path}")
     return 0 if fresh else (code or 1)
 

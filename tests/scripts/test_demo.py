@@ -45,3 +45,24 @@ def test_demo_shows_a_short_progress_view_and_logs_everything_to_a_named_file(tm
     assert f"Created GPTProto task {created[1]}" in full
     assert '"endpoint": "create"' in full and '"endpoint": "create"' not in shown
     assert "Pushing xcom" in full and "Pushing xcom" not in shown
+
+
+def test_a_failed_generation_is_shown_in_a_few_lines_with_the_cause(tmp_path: Path) -> None:
+    env = {**os.environ, "GPTPROTO_DEMO_DIR": str(tmp_path), "GPTPROTO_DEMO_PROMPT": "a fox [[fail:policy]]"}
+    env.pop("GPTPROTO_API_KEY", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    shown = result.stdout
+    assert result.returncode != 0
+    lines = shown.splitlines()
+    assert len(lines) <= 12, shown
+    assert "status: failed" in shown and "Video saved" not in shown
+    assert re.search(
+        r"^FAILED \(exit 1\)\n  \S*GPTProtoTaskContentPolicyError: .*content policy", shown, re.M | re.I
+    )
+    assert re.fullmatch(r"Full logs: \S+\.log", lines[-1]) and Path(lines[-1].split(": ", 1)[1]).is_file()
