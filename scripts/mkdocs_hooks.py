@@ -15,12 +15,15 @@ Markers, each alone on a line of a page in docs/:
 from __future__ import annotations
 
 import ast
+import logging
 import posixpath
 import re
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# A warning on an mkdocs logger fails `mkdocs build --strict`.
+log = logging.getLogger("mkdocs.hooks.gptproto")
 MARKER = re.compile(r"^<!-- (readme|include): (.+?)(?: \| (optional))? -->$|^<!-- (example-dags) -->$", re.M)
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 SECTION = re.compile(r"^## ", re.M)
@@ -32,25 +35,26 @@ PAGES = {
 }
 
 
-def _target(link: str, source_dir: str, page_dir: str, repo_url: str) -> str:
-    """A link written in a repository file at ``source_dir``, as seen from a page at ``page_dir``."""
+def _target(link: str, source: str, page_dir: str, repo_url: str) -> str:
+    """A link written in the repository file ``source``, as seen from a page in ``page_dir``."""
     if re.match(r"[a-z][a-z0-9+.-]*:|#|/", link):
         return link
     path, hash_, anchor = link.partition("#")
-    repo_path = posixpath.normpath(posixpath.join(source_dir, path)).rstrip("/")
+    repo_path = posixpath.normpath(posixpath.join(posixpath.dirname(source), path)).rstrip("/")
     if repo_path in PAGES:
         docs_path = PAGES[repo_path]
     elif repo_path.startswith("docs/"):
         docs_path = repo_path.removeprefix("docs/")
     else:  # source code and other files: the repository browser
+        if not (ROOT / repo_path).exists():
+            log.warning("%s links to %s, which does not exist", source, repo_path)
         kind = "tree" if (ROOT / repo_path).is_dir() else "blob"
         return f"{repo_url.rstrip('/')}/{kind}/main/{repo_path}{hash_}{anchor}"
     return posixpath.relpath(docs_path, page_dir or ".") + hash_ + anchor
 
 
 def _relinked(text: str, source: str, page_dir: str, repo_url: str) -> str:
-    source_dir = posixpath.dirname(source)
-    return LINK.sub(lambda m: m[1] + _target(m[2], source_dir, page_dir, repo_url) + m[3], text)
+    return LINK.sub(lambda m: m[1] + _target(m[2], source, page_dir, repo_url) + m[3], text)
 
 
 def readme_section(title: str, promote: bool) -> str | None:

@@ -45,7 +45,7 @@ def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of the freshly built site."""
     site = tmp_path_factory.mktemp("docs-site")
     subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         check=True,

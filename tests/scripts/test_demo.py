@@ -15,16 +15,21 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_shows_a_short_progress_view_and_logs_everything_to_a_named_file(tmp_path: Path) -> None:
-    env = {**os.environ, "GPTPROTO_DEMO_DIR": str(tmp_path)}
+def run_demo(demo_dir: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    """scripts/demo.py as `make demo` runs it, against the emulator (never the real service)."""
+    env = {**os.environ, "GPTPROTO_DEMO_DIR": str(demo_dir), **env_vars}
     env.pop("GPTPROTO_API_KEY", None)
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")],
         env=env,
         capture_output=True,
         text=True,
         timeout=400,
     )
+
+
+def test_demo_shows_a_short_progress_view_and_logs_everything_to_a_named_file(tmp_path: Path) -> None:
+    result = run_demo(tmp_path)
     shown = result.stdout
     assert result.returncode == 0, shown + result.stderr
     lines = shown.splitlines()
@@ -48,15 +53,7 @@ def test_demo_shows_a_short_progress_view_and_logs_everything_to_a_named_file(tm
 
 
 def test_a_failed_generation_is_shown_in_a_few_lines_with_the_cause(tmp_path: Path) -> None:
-    env = {**os.environ, "GPTPROTO_DEMO_DIR": str(tmp_path), "GPTPROTO_DEMO_PROMPT": "a fox [[fail:policy]]"}
-    env.pop("GPTPROTO_API_KEY", None)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    result = run_demo(tmp_path, GPTPROTO_DEMO_PROMPT="a fox [[fail:policy]]")
     shown = result.stdout
     assert result.returncode != 0
     lines = shown.splitlines()
