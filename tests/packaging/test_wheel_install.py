@@ -47,7 +47,7 @@ def test_built_wheel_installs_into_a_clean_venv_and_runs_the_example_dag(tmp_pat
     _run(sys.executable, "-m", "venv", venv, env=env, cwd=tmp_path)
     bin_dir = venv / "bin"
     _run(
-        bin_dir / "pip", "install", "-q", f"{wheel}[emulator]", f"apache-airflow=={_airflow_latest()}",
+        bin_dir / "pip", "install", "-q", "--no-compile", f"{wheel}[emulator]", f"apache-airflow=={_airflow_latest()}",
         env=env, cwd=tmp_path, timeout=1200,
     )  # fmt: skip
     where = _run(
