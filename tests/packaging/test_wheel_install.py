@@ -38,18 +38,21 @@ def _run(*command: str | Path, env: dict[str, str], cwd: Path, timeout: float = 
 
 
 def test_built_wheel_installs_into_a_clean_venv_and_runs_the_example_dag(tmp_path: Path) -> None:
-    # A bare environment: no PYTHONPATH (it would put this checkout first), no Airflow settings.
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    # A bare environment: no PYTHONPATH (it would put this checkout first), no Airflow settings;
+    # pip's own settings (index, cache, certificates) stay, as they would for a user.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key in ("PATH", "HOME", "LANG", "TMPDIR") or key.startswith("PIP_") or key.endswith("_PROXY")
+    }
     _run(sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT, env=env, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("airflow_provider_gptproto-*.whl")
 
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", venv, env=env, cwd=tmp_path)
     bin_dir = venv / "bin"
-    _run(
-        bin_dir / "pip", "install", "-q", "--no-compile", f"{wheel}[emulator]", f"apache-airflow=={_airflow_latest()}",
-        env=env, cwd=tmp_path, timeout=1200,
-    )  # fmt: skip
+    pins = [f"{wheel}[emulator]", f"apache-airflow=={_airflow_latest()}"]
+    _run(bin_dir / "pip", "install", "-q", "--no-compile", *pins, env=env, cwd=tmp_path, timeout=1200)
     where = _run(
         bin_dir / "python",
         "-c",
