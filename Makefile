@@ -12,6 +12,7 @@ CHROMIUM ?= /usr/bin/chromium
 BROWSER_TESTS = $(if $(wildcard $(CHROMIUM)),required,)
 
 .PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser screenshots demo airflow bench clean
+.PHONY: docs dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +35,19 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## The whole suite on the latest Airflow: lint, unit, emulator, integration, end-to-end, bench smoke.
-test: lint
+## The whole suite on the latest Airflow: lint, docs, unit, emulator, integration, end-to-end, bench smoke.
+test: lint docs
 	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest $(PYTEST_ARGS)
+
+## The documentation site in site/, strict: a broken link or a missing reference fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+## sdist and wheel in dist/, checked with twine (install the wheel: see README "Install").
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
 
 ## Unit and emulator-backed tests on the oldest supported Airflow, in its own virtualenv.
 test-oldest: install-oldest
@@ -71,4 +82,4 @@ bench: install
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache site dist

@@ -35,14 +35,17 @@ def main() -> int:
     HOME.mkdir(parents=True, exist_ok=True)
     (HOME / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
     port = free_port(8080)
+    where_logs = ""
     with ExitStack() as stack:
         if os.environ.get("GPTPROTO_API_KEY"):
             base_url = os.environ.get("GPTPROTO_BASE_URL", "https://gptproto.com")
             api_key = os.environ["GPTPROTO_API_KEY"]
         else:
+            request_log = HOME / "emulator-requests.log"
             base_url, api_key = stack.enter_context(
-                running_emulator("--queue-seconds", "3", "--run-seconds", "10")
+                running_emulator(queue_seconds=3, run_seconds=10, log_file=request_log)
             )
+            where_logs = f"Emulator request log: {request_log}\n"
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(HOME),
@@ -69,6 +72,7 @@ def main() -> int:
         print(
             f"\nAirflow UI: http://localhost:{port}  (login {USER} / {PASSWORD})\n"
             f"GPTProto API: {base_url}  (connection gptproto_default; Test button enabled)\n"
+            f"{where_logs}"
             "Example DAGs are in dags_examples/. Stop with Ctrl-C.\n",
             flush=True,
         )

@@ -1,6 +1,6 @@
 """A local emulator of the GPTProto video-generation task API (see docs/emulator.md).
 
-It is written from the API contract alone and imports nothing from the rest of the
+It is written from the API contract (docs/api-contract.md) alone and imports nothing from the rest of the
 package, so that a misreading of the contract on the client side cannot be hidden by
 the same misreading here. This ``__init__`` stays import-light on purpose: the pytest
 plugin lives in this package and is loaded in every pytest session of anyone who

@@ -60,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    add("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
+    add(
+        "--port",
+        type=int,
+        default=None,
+        help="port; 0 picks a free one (default: the port recorded in --state-file, else 8000);"
+        " with --state-file, a restart without a non-zero --port comes back on the recorded port",
+    )
     add(
         "--api-key",
         default=os.environ.get(API_KEY_ENV) or None,
@@ -123,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="pause between retries of terminal webhooks (default 1)",
     )
     add(
+        "--no-list-endpoint",
+        action="store_true",
+        help="serve no list endpoint: GET on the tasks path answers like an unknown route",
+    )
+    add(
         "--parent-pid",
         type=int,
         default=None,
@@ -156,6 +167,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         parent_pid=args.parent_pid,
         callback_timeout_seconds=args.callback_timeout_seconds,
         callback_retry_seconds=args.callback_retry_seconds,
+        no_list_endpoint=args.no_list_endpoint,
         faults=[rule for group in args.fault for rule in group],
     )
 

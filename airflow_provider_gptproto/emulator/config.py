@@ -18,6 +18,8 @@ DIALECTS: tuple[str, ...] = get_args(Dialect)
 CREATE_ID_FIELDS: tuple[str, ...] = get_args(CreateIdField)
 FPS_FIELDS: tuple[str, ...] = get_args(FpsField)
 
+DEFAULT_PORT = 8000
+
 # Fields that POST /_emulator/config may change while the server runs.
 RUNTIME_FIELDS = (
     "dialect",
@@ -40,7 +42,8 @@ class EmulatorConfig:
     """Everything the CLI can set; the defaults mirror the real service's behaviour closely enough."""
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    # None: the port recorded in the state file, else DEFAULT_PORT (see server.listen_port).
+    port: int | None = None
     api_key: str | None = None
     dialect: Dialect = "envelope"
     queue_seconds: float = 2.0
@@ -61,6 +64,7 @@ class EmulatorConfig:
     parent_pid: int | None = None
     callback_timeout_seconds: float = 5.0
     callback_retry_seconds: float = 1.0
+    no_list_endpoint: bool = False
     faults: list[dict[str, Any]] = field(default_factory=list)
 
     def runtime_view(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Error bodies in the shapes CONTRACT.md documents.
+"""Error bodies in the shapes the API contract (docs/api-contract.md) documents.
 
 GPTProto's own shape (``{"error": {"message", "type", "code"}}``) is used by the envelope
 and predictions dialects; the upstream Ark shape (``{"error": {"code", "message",

@@ -9,7 +9,8 @@ Fixtures:
   ``.admin`` is the same object.
 - ``gptproto_emulator_clean`` (function): the session emulator, reset before the test.
 - ``gptproto_emulator_factory`` (function): ``factory(dialect="ark", queue_seconds=0.2, ...)``
-  starts extra emulators with any CLI flags; they are stopped when the test ends.
+  starts extra emulators with any CLI flags (``no_list_endpoint=True`` for ``--no-list-endpoint``);
+  they are stopped when the test ends.
 
 Extra CLI arguments for the session emulator: ``--gptproto-emulator-arg=--stringly-numbers``
 (repeatable) or the ini option ``gptproto_emulator_args``.

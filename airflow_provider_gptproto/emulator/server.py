@@ -20,8 +20,9 @@ import uvicorn
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import create_app
-from .config import EmulatorConfig
+from .config import DEFAULT_PORT, EmulatorConfig
 from .middleware import TRANSPORT_KEY
+from .state import EmulatorState
 
 
 class _TransportExposingProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
@@ -58,6 +59,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def listen_port(requested: int | None, recorded: int | None) -> int:
+    """An explicit non-zero ``--port`` wins; else the state file's port, so a restart keeps its URL.
+
+    Without either, ``--port 0`` picks a free port and no ``--port`` means DEFAULT_PORT.
+    """
+    if requested:
+        return requested
+    if recorded:
+        return recorded
+    return DEFAULT_PORT if requested is None else 0
+
+
 def url_for(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -86,8 +99,19 @@ def _exit_cleanly(signum: int, _frame: Any) -> None:
 
 def serve(config: EmulatorConfig) -> None:
     """Run until SIGTERM/SIGINT (or the parent process dies); saves the state file on the way out."""
-    sock = bind(config.host, config.port)
-    app = create_app(config)
+    state = EmulatorState.build(config)
+    port = listen_port(config.port, state.store.port)
+    try:
+        sock = bind(config.host, port)
+    except OSError as exc:
+        state.close()
+        where = f" (recorded in {config.state_file})" if port == state.store.port and not config.port else ""
+        raise SystemExit(
+            f"gptproto-emulator: cannot listen on {config.host}:{port}{where}: {exc.strerror};"
+            " stop whatever uses it or pass another --port"
+        ) from None
+    state.store.record_port(sock.getsockname()[1])
+    app = create_app(config, state)
     uv_config = uvicorn.Config(
         app,
         http=_TransportExposingProtocol,

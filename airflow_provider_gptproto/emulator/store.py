@@ -101,14 +101,17 @@ class TaskStore:
         self.state_file = Path(state_file) if state_file else None
         self.signing_secret = secrets.token_hex(32)
         self.created_count = 0
+        # The port this state was last served on: a restart listens there again (see server.py).
+        self.port: int | None = None
 
     # -- persistence -------------------------------------------------------------------------
     def load(self) -> None:
-        """Restore tasks and the URL signing secret, so old links stay valid after a restart."""
+        """Restore tasks, the port and the URL signing secret, so old links stay valid after a restart."""
         if not self.state_file or not self.state_file.exists():
             return
         data = json.loads(self.state_file.read_text(encoding="utf-8"))
         self.signing_secret = data.get("signing_secret", self.signing_secret)
+        self.port = data.get("port")
         fields = {f.name for f in dataclasses.fields(Task)}
         for raw in data.get("tasks", []):
             task = Task(**{key: value for key, value in raw.items() if key in fields})
@@ -121,6 +124,7 @@ class TaskStore:
         payload = {
             "version": 1,
             "signing_secret": self.signing_secret,
+            "port": self.port,
             "tasks": [dataclasses.asdict(task) for task in self.tasks.values()],
         }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +138,11 @@ class TaskStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def record_port(self, port: int) -> None:
+        """Remember the port now served, on disk at once, so even a crash restarts at the same URL."""
+        self.port = port
+        self.save()
 
     # -- operations --------------------------------------------------------------------------
     def add(self, task: Task) -> None:
@@ -156,7 +165,7 @@ class TaskStore:
         return sum(1 for task in self.tasks.values() if task.status(now) == "queued")
 
     def cancel_or_delete(self, task_id: str) -> str:
-        """CONTRACT semantics: queued -> cancelled; terminal -> deleted; running/cancelled -> refused."""
+        """docs/api-contract.md: queued -> cancelled; terminal -> deleted; running/cancelled refused."""
         task = self.get(task_id)
         status = task.status()
         if status == "queued":

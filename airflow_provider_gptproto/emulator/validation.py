@@ -1,4 +1,4 @@
-"""Request validation exactly as CONTRACT.md states it; every failure names its field.
+"""Request validation exactly as docs/api-contract.md states it; every failure names its field.
 
 Both body formats are accepted in every dialect: the seed format (``prompt``, ``dimension``,
 ``duration: "5s"``) and the upstream content format (``content: [...]``, ``ratio``,

@@ -55,6 +55,21 @@ def browser_tests_required() -> bool:
     return os.environ.get(REQUIRE_ENV, "").strip().lower() in ("1", "true", "required", "yes")
 
 
+def require_browser() -> None:
+    """Call at the top of a browser test module: skip it when Chromium or Playwright is missing.
+
+    With ``GPTPROTO_BROWSER_TESTS=required`` (``make test-browser``, CI) that is an error instead.
+    """
+    import pytest
+
+    missing = missing_browser_requirements()
+    if missing:
+        reason = "browser tests need " + " and ".join(missing)
+        if browser_tests_required():
+            pytest.fail(f"{reason} ({REQUIRE_ENV}=required)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+
+
 def screenshot_dir(default: Path) -> Path:
     """``$GPTPROTO_SCREENSHOT_DIR`` (relative to the repo root) or ``default``; created."""
     configured = os.environ.get(SCREENSHOT_ENV, "").strip()

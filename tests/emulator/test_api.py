@@ -277,3 +277,34 @@ def test_requests_work_over_keep_alive_connections(api: Any) -> None:
             api.base + TASKS, headers=api.headers, json={"model": "m", "prompt": "p"}, timeout=5
         )
         assert response.status_code == 200
+
+
+def _without_request_id(response: requests.Response) -> tuple[int, str, Any]:
+    """Status, content type and body of an error reply, minus the per-request id in Ark messages."""
+    body = response.json()
+    error = body.get("error", {})
+    if "message" in error:
+        error["message"] = re.sub(r"Request id: \w+", "Request id: <id>", error["message"])
+    return response.status_code, response.headers["content-type"], body
+
+
+def test_no_list_endpoint_answers_like_an_unknown_route(
+    gptproto_emulator_factory: Any, make_api: Any
+) -> None:
+    emulator = gptproto_emulator_factory(no_list_endpoint=True)
+    api = make_api(emulator)
+    task_id = api.new_task(DONE_NOW)
+    for dialect in ("envelope", "ark"):
+        emulator.configure(dialect=dialect)
+        listed = api.list({"filter.task_ids": task_id})
+        unknown = api.session.get(
+            api.base + "/api/v3/contents/no-such-route", headers=api.headers, timeout=10
+        )
+        assert listed.status_code == 404
+        assert _without_request_id(listed) == _without_request_id(unknown)
+        # Without a key too: an unknown route does not ask for one, so the missing list does not either.
+        bare = api.session.get(api.base + TASKS, timeout=10)
+        assert _without_request_id(bare) == _without_request_id(unknown)
+    # Everything else is still served.
+    assert api.get(task_id).status_code == 200
+    assert api.delete(task_id).status_code == 200

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_gptproto.emulator.harness import start_emulator, wait_for
+from airflow_provider_gptproto.emulator.harness import EmulatorError, start_emulator, wait_for
 
 MODULE = "airflow_provider_gptproto.emulator"
 TASKS = "/api/v3/contents/generations/tasks"
@@ -178,6 +179,36 @@ def test_state_file_survives_a_restart_and_lifecycles_continue(tmp_path: Path) -
         moved = old_link.replace(old_link.split("/_emulator")[0], second.url)
         video = requests.get(moved, timeout=30)  # the signing secret was persisted too
         assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_restart_with_the_same_state_file_comes_back_at_the_same_url(tmp_path: Path) -> None:
+    """Issue 14 item 4: --port 0 the first time; every restart on that state file keeps the URL."""
+    state = tmp_path / "tasks.json"
+    first = start_emulator(state_file=str(state))  # the harness passes --port 0
+    url = first.url
+    assert json.loads(state.read_text())["port"] == first.port  # on disk before any task
+    task_id = _create(first, "[[queue:60]] outlives two restarts")
+    first.kill()  # a crash: no clean shutdown
+    with start_emulator(state_file=str(state)) as second:
+        assert second.url == url
+        assert _get(second, task_id).json()["data"]["status"] == "pending"
+    with start_emulator(state_file=str(state)) as third:  # after a clean stop as well
+        assert third.url == url
+        explicit = _free_port()
+        # While the recorded port is taken, a restart says so instead of moving elsewhere.
+        with pytest.raises(EmulatorError, match=r"recorded in .*tasks\.json.*pass another --port"):
+            start_emulator(state_file=str(state))
+    # An explicit non-zero --port wins, and becomes the recorded one.
+    with start_emulator(state_file=str(state), port=explicit) as fourth:
+        assert fourth.port == explicit != first.port
+        assert _get(fourth, task_id).status_code == 200
+    assert json.loads(state.read_text())["port"] == explicit
 
 
 def test_state_is_on_disk_right_after_create_even_if_killed(tmp_path: Path) -> None:

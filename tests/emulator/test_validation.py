@@ -1,4 +1,4 @@
-"""Every validation rule of CONTRACT.md: a bad field answers 400 in the documented shape, naming it."""
+"""Every validation rule of docs/api-contract.md: a bad field answers 400 in the documented shape."""
 
 from __future__ import annotations
 

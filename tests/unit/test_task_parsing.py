@@ -1,4 +1,4 @@
-"""Every create / get / list reply variant of CONTRACT.md parses into one GenerationTask."""
+"""Every create / get / list reply variant of docs/api-contract.md parses into one GenerationTask."""
 
 from __future__ import annotations
 
