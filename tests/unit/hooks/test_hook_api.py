@@ -202,9 +202,7 @@ def test_wait_rides_out_an_outage_longer_than_retry_limit_with_the_trigger_backo
     assert "works again after 7 failed checks" in text
 
 
-def test_wait_gives_up_at_the_deadline_naming_the_last_error(
-    hook: GPTProtoHook, clock: FakeClock
-) -> None:
+def test_wait_gives_up_at_the_deadline_naming_the_last_error(hook: GPTProtoHook, clock: FakeClock) -> None:
     with responses.RequestsMock() as mock:
         mock.get(task_url(), status=502, body="<html>bad gateway</html>")
         with pytest.raises(GPTProtoTimeoutError, match="never seen at its deadline.*HTTP 502") as caught:
