@@ -205,7 +205,7 @@ def test_wait_rides_out_an_outage_longer_than_retry_limit_with_the_trigger_backo
 def test_wait_gives_up_at_the_deadline_naming_the_last_error(hook: GPTProtoHook, clock: FakeClock) -> None:
     with responses.RequestsMock() as mock:
         mock.get(task_url(), status=502, body="<html>bad gateway</html>")
-        with pytest.raises(GPTProtoTimeoutError, match="never seen at its deadline.*HTTP 502") as caught:
+        with pytest.raises(GPTProtoTimeoutError, match=r"never seen at its deadline.*HTTP 502") as caught:
             hook.wait_for_task("t1", poll_interval=5, timeout=100)
     assert "t1" in str(caught.value)
     assert sum(clock.sleeps) <= 100
