@@ -1,0 +1,72 @@
+"""DAGs for issue 14's integration tests: the hook in a @task, sync waits through outages, downloads.
+
+``gptproto_hook_in_task`` is the example DAG of ``dags_examples/`` compiled from its own source
+here, so ``DAG.test()`` (which reads this folder) runs exactly what we ship.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+from airflow_provider_gptproto.operators.gptproto import (
+    GPTProtoDownloadVideoOperator,
+    GPTProtoGenerateVideoOperator,
+)
+from airflow_provider_gptproto.sensors.gptproto import GPTProtoTaskSensor
+
+_EXAMPLE = Path(__file__).resolve().parents[3] / "dags_examples" / "gptproto_hook_in_task.py"
+exec(compile(_EXAMPLE.read_text(encoding="utf-8"), __file__, "exec"))
+
+START = datetime(2026, 1, 1)
+
+
+def _record_failure(context: dict) -> None:
+    """Append each failed try's exception to params.failure_log, for assertions on the message."""
+    path = (context.get("params") or {}).get("failure_log")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            exc = context.get("exception")
+            log.write(f"{context['ti'].task_id}: {type(exc).__name__}: {exc}\n")
+
+
+RECORD = {"on_failure_callback": _record_failure, "on_retry_callback": _record_failure}
+
+
+def _dag(dag_id: str, **params: object) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False, params=params)
+
+
+with _dag("it14_sync_outage", prompt="through the outage", failure_log=""):
+    GPTProtoGenerateVideoOperator(
+        task_id="generate", prompt="{{ params.prompt }}", poll_interval=0.2, timeout=120, **RECORD
+    )
+
+for mode in ("poke", "reschedule"):
+    with _dag(f"it14_sensor_{mode}", task_id="missing", failure_log=""):
+        GPTProtoTaskSensor(
+            task_id="wait",
+            gptproto_task_id="{{ params.task_id }}",
+            mode=mode,
+            poke_interval=0.2,
+            timeout=120,
+            **RECORD,
+        )
+
+with _dag("it14_lost_create", prompt="a lost create", failure_log=""):
+    GPTProtoGenerateVideoOperator(
+        task_id="generate",
+        prompt="{{ params.prompt }}",
+        poll_interval=0.2,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+        **RECORD,
+    )
+
+with _dag("it14_download", prompt="a lighthouse", dest="/tmp/unused/", if_exists="overwrite"):
+    made = GPTProtoGenerateVideoOperator(task_id="generate", prompt="{{ params.prompt }}", poll_interval=0.2)
+    GPTProtoDownloadVideoOperator(
+        task_id="download", gptproto_task=made.output, destination="{{ params.dest }}", if_exists="skip"
+    )
