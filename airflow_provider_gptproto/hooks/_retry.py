@@ -117,7 +117,7 @@ class PollBackoff:
         self.failures += 1
         delay = poll_backoff(self.poll_interval, self.failures, exc)
         self.log.warning(
-            "Checking %s failed (%s); transient, failure %d in a row, next check in %.0f s",
+            "Checking %s failed (%s); transient, failure %d in a row, next check in %.1f s",
             self.what,
             exc,
             self.failures,

@@ -198,7 +198,7 @@ def test_wait_rides_out_an_outage_longer_than_retry_limit_with_the_trigger_backo
     assert clock.sleeps[1:] == [4, 8, 16, 32, 64, 128, 256]
     text = logs.text()
     assert text.count("transient, failure") == 7
-    assert "failure 7 in a row, next check in 256 s" in text
+    assert "failure 7 in a row, next check in 256.0 s" in text
     assert "works again after 7 failed checks" in text
 
 
