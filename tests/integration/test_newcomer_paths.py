@@ -162,19 +162,32 @@ def test_lost_create_without_a_list_endpoint_fails_clearly_without_paying_twice(
 # ------------------------------------------------------------------------------ downloads, logs
 
 
-def test_download_skip_keeps_what_is_there(emulator: EmulatorProcess, tmp_path: Path) -> None:
-    first = run_dag("it14_download", dest=f"{tmp_path}/")
-    saved = first.xcom("download")
-    path = Path(saved["uri"].removeprefix("file://"))
-    path.write_bytes(b"kept")  # the user's copy
-    # The same task id again (a retry or re-run of the download only): skip keeps the file.
-    from airflow_provider_gptproto.operators.gptproto import GPTProtoDownloadVideoOperator
+def test_download_skip_keeps_an_existing_file(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    dest = tmp_path / "video.mp4"
+    dest.write_bytes(b"kept")
 
-    op = GPTProtoDownloadVideoOperator(
-        task_id="again", gptproto_task_id=saved["task_id"], destination=f"{tmp_path}/", if_exists="skip"
-    )
-    video = op.hook.download_video(op.hook.get_task(saved["task_id"]).video_url, path, if_exists="skip")
-    assert path.read_bytes() == b"kept" and video.bytes == 4
+    result = run_dag("it14_download_skip", dest=str(dest))
+
+    assert result.state == "success"
+    assert dest.read_bytes() == b"kept"
+    assert result.xcom("download")["bytes"] == 4
+    # Only the generate step's HEAD (the size it logs) reached the video: nothing was downloaded.
+    assert [r["method"] for r in emulator.requests_log(endpoint="video")] == ["HEAD"]
+
+
+def test_download_fail_refuses_to_replace_and_names_the_file(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    dest = tmp_path / "video.mp4"
+    dest.write_bytes(b"kept")
+    failure_log = tmp_path / "failures.txt"
+
+    result = run_dag("it14_download_fail", dest=str(dest), failure_log=str(failure_log))
+
+    assert result.state == "failed"
+    assert dest.read_bytes() == b"kept"
+    assert f"{dest} already exists and if_exists='fail'" in _failures(failure_log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failures.txt", "video.mp4"]  # no .part
 
 
 def test_a_failing_generate_logs_no_missing_xcom_error(

@@ -65,8 +65,15 @@ with _dag("it14_lost_create", prompt="a lost create", failure_log=""):
         **RECORD,
     )
 
-with _dag("it14_download", prompt="a lighthouse", dest="/tmp/unused/", if_exists="overwrite"):
-    made = GPTProtoGenerateVideoOperator(task_id="generate", prompt="{{ params.prompt }}", poll_interval=0.2)
-    GPTProtoDownloadVideoOperator(
-        task_id="download", gptproto_task=made.output, destination="{{ params.dest }}", if_exists="skip"
-    )
+for if_exists in ("skip", "fail"):
+    with _dag(f"it14_download_{if_exists}", prompt="a lighthouse", dest="/tmp/unused.mp4", failure_log=""):
+        made = GPTProtoGenerateVideoOperator(
+            task_id="generate", prompt="{{ params.prompt }}", poll_interval=0.2
+        )
+        GPTProtoDownloadVideoOperator(
+            task_id="download",
+            gptproto_task=made.output,
+            destination="{{ params.dest }}",
+            if_exists=if_exists,
+            **RECORD,
+        )

@@ -147,3 +147,45 @@ def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path, video_host: Any, 
             task_id="t1", status=TaskStatus.SUCCEEDED, video_url=VIDEO_URL
         )
         op.execute(_context(tmp_path))
+
+
+README_DAG = """
+from airflow.sdk import dag
+from airflow_provider_gptproto.operators.gptproto import (
+    GPTProtoDownloadVideoOperator, GPTProtoGenerateVideoOperator)
+
+@dag(schedule=None)
+def fox_video():
+    video = GPTProtoGenerateVideoOperator(task_id="generate", prompt="A red fox in fresh snow",
+                                          duration="5s", dimension="1280:768", deferrable=True)
+    GPTProtoDownloadVideoOperator(task_id="save", gptproto_task=video.output, destination=DESTINATION)
+
+fox_video()
+"""
+
+
+@pytest.mark.parametrize(
+    ("destination", "error"),
+    [
+        ('"/tmp/gptproto_videos/"', None),
+        ('"s3://aws_default@my-bucket/videos/"', 'pip install "apache-airflow-providers-amazon[s3fs]"'),
+    ],
+)
+def test_the_readme_dag_parses_locally_and_names_the_s3_extra(
+    tmp_path: Path, destination: str, error: str | None
+) -> None:
+    """The old README DAG (s3 destination) paid for a video, then failed; now it does not even load."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    (tmp_path / "fox.py").write_text(README_DAG.replace("DESTINATION", destination), encoding="utf-8")
+    bag = DagBag(str(tmp_path))  # AIRFLOW__CORE__LOAD_EXAMPLES=False (tests/conftest.py)
+    if error is None:
+        assert not bag.import_errors
+        assert "fox_video" in bag.dags
+    else:
+        (message,) = bag.import_errors.values()
+        assert error in message
+        assert bag.dags == {}
