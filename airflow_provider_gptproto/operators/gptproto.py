@@ -432,10 +432,25 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         """Mapped downloads publish the asset too.
 
         ``partial()`` records ``outlets=[]`` for every mapped task, so the default in ``__init__``
-        never applied: no asset event at run time and no outlet in the serialized DAG.
+        never applied: no asset event at run time and no outlet in the serialized DAG. For the same
+        reason the parse-time checks of ``__init__`` are made here for the arguments given.
         """
         kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        cls._check_static_config(kwargs)
         return super().partial(**kwargs)
+
+    @staticmethod
+    def _check_static_config(kwargs: dict[str, Any]) -> None:
+        """Checks that fail at parse time, before an upstream generate task pays for a video."""
+        if "if_exists" in kwargs:
+            check_if_exists(kwargs["if_exists"])
+        if "destination" in kwargs:
+            destination = kwargs["destination"]
+            check_destination(
+                destination,
+                templated=not _is_static({"destination": destination}),
+                check_connection=kwargs.get("check_storage_connection", True),
+            )
 
     def __init__(
         self,
@@ -460,13 +475,14 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         self.gptproto_task = gptproto_task
         self.gptproto_conn_id = gptproto_conn_id
         self.max_bytes = max_bytes
-        self.if_exists = check_if_exists(if_exists)
+        self.if_exists = if_exists
         self.check_storage_connection = check_storage_connection
-        # At parse time: a download that cannot land must fail before the generate task pays.
-        check_destination(
-            destination,
-            templated=not _is_static({"destination": destination}),
-            check_connection=check_storage_connection,
+        self._check_static_config(
+            {
+                "destination": destination,
+                "if_exists": if_exists,
+                "check_storage_connection": check_storage_connection,
+            }
         )
 
     @cached_property
@@ -481,7 +497,8 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             self.hook.close()
 
     def _execute(self, context: Context) -> dict[str, Any]:
-        check_destination(self.destination, templated=False)  # rendered: everything is known now
+        # Rendered: everything is known now, and nothing has been requested yet.
+        check_destination(self.destination, templated=False, check_connection=self.check_storage_connection)
         task_id = self._task_id()
         hook = self.hook
         task = hook.get_task(task_id)

@@ -49,6 +49,15 @@ def test_a_bad_if_exists_fails_at_parse_time() -> None:
     assert caught.value.field == "if_exists"
 
 
+def test_mapped_downloads_are_checked_at_parse_time_too() -> None:
+    """``partial()`` does not run ``__init__`` until the mapped task runs, after the generate paid."""
+    with pytest.raises(GPTProtoRequestError, match="amazon"):
+        GPTProtoDownloadVideoOperator.partial(task_id="save", destination="s3://aws_default@b/videos/")
+    with pytest.raises(GPTProtoRequestError, match="if_exists"):
+        GPTProtoDownloadVideoOperator.partial(task_id="save", destination="/tmp/v/", if_exists="nope")
+    GPTProtoDownloadVideoOperator.partial(task_id="save", destination="{{ params.out }}/", if_exists="skip")
+
+
 def test_local_and_fully_templated_destinations_parse() -> None:
     assert operator(destination="/tmp/videos/").if_exists == "overwrite"
     assert operator(destination="{{ params.out }}/", if_exists="skip").if_exists == "skip"
