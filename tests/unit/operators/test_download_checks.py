@@ -49,6 +49,7 @@ def test_a_bad_if_exists_fails_at_parse_time() -> None:
     assert caught.value.field == "if_exists"
 
 
+@pytest.mark.filterwarnings("ignore:Task 'save' was never mapped")
 def test_mapped_downloads_are_checked_at_parse_time_too() -> None:
     """``partial()`` does not run ``__init__`` until the mapped task runs, after the generate paid."""
     with pytest.raises(GPTProtoRequestError, match="amazon"):
