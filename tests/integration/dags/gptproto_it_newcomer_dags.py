@@ -16,23 +16,12 @@ from airflow_provider_gptproto.operators.gptproto import (
     GPTProtoGenerateVideoOperator,
 )
 from airflow_provider_gptproto.sensors.gptproto import GPTProtoTaskSensor
+from tests.integration.failure_log import RECORD
 
 _EXAMPLE = Path(__file__).resolve().parents[3] / "dags_examples" / "gptproto_hook_in_task.py"
 exec(compile(_EXAMPLE.read_text(encoding="utf-8"), __file__, "exec"))
 
 START = datetime(2026, 1, 1)
-
-
-def _record_failure(context: dict) -> None:
-    """Append each failed try's exception to params.failure_log, for assertions on the message."""
-    path = (context.get("params") or {}).get("failure_log")
-    if path:
-        with open(path, "a", encoding="utf-8") as log:
-            exc = context.get("exception")
-            log.write(f"{context['ti'].task_id}: {type(exc).__name__}: {exc}\n")
-
-
-RECORD = {"on_failure_callback": _record_failure, "on_retry_callback": _record_failure}
 
 
 def _dag(dag_id: str, **params: object) -> DAG:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,23 +24,10 @@ from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import DEFAULT_MODEL, TaskStatus, VideoGenerationRequest
 
 from ..conftest import TASKS_URL, LogCapture
+from ..test_hook_sync import FakeClock
 
 CREATED = {"code": 0, "message": "Success", "data": {"task_id": "t1", "status": "pending"}}
 VIDEO = "https://cdn.example.com/t1.mp4"
-
-
-class FakeClock:
-    """time.time/time.sleep that only move when the code under test sleeps."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
-        monkeypatch.setattr(time, "time", lambda: self.now)
-        monkeypatch.setattr(time, "sleep", self.sleep)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -135,28 +121,30 @@ def test_generate_video_creates_waits_and_returns_the_finished_task(
     assert clock.sleeps == [3, 3]
 
 
-@pytest.mark.parametrize("status", ["failed", "expired", "cancelled"])
+@pytest.mark.parametrize(
+    ("status", "code", "raised"),
+    [
+        ("failed", "InternalServiceError", GPTProtoTaskFailedError),
+        ("expired", "InternalServiceError", GPTProtoTaskFailedError),
+        ("cancelled", "InternalServiceError", GPTProtoTaskFailedError),
+        ("failed", "OutputVideoSensitiveContentDetected", GPTProtoTaskContentPolicyError),
+    ],
+)
 def test_generate_video_raises_when_the_task_ends_without_a_video(
-    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock, status: str
+    hook: GPTProtoHook,
+    ordered: responses.RequestsMock,
+    clock: FakeClock,
+    status: str,
+    code: str,
+    raised: type[GPTProtoTaskFailedError],
 ) -> None:
     ordered.post(TASKS_URL, json=CREATED)
-    error = {"code": "InternalServiceError", "message": "render farm on fire"}
-    ordered.get(task_url(), json=task_b(status, error=error))
+    ordered.get(task_url(), json=task_b(status, error={"code": code, "message": "render farm on fire"}))
     with pytest.raises(GPTProtoTaskFailedError) as caught:
         hook.generate_video(prompt="a fox")
-    assert type(caught.value) is GPTProtoTaskFailedError
+    assert type(caught.value) is raised
     assert (caught.value.task_id, caught.value.status) == ("t1", status)
     assert "render farm on fire" in str(caught.value)
-
-
-def test_generate_video_raises_the_content_policy_subclass(
-    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
-) -> None:
-    ordered.post(TASKS_URL, json=CREATED)
-    error = {"code": "OutputVideoSensitiveContentDetected", "message": "sensitive"}
-    ordered.get(task_url(), json=task_b("failed", error=error))
-    with pytest.raises(GPTProtoTaskContentPolicyError):
-        hook.generate_video(prompt="a fox")
 
 
 def test_generate_video_cancels_a_task_still_queued_at_the_timeout(
