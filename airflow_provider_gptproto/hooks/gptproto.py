@@ -33,6 +33,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTimeoutError,
 )
 from airflow_provider_gptproto.hooks._retry import (
+    PERMANENT_POLL_ERRORS,
     PollBackoff,
     is_ambiguous_create_failure,
     is_transient_poll_error,
@@ -72,6 +73,17 @@ from airflow_provider_gptproto.utils.destination import check_if_exists
 
 if TYPE_CHECKING:
     import aiohttp
+
+# The trigger, the sensor and the operator wait with the hook's policy: they import PollBackoff,
+# is_transient_poll_error and PERMANENT_POLL_ERRORS from here, the hook's public module.
+__all__ = [
+    "DEFAULT_POLL_INTERVAL_SECONDS",
+    "DEFAULT_WAIT_TIMEOUT_SECONDS",
+    "PERMANENT_POLL_ERRORS",
+    "GPTProtoHook",
+    "PollBackoff",
+    "is_transient_poll_error",
+]
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0

@@ -20,13 +20,13 @@ from airflow_provider_gptproto.exceptions import (
     VideoDownloadError,
     VideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks._retry import is_transient_poll_error
 from airflow_provider_gptproto.hooks.download import DownloadedVideo
 from airflow_provider_gptproto.hooks.gptproto import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WAIT_TIMEOUT_SECONDS,
     RECONCILE_SKEW_SECONDS,
     GPTProtoHook,
+    is_transient_poll_error,
 )
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest

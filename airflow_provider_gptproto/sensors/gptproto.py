@@ -16,8 +16,12 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks._retry import PollBackoff, is_transient_poll_error
-from airflow_provider_gptproto.hooks.gptproto import DEFAULT_POLL_INTERVAL_SECONDS, GPTProtoHook
+from airflow_provider_gptproto.hooks.gptproto import (
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    GPTProtoHook,
+    PollBackoff,
+    is_transient_poll_error,
+)
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.results import announce, deliver
@@ -139,7 +143,11 @@ class GPTProtoTaskSensor(BaseSensorOperator):
     def _get_next_poke_interval(
         self, started_at: datetime | float, run_duration: Callable[[], float], poke_count: int
     ) -> float:
-        """After a transient failure, the shared backoff (bounded by the time left); else as configured."""
+        """After a transient failure, the shared backoff (bounded by the time left); else as configured.
+
+        BaseSensorOperator asks this (private, same signature on 3.1-3.3) for the pause before the
+        next poke in poke mode and for the reschedule date in reschedule mode: one override serves both.
+        """
         if self._backoff_seconds is None:
             return super()._get_next_poke_interval(started_at, run_duration, poke_count)
         return max(0.0, min(self._backoff_seconds, float(self.timeout) - run_duration()))

@@ -16,8 +16,7 @@ from typing import Any, NamedTuple
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks._retry import PERMANENT_POLL_ERRORS, PollBackoff
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.hooks.gptproto import PERMANENT_POLL_ERRORS, GPTProtoHook, PollBackoff
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 
 CANCEL_TIMEOUT_SECONDS = 20.0
