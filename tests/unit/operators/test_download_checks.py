@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -67,8 +66,18 @@ def test_local_and_fully_templated_destinations_parse() -> None:
 # ----------------------------------------------------------------------------- render time
 
 
+class OutletEvents:
+    """``context["outlet_events"]``: an accessor per asset (Assets are not hashable on Airflow 3.1)."""
+
+    def __init__(self) -> None:
+        self.extra: dict[str, Any] = {}
+
+    def __getitem__(self, asset: Any) -> SimpleNamespace:
+        return SimpleNamespace(extra=self.extra)
+
+
 def _context(tmp_path: Path) -> dict[str, Any]:
-    return {"ti": mock.MagicMock(), "outlet_events": defaultdict(lambda: SimpleNamespace(extra={}))}
+    return {"ti": mock.MagicMock(), "outlet_events": OutletEvents()}
 
 
 def test_a_rendered_destination_is_checked_before_any_request(tmp_path: Path) -> None:
