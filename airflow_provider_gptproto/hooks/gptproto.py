@@ -32,8 +32,10 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
+
+# The trigger, the sensor and the operator wait with the hook's policy (PollBackoff,
+# is_transient_poll_error): they import it from here, the hooks' public module.
 from airflow_provider_gptproto.hooks._retry import (
-    PERMANENT_POLL_ERRORS,
     PollBackoff,
     is_ambiguous_create_failure,
     is_transient_poll_error,
@@ -73,17 +75,6 @@ from airflow_provider_gptproto.utils.destination import check_if_exists
 
 if TYPE_CHECKING:
     import aiohttp
-
-# The trigger, the sensor and the operator wait with the hook's policy: they import PollBackoff,
-# is_transient_poll_error and PERMANENT_POLL_ERRORS from here, the hook's public module.
-__all__ = [
-    "DEFAULT_POLL_INTERVAL_SECONDS",
-    "DEFAULT_WAIT_TIMEOUT_SECONDS",
-    "PERMANENT_POLL_ERRORS",
-    "GPTProtoHook",
-    "PollBackoff",
-    "is_transient_poll_error",
-]
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -600,7 +591,11 @@ class GPTProtoHook(BaseHook):
 
         :param task_id: the remote task id.
         :return: the task.
-        :raises: as :meth:`get_task`.
+        :raises GPTProtoNotFoundError: no such task (404).
+        :raises GPTProtoAuthError: the key was rejected (401/403).
+        :raises GPTProtoResponseError: the reply could not be read (no id, unknown status).
+        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
+        :raises GPTProtoConnectionError: the API could not be reached.
         """
         settings = await self.aget_settings()
         return await self._arequest("GET", settings.tasks_url + task_path(task_id), parse=parse_task)
@@ -610,7 +605,10 @@ class GPTProtoHook(BaseHook):
 
         :param task_id: the remote task id.
         :return: None.
-        :raises: as :meth:`cancel_task`.
+        :raises GPTProtoBadRequestError: the server refused (the task is running or already cancelled).
+        :raises GPTProtoNotFoundError: no such task (404).
+        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
+        :raises GPTProtoConnectionError: the API could not be reached.
         """
         settings = await self.aget_settings()
         await self._arequest("DELETE", settings.tasks_url + task_path(task_id))

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks.gptproto import PERMANENT_POLL_ERRORS, GPTProtoHook, PollBackoff
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 
 CANCEL_TIMEOUT_SECONDS = 20.0
@@ -88,12 +88,12 @@ class GPTProtoTaskTrigger(BaseTrigger):
                     return
                 try:
                     task = await self.hook.aget_task(self.gptproto_task_id)
-                except PERMANENT_POLL_ERRORS as exc:
-                    yield self._event(
-                        "error", last, f"Polling GPTProto task {self.gptproto_task_id} failed: {exc}"
-                    )
-                    return
                 except GPTProtoError as exc:
+                    if not is_transient_poll_error(exc):  # waiting cannot fix it
+                        yield self._event(
+                            "error", last, f"Polling GPTProto task {self.gptproto_task_id} failed: {exc}"
+                        )
+                        return
                     await self._sleep(backoff.failed(exc))
                     continue
                 backoff.succeeded()
