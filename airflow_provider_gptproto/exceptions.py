@@ -77,6 +77,15 @@ class GPTProtoTaskMayExistError(GPTProtoError):
     """
 
 
+class GPTProtoListUnavailableError(GPTProtoNotFoundError):
+    """The API has no list endpoint (it answered the list call like an unknown route: 404/405).
+
+    GPTProto documents create and get-by-id only; the list call is an upstream (Ark) feature. Without
+    it, a create whose reply was lost cannot be reconciled: nobody can tell from here whether the
+    server made a task.
+    """
+
+
 class GPTProtoTaskFailedError(GPTProtoError):
     """The remote task ended failed, expired or cancelled."""
 
@@ -126,3 +135,7 @@ class VideoDownloadError(GPTProtoError):
 
 class VideoURLExpiredError(VideoDownloadError):
     """The pre-signed URL is no longer valid (403/404/410); a fresh one may come from get_task."""
+
+
+class VideoDestinationExistsError(VideoDownloadError):
+    """The destination already holds a file and the download was told not to replace it."""

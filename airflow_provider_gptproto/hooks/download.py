@@ -20,7 +20,11 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
-from airflow_provider_gptproto.exceptions import VideoDownloadError, VideoURLExpiredError
+from airflow_provider_gptproto.exceptions import (
+    VideoDestinationExistsError,
+    VideoDownloadError,
+    VideoURLExpiredError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -79,10 +83,45 @@ def open_stream(
     raise VideoDownloadError(f"Video URL redirected more than {MAX_REDIRECTS} times")
 
 
+def existing_video(destination: ObjectStoragePath, if_exists: str) -> DownloadedVideo | None:
+    """What ``if_exists`` makes of a file already at ``destination``: None means download.
+
+    ``"overwrite"`` downloads without looking (the atomic rename replaces the file, so a retry
+    repeats cleanly); ``"fail"`` raises; ``"skip"`` keeps the file and describes it (size, sha256).
+    """
+    if if_exists == "overwrite" or not _exists(destination):
+        return None
+    if if_exists == "fail":
+        raise VideoDestinationExistsError(
+            f"Destination {destination} already exists and if_exists='fail': not downloading. Remove it, "
+            "or use if_exists='overwrite' (replace it) or 'skip' (keep it)."
+        )
+    digest, size = hashlib.sha256(), 0
+    try:
+        with destination.fs.open(destination.path, mode="rb") as handle:
+            while chunk := handle.read(READ_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise VideoDownloadError(f"Cannot read the existing video at {destination}: {_reason(exc)}") from exc
+    return DownloadedVideo(str(destination), size, digest.hexdigest(), "video/mp4")
+
+
+def _exists(destination: ObjectStoragePath) -> bool:
+    try:
+        return bool(destination.exists())
+    except OSError as exc:
+        raise VideoDownloadError(f"Cannot check the destination {destination}: {_reason(exc)}") from exc
+
+
 def write_atomically(
     resp: requests.Response, destination: ObjectStoragePath, max_bytes: int | None
 ) -> DownloadedVideo:
-    """Stream ``resp`` into ``destination`` (an ObjectStoragePath) via a temporary sibling."""
+    """Stream ``resp`` into ``destination`` (an ObjectStoragePath) via a temporary sibling.
+
+    An error writing the hidden temporary file is reported against ``destination``: that is the
+    path the user chose and can fix; the temporary name means nothing to them.
+    """
     temp = destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
     written = 0
     try:
@@ -108,6 +147,9 @@ def write_atomically(
         raise VideoDownloadError(
             f"Video truncated: the stream broke after {written} complete bytes ({type(exc).__name__})"
         ) from exc
+    except OSError as exc:
+        _discard(temp)
+        raise VideoDownloadError(f"Cannot write the video to {destination}: {_reason(exc)}") from exc
     except BaseException:
         _discard(temp)
         raise
@@ -181,6 +223,11 @@ def _check_headers(resp: requests.Response, max_bytes: int | None) -> tuple[str,
     if max_bytes is not None and expected is not None and expected > max_bytes:
         raise VideoDownloadError(f"Video is {expected} bytes, over max_bytes={max_bytes}")
     return content_type, expected
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError without its file name (which may be the temporary file's)."""
+    return exc.strerror or type(exc).__name__
 
 
 def _discard(path: ObjectStoragePath) -> None:

@@ -23,15 +23,30 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_gptproto import get_provider_info as provider_info
 from airflow_provider_gptproto.exceptions import (
+    GPTProtoAPIError,
     GPTProtoAuthError,
     GPTProtoConnectionError,
     GPTProtoError,
+    GPTProtoListUnavailableError,
     GPTProtoNotFoundError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
-from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
-from airflow_provider_gptproto.hooks._settings import USER_AGENT, ClientSettings, settings_from_connection
+
+# The trigger, the sensor and the operator wait with the hook's policy (PollBackoff,
+# is_transient_poll_error): they import it from here, the hooks' public module.
+from airflow_provider_gptproto.hooks._retry import (
+    PollBackoff,
+    is_ambiguous_create_failure,
+    is_transient_poll_error,
+    retry_kwargs,
+)
+from airflow_provider_gptproto.hooks._settings import (
+    TASKS_PATH,
+    USER_AGENT,
+    ClientSettings,
+    settings_from_connection,
+)
 from airflow_provider_gptproto.hooks._wire import (
     decode_reply,
     list_params,
@@ -43,6 +58,7 @@ from airflow_provider_gptproto.hooks.download import (
     DownloadedVideo,
     check_video_url,
     content_length,
+    existing_video,
     open_stream,
     write_atomically,
 )
@@ -55,6 +71,7 @@ from airflow_provider_gptproto.models import (
     parse_task,
     parse_task_list,
 )
+from airflow_provider_gptproto.utils.destination import check_if_exists
 
 if TYPE_CHECKING:
     import aiohttp
@@ -64,6 +81,9 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0
 MAX_RETRY_WAIT_SECONDS = 30.0
 DOWNLOAD_READ_TIMEOUT_SECONDS = 60.0
+DEFAULT_POLL_INTERVAL_SECONDS = 10.0
+# How long generate_video (and the generate operator) wait for a task by default: 2 hours.
+DEFAULT_WAIT_TIMEOUT_SECONDS = 2 * 3600.0
 # Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
 RECONCILE_SKEW_SECONDS = 5.0
 
@@ -72,12 +92,39 @@ def _as_is(body: Any) -> Any:
     return body
 
 
+def _build_request(
+    request: VideoGenerationRequest | Mapping[str, Any] | None, fields: Mapping[str, Any]
+) -> VideoGenerationRequest:
+    """One validated request from a request object, a mapping, keywords, or a mapping plus keywords."""
+    if isinstance(request, VideoGenerationRequest):
+        if fields:
+            raise TypeError(
+                "Pass either a VideoGenerationRequest or request fields as keywords, not both "
+                f"(got keywords {sorted(fields)})"
+            )
+        return request
+    if request is not None and not isinstance(request, Mapping):
+        raise TypeError(
+            f"request must be a VideoGenerationRequest or a mapping, got {type(request).__name__}; "
+            "or pass the fields as keywords, e.g. create_task(prompt='a red fox')"
+        )
+    return VideoGenerationRequest.build(**{**(request or {}), **fields})
+
+
 class GPTProtoHook(BaseHook):
     """Talk to the GPTProto video-generation task API.
 
-    :param gptproto_conn_id: Airflow connection of type ``gptproto`` (host = base URL, password = key).
-    :param timeout: per-request timeout in seconds; overrides the connection's ``timeout`` extra.
-    :param retry_limit: attempts per call for transient failures; overrides the ``retry_limit`` extra.
+    The connection is read lazily, on the first call, so building a hook costs nothing. Every
+    method raises a subclass of :class:`~airflow_provider_gptproto.exceptions.GPTProtoError`, never a
+    bare ``requests`` or ``aiohttp`` error, and no message ever contains the API key.
+
+    :param gptproto_conn_id: Airflow connection of type ``gptproto`` (host = base URL, password =
+        API key). Default ``"gptproto_default"``.
+    :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra. Default
+        None: the extra, else 60.
+    :param retry_limit: attempts per call for transient failures (429, 5xx, dropped connections);
+        overrides the connection's ``retry_limit`` extra. Default None: the extra, else 5.
+    :param max_retry_wait: longest pause, in seconds, between two attempts of one call. Default 30.
     """
 
     conn_name_attr = "gptproto_conn_id"
@@ -104,6 +151,10 @@ class GPTProtoHook(BaseHook):
     # ----------------------------------------------------------------- UI metadata (Airflow < 3.2)
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout for Airflow before 3.2 (newer ones read ``get_provider_info``).
+
+        :return: hidden fields, relabelings and placeholders of the form.
+        """
         behaviour = provider_info.ui_field_behaviour()
         return {
             "hidden_fields": behaviour["hidden-fields"],
@@ -113,6 +164,10 @@ class GPTProtoHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (timeout, retry_limit) for Airflow before 3.2.
+
+        :return: one wtforms field per connection extra, with its default.
+        """
         from wtforms import IntegerField  # type: ignore[import-untyped]
         from wtforms.validators import NumberRange, Optional  # type: ignore[import-untyped]
 
@@ -130,11 +185,21 @@ class GPTProtoHook(BaseHook):
     # --------------------------------------------------------------------------- configuration
     @cached_property
     def settings(self) -> ClientSettings:
+        """The connection as the client uses it (base URL, key, timeout, retry limit), read once.
+
+        :raises GPTProtoAuthError: the connection has no API key.
+        :raises GPTProtoRequestError: its host or extras are invalid.
+        """
         conn = self.get_connection(self.gptproto_conn_id)
         return self._settings_of(conn, conn.extra_dejson)
 
     async def aget_settings(self) -> ClientSettings:
-        """Resolve the connection without blocking the event loop, once per hook."""
+        """Resolve the connection without blocking the event loop, once per hook.
+
+        :return: base URL, key, request timeout and retry limit.
+        :raises GPTProtoAuthError: the connection has no API key.
+        :raises GPTProtoRequestError: its host or extras are invalid.
+        """
         if self._async_settings is None:
             conn = await self.aget_connection(self.gptproto_conn_id)
             extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
@@ -148,6 +213,7 @@ class GPTProtoHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
+        """One pooled HTTP session per hook (no urllib3 retries: the retry policy is ours)."""
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=8, max_retries=0)
         session.mount("http://", adapter)
@@ -155,16 +221,20 @@ class GPTProtoHook(BaseHook):
         return session
 
     def get_conn(self) -> requests.Session:
-        """The pooled session (BaseHook convention)."""
+        """The hook's pooled ``requests.Session`` (BaseHook convention); it carries no API key.
+
+        :return: the session, created on first use.
+        """
         return self.session
 
     def close(self) -> None:
+        """Close the pooled HTTP session; the hook opens a new one if used again. Safe to repeat."""
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]
 
     async def aclose(self) -> None:
-        """Release the shared async session; safe to call more than once."""
+        """Release this hook's hold on the shared async session; safe to call more than once."""
         session, self._aio = self._aio, None
         if session is not None:
             from airflow_provider_gptproto.hooks import _aiosession
@@ -172,20 +242,34 @@ class GPTProtoHook(BaseHook):
             await _aiosession.release(session)
 
     # ------------------------------------------------------------------------------ sync API
-    def create_task(self, request: VideoGenerationRequest | Mapping[str, Any]) -> GenerationTask:
-        """Submit one paid generation task.
+    def create_task(
+        self, request: VideoGenerationRequest | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> GenerationTask:
+        """Submit one paid generation task and return it as the server created it (usually pending).
 
-        Resent only when the server provably did not act on it (connection refused, 429, 503). Any
-        other failure (reply lost, 500, read timeout, a reply without an id) may have created a task,
-        so it raises :class:`GPTProtoTaskMayExistError`, naming the tasks of this model listed since
-        the request, and never resends: a server may still be processing the lost request, so only a
-        later look (the operator's next try) can tell whether it landed.
+        The request is given as keywords (``create_task(prompt="a fox", duration="5s")``), as a
+        mapping or a :class:`~airflow_provider_gptproto.models.VideoGenerationRequest`; keywords
+        given with a mapping override its keys. It is validated before anything is sent.
+
+        A create is resent only when the server provably did not act on it (connection refused, 429,
+        503). Any other failure (reply lost, 500, read timeout, a reply without an id) may have
+        created a task, so it raises :class:`GPTProtoTaskMayExistError`, naming the tasks of this
+        model listed since the request, and never resends: a server may still be processing the lost
+        request, so only a later look can tell whether it landed.
+
+        :param request: the whole request, as a ``VideoGenerationRequest`` or a mapping of its fields.
+            Default None: the keywords alone.
+        :param fields: request fields (``prompt``, ``model``, ``duration``, ``dimension``, ``seed``,
+            ``loop``, ``logo``, ``images``, ``content``, ``ratio``, ``resolution``, ...; see the README's
+            "Request parameters").
+        :return: the created task, with its ``task_id``.
+        :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent).
+        :raises GPTProtoTaskMayExistError: the request may have reached the server; a task may exist.
+        :raises GPTProtoAuthError: the key was rejected (401/403), e.g. no balance.
+        :raises GPTProtoAPIError: any other error reply, after the retries the policy allows.
+        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
-        req = (
-            request
-            if isinstance(request, VideoGenerationRequest)
-            else VideoGenerationRequest.build(**request)
-        )
+        req = _build_request(request, fields)
         sent_at = time.time()
         try:
             return self._request(
@@ -206,6 +290,11 @@ class GPTProtoHook(BaseHook):
     def _candidates_note(self, since: float, model: str) -> str:
         try:
             found = self.find_tasks_created_since(since - RECONCILE_SKEW_SECONDS, model=model)
+        except GPTProtoListUnavailableError:
+            return (
+                "This API has no list endpoint, so whether a task was created cannot be checked from "
+                "here: look for it in your GPTProto account before submitting again."
+            )
         except GPTProtoError as exc:
             return f"Listing recent tasks failed too ({exc})."
         if not found:
@@ -213,7 +302,20 @@ class GPTProtoHook(BaseHook):
         return f"Tasks of model {model!r} created since the request: {[t.task_id for t in found][:10]}."
 
     def get_task(self, task_id: str) -> GenerationTask:
-        return self._request("GET", self._task_url(task_id), parse=parse_task)
+        """Fetch one task's current state (retried on transient errors up to ``retry_limit``).
+
+        :param task_id: the remote task id, e.g. ``create_task(...).task_id``.
+        :return: the task, normalised from whichever reply shape the server used.
+        :raises GPTProtoNotFoundError: no such task (404), e.g. deleted or past retention.
+        :raises GPTProtoAuthError: the key was rejected (401/403).
+        :raises GPTProtoResponseError: the reply could not be read (no id, unknown status).
+        :raises GPTProtoAPIError: any other error reply, after retries.
+        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
+        """
+        return self._get_task(task_id)
+
+    def _get_task(self, task_id: str, attempts: int | None = None) -> GenerationTask:
+        return self._request("GET", self._task_url(task_id), attempts=attempts, parse=parse_task)
 
     def list_tasks(
         self,
@@ -223,66 +325,238 @@ class GPTProtoHook(BaseHook):
         page_num: int = 1,
         page_size: int = 100,
     ) -> TaskList:
-        """One page of tasks (upstream keeps only the last 7 days)."""
+        """One page of tasks, newest first (upstream keeps only the last 7 days).
+
+        The list call is an upstream (Ark) feature that GPTProto does not document; an API without it
+        raises :class:`GPTProtoListUnavailableError`.
+
+        :param status: only tasks in this state (a ``TaskStatus`` or any status word). Default None: all.
+        :param task_ids: only these task ids. Default None: all.
+        :param model: only tasks of this model. Default None: all.
+        :param page_num: page number, 1..500. Default 1.
+        :param page_size: tasks per page, 1..500. Default 100.
+        :return: the page's ``items`` (``GenerationTask``) and the server's ``total``.
+        :raises GPTProtoRequestError: a filter or page value is invalid (nothing was sent).
+        :raises GPTProtoListUnavailableError: the API has no list endpoint (404/405 on the list URL).
+        :raises GPTProtoAPIError: any other error reply, after retries.
+        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
+        """
         params = list_params(status, task_ids, model, page_num, page_size)
-        return self._request("GET", self.settings.tasks_url, params=params, parse=parse_task_list)
+        try:
+            return self._request("GET", self.settings.tasks_url, params=params, parse=parse_task_list)
+        except GPTProtoAPIError as exc:
+            if exc.http_status not in (404, 405):
+                raise
+            raise GPTProtoListUnavailableError(
+                f"The GPTProto API at {self.settings.base_url} has no list endpoint (GET "
+                f"{TASKS_PATH} answered HTTP {exc.http_status}); listing tasks is not possible there",
+                http_status=exc.http_status,
+            ) from exc
 
     def cancel_task(self, task_id: str) -> None:
-        """Cancel a queued task, or delete a finished one. A running task cannot be cancelled (4xx)."""
+        """Cancel a queued task, or delete a finished one. A running task cannot be cancelled (4xx).
+
+        :param task_id: the remote task id.
+        :return: None.
+        :raises GPTProtoBadRequestError: the server refused (the task is running or already cancelled).
+        :raises GPTProtoNotFoundError: no such task (404).
+        :raises GPTProtoAPIError: any other error reply, after retries.
+        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
+        """
         self._request("DELETE", self._task_url(task_id))
 
     def find_tasks_created_since(self, since: float, *, model: str | None = None) -> list[GenerationTask]:
-        """Tasks of ``model`` created at or after ``since`` (unix seconds), newest pages first."""
+        """Tasks of ``model`` created at or after ``since``, from the newest page of the list call.
+
+        Used to reconcile a create whose reply was lost. Tasks without a creation time count as
+        created since (a possible match is never dropped).
+
+        :param since: unix seconds.
+        :param model: only tasks of this model. Default None: any model.
+        :return: the matching tasks, newest first (at most one page of 100).
+        :raises GPTProtoListUnavailableError: the API has no list endpoint, so nothing can be checked.
+        :raises GPTProtoAPIError: any other error reply, after retries.
+        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
+        """
         page = self.list_tasks(model=model, page_size=100)
         return [t for t in page.items if t.created_at is None or t.created_at.timestamp() >= since]
 
     def wait_for_task(
         self,
         task_id: str,
-        poll_interval: float = 10.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         timeout: float | None = None,
         *,
         deadline: float | None = None,
+        raise_on_failure: bool = True,
     ) -> GenerationTask:
-        """Poll until the task is terminal and return it (whatever the outcome).
+        """Poll until the task is terminal, riding out API outages until the deadline.
 
-        ``deadline`` is absolute (unix seconds) so a caller resuming after a restart keeps its budget;
-        ``timeout`` is relative to now. Raises :class:`GPTProtoTimeoutError` when either passes.
+        One status check per ``poll_interval``. A transient error (5xx, 429, dropped connection,
+        garbled reply) is logged and waited out with the same backoff as the deferrable trigger
+        (the poll interval doubled per consecutive failure, up to 5 minutes, at least a server's
+        ``Retry-After``), for as long as the deadline allows; only a permanent error (bad key, unknown
+        task, 400) ends the wait early.
+
+        A task that ends failed, expired or cancelled raises by default, so a caller never mistakes
+        it for a video (``video_url`` would be None). Pass ``raise_on_failure=False`` to get it back
+        instead and inspect ``status``, ``error_code`` and ``error_message`` yourself.
+
+        :param task_id: the remote task id.
+        :param poll_interval: seconds between status checks. Default 10.
+        :param timeout: seconds from now to give up. Default None: no relative limit.
+        :param deadline: absolute unix time to give up, so a caller resuming after a restart keeps its
+            budget; with ``timeout`` as well, the earlier one applies. Default None: no absolute limit.
+            With neither, the wait never times out.
+        :param raise_on_failure: raise for a task that ended without a video. Default True.
+        :return: the terminal task (with ``raise_on_failure``, always a succeeded one).
+        :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
+        :raises GPTProtoTaskContentPolicyError: it failed because of content moderation (a subclass of
+            ``GPTProtoTaskFailedError``; the same prompt will be rejected again).
+        :raises GPTProtoTimeoutError: the deadline passed first (the remote task is left as it is).
+        :raises GPTProtoNotFoundError: no such task (404).
+        :raises GPTProtoAuthError: the key was rejected (401/403).
         """
         started = time.monotonic()
         if timeout is not None:
             deadline = min(deadline or float("inf"), time.time() + timeout)
-        last: TaskStatus | None = None
+        backoff = PollBackoff(poll_interval, self.log, f"GPTProto task {task_id}")
+        last: GenerationTask | None = None
         while True:
-            task = self.get_task(task_id)
-            if task.status != last:
+            try:
+                # One attempt per check: this loop owns the backoff, as the trigger's does.
+                task = self._get_task(task_id, attempts=1)
+            except GPTProtoError as exc:
+                if not is_transient_poll_error(exc):
+                    raise
+                pause = backoff.failed(exc)
+                self._sleep_before(deadline, pause, task_id, last, started, error=exc)
+                continue
+            backoff.succeeded()
+            if last is None or task.status != last.status:
                 self.log.info(
                     "GPTProto task %s is %s (%.1f s elapsed)",
                     task_id,
                     task.status.value,
                     time.monotonic() - started,
                 )
-                last = task.status
+            last = task
             if task.is_terminal:
+                if raise_on_failure:
+                    task.raise_for_status()
                 return task
-            if deadline is not None and time.time() + poll_interval > deadline:
-                raise GPTProtoTimeoutError(
-                    f"GPTProto task {task_id} still {task.status.value} at its deadline "
-                    f"({time.monotonic() - started:.0f} s waited)"
-                )
-            time.sleep(poll_interval)
+            self._sleep_before(deadline, poll_interval, task_id, last, started)
+
+    def _sleep_before(
+        self,
+        deadline: float | None,
+        pause: float,
+        task_id: str,
+        last: GenerationTask | None,
+        started: float,
+        error: BaseException | None = None,
+    ) -> None:
+        """Sleep ``pause`` seconds, or raise the timeout if the next check would be past the deadline."""
+        if deadline is not None and time.time() + pause > deadline:
+            state = f"still {last.status.value}" if last else "never seen"
+            cause = f"; the last check failed: {error}" if error else ""
+            raise GPTProtoTimeoutError(
+                f"GPTProto task {task_id} {state} at its deadline "
+                f"({time.monotonic() - started:.0f} s waited{cause})"
+            )
+        time.sleep(pause)
+
+    def generate_video(
+        self,
+        request: VideoGenerationRequest | Mapping[str, Any] | None = None,
+        /,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT_SECONDS,
+        cancel_on_timeout: bool = True,
+        **fields: Any,
+    ) -> GenerationTask:
+        """Create a task, wait for it and return the finished task: ``create_task`` + ``wait_for_task``.
+
+        ``hook.generate_video(prompt="a red fox", duration="5s").video_url`` is the whole job in a
+        ``@task``. Unlike the generate operator this keeps no record across Airflow retries: a retry
+        of the calling task creates (and pays for) a new video. Use the operator where that matters.
+
+        :param request: the whole request, as for :meth:`create_task`. Default None: the keywords.
+        :param fields: request fields as keywords (``prompt``, ``duration``, ``dimension``, ``seed``, ...).
+        :param poll_interval: seconds between status checks. Default 10.
+        :param timeout: seconds to wait for the video, from the create. Default 7200 (2 hours);
+            None waits without limit.
+        :param cancel_on_timeout: cancel the remote task when the timeout passes (it still can be if
+            queued). Default True.
+        :return: the succeeded task; ``video_url`` is where to download the video from (see
+            :meth:`download_video`).
+        :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent or paid).
+        :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
+        :raises GPTProtoTaskContentPolicyError: it failed because of content moderation.
+        :raises GPTProtoTimeoutError: the task did not finish within ``timeout``.
+        :raises GPTProtoTaskMayExistError: the create's reply was lost; a task may exist (see
+            :meth:`create_task`).
+        """
+        task = self.create_task(request, **fields)
+        self.log.info("Created GPTProto task %s", task.task_id)
+        try:
+            return self.wait_for_task(task.task_id, poll_interval, timeout)
+        except GPTProtoTimeoutError:
+            if cancel_on_timeout:
+                self._cancel_quietly(task.task_id)
+            raise
+
+    def _cancel_quietly(self, task_id: str) -> None:
+        try:
+            self.cancel_task(task_id)
+            self.log.info("Cancelled GPTProto task %s after the timeout", task_id)
+        except GPTProtoError as exc:
+            self.log.warning("GPTProto task %s could not be cancelled (%s)", task_id, exc)
 
     def download_video(
-        self, url: str, destination: ObjectStoragePath, *, max_bytes: int | None = None
+        self,
+        url: str,
+        destination: ObjectStoragePath,
+        *,
+        max_bytes: int | None = None,
+        if_exists: str = "overwrite",
     ) -> DownloadedVideo:
-        """Stream ``url`` into ``destination`` (ObjectStoragePath) atomically; never sends the API key."""
+        """Stream a video into storage atomically, with flat memory; never sends the API key.
+
+        The bytes go to a hidden temporary sibling (``.<name>.<random>.part``) that is renamed to
+        ``destination`` only once the whole video arrived and checked out, so ``destination`` only
+        ever holds a complete file. Redirects are followed by hand (only http(s) hops).
+
+        :param url: the task's ``video_url`` (http or https; pre-signed, no credentials needed).
+        :param destination: the file to write: an ``ObjectStoragePath`` (``ObjectStoragePath(
+            "s3://aws_default@bucket/v.mp4")``, ``ObjectStoragePath("/tmp/v.mp4")``); its parent must exist.
+        :param max_bytes: refuse a video larger than this many bytes. Default None: no limit.
+        :param if_exists: what to do when ``destination`` already exists: ``"overwrite"`` (default;
+            replaced atomically, so a retry repeats cleanly), ``"skip"`` (keep it, download nothing,
+            describe the existing file) or ``"fail"``.
+        :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
+        :raises GPTProtoRequestError: ``if_exists`` is not one of the three values.
+        :raises VideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
+        :raises VideoURLExpiredError: the URL answered 403/404/410 (get the task again for a fresh one).
+        :raises VideoDownloadError: any other failure (non-video content, truncated stream, over
+            ``max_bytes``, refused scheme, destination not writable); nothing is left at the destination.
+        """
+        existing = existing_video(destination, check_if_exists(if_exists))
+        if existing is not None:
+            self.log.info("%s already exists; if_exists='skip' keeps it", destination)
+            return existing
         resp = open_stream(
             self.session, url, (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS), USER_AGENT
         )
         return write_atomically(resp, destination, max_bytes)
 
     def video_size(self, url: str) -> int | None:
-        """Content-Length of a video URL by HEAD (no API key sent), or None; never raises."""
+        """Size of a video by HEAD (no API key sent); never raises.
+
+        :param url: a video URL (http or https).
+        :return: its Content-Length in bytes, or None when unknown or unreachable.
+        """
         try:
             check_video_url(url)
             resp = self.session.head(url, allow_redirects=True, timeout=(CONNECT_TIMEOUT_SECONDS, 10.0))
@@ -291,7 +565,12 @@ class GPTProtoHook(BaseHook):
             return None
 
     def test_connection(self) -> tuple[bool, str]:
-        """Read-only probe: look up a task id that cannot exist. 404/400 means the key was accepted."""
+        """Check the connection with one read-only request (the UI's and CLI's "Test"); never raises.
+
+        Looks up a task id that cannot exist: a 404 (or 400) means the server accepted the key.
+
+        :return: ``(ok, message)``; the message never contains the key.
+        """
         try:
             settings = self.settings
         except Exception as exc:  # no key, bad host or extras: nothing was sent
@@ -314,15 +593,38 @@ class GPTProtoHook(BaseHook):
 
     # ----------------------------------------------------------------------------- async API
     async def aget_task(self, task_id: str) -> GenerationTask:
+        """Async twin of :meth:`get_task` on a shared aiohttp session (for triggers).
+
+        :param task_id: the remote task id.
+        :return: the task.
+        :raises GPTProtoNotFoundError: no such task (404).
+        :raises GPTProtoAuthError: the key was rejected (401/403).
+        :raises GPTProtoResponseError: the reply could not be read (no id, unknown status).
+        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
+        :raises GPTProtoConnectionError: the API could not be reached.
+        """
         settings = await self.aget_settings()
         return await self._arequest("GET", settings.tasks_url + task_path(task_id), parse=parse_task)
 
     async def acancel_task(self, task_id: str) -> None:
+        """Async twin of :meth:`cancel_task`.
+
+        :param task_id: the remote task id.
+        :return: None.
+        :raises GPTProtoBadRequestError: the server refused (the task is running or already cancelled).
+        :raises GPTProtoNotFoundError: no such task (404).
+        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
+        :raises GPTProtoConnectionError: the API could not be reached.
+        """
         settings = await self.aget_settings()
         await self._arequest("DELETE", settings.tasks_url + task_path(task_id))
 
     async def avideo_size(self, url: str) -> int | None:
-        """Async twin of :meth:`video_size` on the shared session (which carries no API key)."""
+        """Async twin of :meth:`video_size` on the shared session (which carries no API key).
+
+        :param url: a video URL (http or https).
+        :return: its Content-Length in bytes, or None when unknown; never raises.
+        """
         import aiohttp
 
         session = self._aio_session()

@@ -13,26 +13,35 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
 from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
+    GPTProtoListUnavailableError,
     GPTProtoNotFoundError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
+    VideoDownloadError,
     VideoURLExpiredError,
 )
 from airflow_provider_gptproto.hooks.download import DownloadedVideo
-from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
+from airflow_provider_gptproto.hooks.gptproto import (
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    DEFAULT_WAIT_TIMEOUT_SECONDS,
+    RECONCILE_SKEW_SECONDS,
+    GPTProtoHook,
+    is_transient_poll_error,
+)
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
+from airflow_provider_gptproto.utils.results import announce, deliver
+from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
-from airflow_provider_gptproto.utils.results import announce, deliver
-from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
 # Every request option is an operator argument (and templated); ``content`` is the upstream items form.
 REQUEST_FIELDS = (*(name for name in VideoGenerationRequest.model_fields if name != "extra_body"), "content")
-DEFAULT_TIMEOUT = timedelta(hours=2)
+DEFAULT_TIMEOUT = timedelta(seconds=DEFAULT_WAIT_TIMEOUT_SECONDS)
 KILL_CANCEL_TIMEOUT_SECONDS = 10.0
 # Margin after a lost create's own timeout before the list endpoint is trusted to show it.
 RECONCILE_SETTLE_SECONDS = 2.0
@@ -41,22 +50,57 @@ RECONCILE_SETTLE_SECONDS = 2.0
 class GPTProtoGenerateVideoOperator(BaseOperator):
     """Create one GPTProto generation task and (by default) wait for its video.
 
-    Request parameters are the API's (seed format: ``prompt``, ``model``, ``duration`` "5s"/"10s",
-    ``dimension``, ``seed``, ``loop``, ``logo``; upstream format: ``images`` or ``content``, ``ratio``,
-    ``resolution``, integer ``duration``, ...) and are all templated. Static values are checked when
-    the DAG is parsed, rendered ones before any request.
+    Every request parameter is templated. Static values are checked when the DAG is parsed, rendered
+    ones before any request; an error names the field and its allowed values. Seed-format options
+    and upstream-format options do not mix. Unset (None) parameters are left out of the request, so
+    the server's default applies.
 
-    :param wait_for_completion: wait for the video; False only creates the task.
-    :param deferrable: wait in the triggerer, freeing the worker slot.
-    :param poll_interval: seconds between status checks.
-    :param timeout: budget for the remote task, turned into an absolute deadline when the task is
-        created; it survives deferral, triggerer restarts and retries that reattach. On expiry the
-        remote task is cancelled if it still can be, then the Airflow task fails.
-    :param retry_on_content_policy: by default a content-policy rejection fails without retries,
-        because the same prompt is rejected again.
-    :param cancel_on_kill: cancel the remote task when the Airflow task is killed or marked failed.
+    Returns a JSON-safe dict of the finished task (``task_id``, ``status``, ``video_url``, ...,
+    ``request``); pushes ``gptproto_task_id`` to XCom as soon as the task exists, and
+    ``gptproto_video_url`` (the "GPTProto video" link) once it has a video.
 
-    Returns a JSON-safe dict of the finished task; pushes ``gptproto_task_id`` as soon as it exists.
+    :param prompt: text description of the video. Default None (required unless ``content`` holds
+        the text).
+    :param model: model or endpoint id. Default None: ``seedance-1-0-lite-i2v-250428``.
+    :param duration: ``"5s"`` or ``"10s"`` (seed format) or whole seconds 2..15 or -1 (upstream).
+        Default None: the server's (5 s).
+    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None: the
+        server's (``768:768``).
+    :param seed: 1..2147483647 (-1 = random, upstream format). Default None: random.
+    :param loop: seed format: loop the video. Default None (server default False).
+    :param logo: seed format: watermark logo ``{"position": ..., "url": ...}``. Default None.
+    :param images: upstream format: image URLs or ``{"url", "role"}`` items with roles
+        ``first_frame`` / ``last_frame`` / ``reference_image``. Default None.
+    :param content: upstream format: the raw ``content`` items (text and image_url). Default None.
+    :param ratio: upstream format, e.g. ``"16:9"``, ``"9:16"``, ``"1:1"``, ``"adaptive"``. Default None.
+    :param resolution: upstream format: ``"480p"``, ``"720p"`` or ``"1080p"``. Default None.
+    :param frames: upstream format: number of frames. Default None.
+    :param framespersecond: upstream format: frame rate. Default None.
+    :param camera_fixed: upstream format: keep the camera still. Default None.
+    :param watermark: upstream format: add the vendor's watermark. Default None.
+    :param callback_url: upstream format: URL the server POSTs status changes to. Default None.
+    :param return_last_frame: upstream format: also return the last frame as an image. Default None.
+    :param service_tier: upstream format: ``"default"`` or ``"flex"``. Default None.
+    :param execution_expires_after: upstream format: seconds (3600..259200) before the server expires
+        the task. Default None.
+    :param generate_audio: upstream format: generate a sound track. Default None.
+    :param draft: upstream format: a cheaper draft render. Default None.
+    :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
+    :param wait_for_completion: wait for the video. Default True; False only creates the task and
+        returns it (wait later with :class:`~airflow_provider_gptproto.sensors.gptproto.GPTProtoTaskSensor`).
+    :param deferrable: wait in the triggerer, freeing the worker slot. Default: the
+        ``[operators] default_deferrable`` config option (False unless set).
+    :param poll_interval: seconds between status checks, in the worker or the triggerer. Default 10.
+        While the API fails transiently, checks back off (doubling, up to 5 minutes) until the deadline.
+    :param timeout: budget for the remote task (``timedelta`` or seconds), turned into an absolute
+        deadline when the task is created; it survives deferral, triggerer restarts and retries that
+        reattach. On expiry the remote task is cancelled if it still can be, then the Airflow task
+        fails. Default 2 hours.
+    :param retry_on_content_policy: retry the Airflow task after a content-policy rejection. Default
+        False: it fails at once, because the same prompt is rejected again.
+    :param cancel_on_kill: cancel the remote task when the Airflow task is killed, marked failed or
+        success, or cleared while it waits. Default True.
+    :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ``pool``, ...).
     """
 
     template_fields: Sequence[str] = (*REQUEST_FIELDS, "gptproto_conn_id")
@@ -91,7 +135,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 10.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         retry_on_content_policy: bool = False,
         cancel_on_kill: bool = True,
@@ -160,12 +204,11 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         if not self.wait_for_completion:
             state.clear()
             return task.to_dict()
-        if not task.is_terminal:
-            task = hook.get_task(task.task_id)  # cheap check first: short tasks never defer
+        if not self.deferrable:
+            return self._wait_in_worker(task, deadline, context, state)
+        task = self._peek(task)  # cheap check first: short tasks never defer
         if task.is_terminal:
             return self._finish(hook.video_size, task, context, state)
-        if not self.deferrable:
-            return self._wait_in_worker(task.task_id, deadline, context, state)
         self.defer(
             trigger=GPTProtoTaskTrigger(
                 gptproto_task_id=task.task_id,
@@ -178,14 +221,30 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         )
         return None  # not reached: defer() raises TaskDeferred
 
-    def _wait_in_worker(
-        self, task_id: str, deadline: float, context: Context, state: TaskState
-    ) -> dict[str, Any]:
+    def _peek(self, task: GenerationTask) -> GenerationTask:
+        """One status check before deferring; a transient error just leaves it to the trigger."""
+        if task.is_terminal:
+            return task
         try:
-            task = self.hook.wait_for_task(task_id, self.poll_interval, deadline=deadline)
-        except GPTProtoTimeoutError:
-            self._cancel_after_timeout(self.hook, task_id)
-            raise
+            return self.hook.get_task(task.task_id)
+        except GPTProtoError as exc:
+            if not is_transient_poll_error(exc):
+                raise
+            self.log.warning("Checking GPTProto task %s failed (%s); the trigger will", task.task_id, exc)
+            return task
+
+    def _wait_in_worker(
+        self, task: GenerationTask, deadline: float, context: Context, state: TaskState
+    ) -> dict[str, Any]:
+        if not task.is_terminal:
+            try:
+                # deliver() judges the outcome (content policy, retries), so no raise here.
+                task = self.hook.wait_for_task(
+                    task.task_id, self.poll_interval, deadline=deadline, raise_on_failure=False
+                )
+            except GPTProtoTimeoutError:
+                self._cancel_after_timeout(self.hook, task.task_id)
+                raise
         return self._finish(self.hook.video_size, task, context, state)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -256,7 +315,19 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         if settle > 0:
             self.log.info("An earlier try's create may still be processed; checking in %.0f s", settle)
             time.sleep(settle)
-        candidates = hook.find_tasks_created_since(at - RECONCILE_SKEW_SECONDS, model=model or None)
+        try:
+            candidates = hook.find_tasks_created_since(at - RECONCILE_SKEW_SECONDS, model=model or None)
+        except GPTProtoListUnavailableError as exc:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+            raise AirflowFailException(
+                "An earlier try was interrupted while creating a GPTProto task, and this API has no list "
+                f"endpoint ({exc}), so the provider cannot verify whether a paid task was created. Not "
+                f"creating another. Look in your GPTProto account for a task of model {model!r} created "
+                f"around {when}: if there is one, wait for it with GPTProtoTaskSensor or download it "
+                "with GPTProtoDownloadVideoOperator(gptproto_task_id=...); to submit anew instead, "
+                "delete this task's state store key 'gptproto_task' (or clear the task in a new DAG "
+                "run)."
+            ) from exc
         if candidates:
             raise AirflowFailException(
                 "An earlier try was interrupted while creating a GPTProto task, and a task may have been "
@@ -327,18 +398,33 @@ def _is_static(params: dict[str, Any]) -> bool:
 class GPTProtoDownloadVideoOperator(BaseOperator):
     """Land a finished video in storage and announce it as an asset event.
 
-    :param gptproto_task_id: remote task id (templated), e.g. the generate operator's
-        ``gptproto_task_id`` XCom. Alternatively pass ``gptproto_task``.
-    :param gptproto_task: the generate operator's return value (``generate.output``); carries the
-        task id and the request, whose prompt, model, seed, duration and dimension go into the
-        asset event.
-    :param destination: where to write, anything ``ObjectStoragePath`` understands (``/local/path``,
-        ``file://``, ``s3://conn@bucket/key`` with the amazon provider, ...). A destination ending in
-        ``/`` (or an existing directory) gets ``<task id>.mp4`` appended.
-    :param max_bytes: refuse videos larger than this.
-
     Outlets default to the ``gptproto_videos`` asset; each run adds prompt, model, seed, duration,
     dimension, task_id, sha256, bytes and uri to the event's extra. Returns the same dict.
+
+    The destination is checked before anything is paid for where its value allows: a static one
+    when the DAG is parsed (its filesystem can be loaded: e.g. ``s3://`` needs
+    ``apache-airflow-providers-amazon[s3fs]``; the storage connection it names exists), a templated
+    one on its static part at parse time (``s3://aws_default@bucket/{{ ds }}/`` still shows protocol
+    and connection) and in full once rendered, before this task sends any request. A destination that
+    is only known at run time (a template naming the protocol, or an XCom) cannot be checked before
+    the generate task runs; neither can credentials or bucket permissions, which only a write shows.
+
+    :param destination: where to write (templated): a path or URL ``ObjectStoragePath`` understands
+        (``/data/videos/``, ``file:///data/v.mp4``, ``s3://<conn_id>@<bucket>/<key>``, ...). One ending
+        in ``/`` (or an existing directory) gets ``<task id>.mp4`` appended; missing folders are made.
+    :param gptproto_task_id: remote task id (templated), e.g. the generate operator's
+        ``gptproto_task_id`` XCom. Default None; this or ``gptproto_task`` is required.
+    :param gptproto_task: the generate operator's return value (``generate.output``, templated);
+        carries the task id and the request, whose prompt, model, seed, duration and dimension go
+        into the asset event. Default None.
+    :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
+    :param max_bytes: refuse a video larger than this many bytes (None: no limit). Default 2 GiB.
+    :param if_exists: what to do when the destination file already exists: ``"overwrite"`` (replace
+        it atomically, so a retry repeats cleanly), ``"skip"`` (keep it and report it, download
+        nothing) or ``"fail"``. Default ``"overwrite"``.
+    :param check_storage_connection: when the DAG is parsed, look up the storage connection a static
+        destination names. Default True; set False if that connection exists only on workers.
+    :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ``outlets``, ...).
     """
 
     template_fields: Sequence[str] = ("gptproto_task_id", "gptproto_task", "destination", "gptproto_conn_id")
@@ -349,10 +435,25 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         """Mapped downloads publish the asset too.
 
         ``partial()`` records ``outlets=[]`` for every mapped task, so the default in ``__init__``
-        never applied: no asset event at run time and no outlet in the serialized DAG.
+        never applied: no asset event at run time and no outlet in the serialized DAG. For the same
+        reason the parse-time checks of ``__init__`` are made here for the arguments given.
         """
         kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        cls._check_static_config(kwargs)
         return super().partial(**kwargs)
+
+    @staticmethod
+    def _check_static_config(kwargs: dict[str, Any]) -> None:
+        """Checks that fail at parse time, before an upstream generate task pays for a video."""
+        if "if_exists" in kwargs:
+            check_if_exists(kwargs["if_exists"])
+        if "destination" in kwargs:
+            destination = kwargs["destination"]
+            check_destination(
+                destination,
+                templated=not _is_static({"destination": destination}),
+                check_connection=kwargs.get("check_storage_connection", True),
+            )
 
     def __init__(
         self,
@@ -362,6 +463,8 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         gptproto_task: dict[str, Any] | None = None,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
         max_bytes: int | None = 2 * 1024**3,
+        if_exists: str = "overwrite",
+        check_storage_connection: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
@@ -375,6 +478,15 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         self.gptproto_task = gptproto_task
         self.gptproto_conn_id = gptproto_conn_id
         self.max_bytes = max_bytes
+        self.if_exists = if_exists
+        self.check_storage_connection = check_storage_connection
+        self._check_static_config(
+            {
+                "destination": destination,
+                "if_exists": if_exists,
+                "check_storage_connection": check_storage_connection,
+            }
+        )
 
     @cached_property
     def hook(self) -> GPTProtoHook:
@@ -388,6 +500,8 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             self.hook.close()
 
     def _execute(self, context: Context) -> dict[str, Any]:
+        # Rendered: everything is known now, and nothing has been requested yet.
+        check_destination(self.destination, templated=False, check_connection=self.check_storage_connection)
         task_id = self._task_id()
         hook = self.hook
         task = hook.get_task(task_id)
@@ -426,9 +540,14 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
 
     def _destination(self, task_id: str) -> ObjectStoragePath:
         path = ObjectStoragePath(self.destination)
-        if str(self.destination).endswith("/") or path.is_dir():
-            path = path / f"{task_id}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if str(self.destination).endswith("/") or path.is_dir():
+                path = path / f"{task_id}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VideoDownloadError(
+                f"Cannot create the folder of destination {path}: {exc.strerror or type(exc).__name__}"
+            ) from exc
         return path
 
     def _download(
@@ -436,11 +555,12 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
     ) -> DownloadedVideo:
         if not task.video_url:
             raise GPTProtoError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+        options: dict[str, Any] = {"max_bytes": self.max_bytes, "if_exists": self.if_exists}
         try:
-            return hook.download_video(task.video_url, destination, max_bytes=self.max_bytes)
+            return hook.download_video(task.video_url, destination, **options)
         except VideoURLExpiredError:
             self.log.info("Video URL of %s expired; asking the API for a fresh one", task.task_id)
             fresh = hook.get_task(task.task_id)
             if not fresh.video_url:
                 raise
-            return hook.download_video(fresh.video_url, destination, max_bytes=self.max_bytes)
+            return hook.download_video(fresh.video_url, destination, **options)

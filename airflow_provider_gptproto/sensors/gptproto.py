@@ -16,13 +16,24 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.hooks.gptproto import (
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    GPTProtoHook,
+    PollBackoff,
+    is_transient_poll_error,
+)
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+from airflow_provider_gptproto.utils.results import announce, deliver
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from airflow.sdk import Context
-from airflow_provider_gptproto.utils.results import announce, deliver
+
+# Consecutive failed pokes, kept across reschedules (each is a new process) in the task state store.
+POLL_FAILURES_KEY = "gptproto_poll_failures"
 
 
 class GPTProtoTaskSensor(BaseSensorOperator):
@@ -31,6 +42,26 @@ class GPTProtoTaskSensor(BaseSensorOperator):
     Works in ``poke`` and ``reschedule`` modes and, with ``deferrable=True``, waits in the triggerer
     using the same trigger as the operator. It never cancels the task it watches: it does not own it.
     The return value (XCom) is the finished task's dict.
+
+    A transient API error (5xx, 429, dropped connection, garbled reply) never fails a poke: it counts
+    as "not done yet" and the next poke backs off like the trigger (the poke interval doubled per
+    consecutive failure, up to 5 minutes), until ``timeout``. In reschedule mode the failure count
+    survives between reschedules in the task state store (Airflow 3.3+).
+
+    :param gptproto_task_id: the remote task id to wait for (templated), e.g.
+        ``"{{ ti.xcom_pull(task_ids='generate', key='gptproto_task_id') }}"``. Required.
+    :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
+    :param deferrable: wait in the triggerer, freeing the worker slot. Default: the
+        ``[operators] default_deferrable`` config option (False unless set).
+    :param retry_on_content_policy: retry the Airflow task after a content-policy rejection. Default
+        False: it fails at once, because the same prompt is rejected again.
+    :param poke_interval: seconds between status checks (also the trigger's poll interval). Default 10.
+    :param timeout: seconds to wait in all before the sensor fails. Default: the ``[sensors]
+        default_timeout`` config option (7 days unless set).
+    :param mode: ``"poke"`` (hold the worker slot between checks) or ``"reschedule"`` (release it).
+        Default ``"poke"``.
+    :param kwargs: any other ``BaseSensorOperator`` argument (``soft_fail``, ``exponential_backoff``,
+        ``max_wait``, ...) or ``BaseOperator`` argument.
     """
 
     template_fields: Sequence[str] = ("gptproto_task_id", "gptproto_conn_id")
@@ -45,22 +76,42 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         retry_on_content_policy: bool = False,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", 10.0)
+        kwargs.setdefault("poke_interval", DEFAULT_POLL_INTERVAL_SECONDS)
         super().__init__(**kwargs)
         self.gptproto_task_id = gptproto_task_id
         self.gptproto_conn_id = gptproto_conn_id
         self.deferrable = deferrable
         self.retry_on_content_policy = retry_on_content_policy
+        self._backoff_seconds: float | None = None  # set by a poke that failed transiently
+        self._poll_failures = 0  # consecutive failed pokes in this process
 
     @cached_property
     def hook(self) -> GPTProtoHook:
-        """One hook per execution (every poke of it reuses the session); closed when it ends."""
-        return GPTProtoHook(self.gptproto_conn_id)
+        """One hook per execution (every poke of it reuses the session); closed when it ends.
+
+        One attempt per poke: the poke loop owns the backoff, as the trigger's poll loop does.
+        """
+        return GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         hook = self.hook
         announce(context["ti"], None)
-        task = hook.get_task(self.gptproto_task_id)
+        store = context.get("task_state_store") if self.reschedule else None
+        before = self._load_failures(store)
+        backoff = PollBackoff(
+            float(self.poke_interval), self.log, f"GPTProto task {self.gptproto_task_id}", before
+        )
+        try:
+            task = hook.get_task(self.gptproto_task_id)
+        except GPTProtoError as exc:
+            if not is_transient_poll_error(exc):
+                raise
+            self._backoff_seconds = backoff.failed(exc)
+            self._save_failures(store, before, backoff.failures)
+            return False
+        backoff.succeeded()
+        self._save_failures(store, before, 0)
+        self._backoff_seconds = None
         if not task.is_terminal:
             self.log.info("GPTProto task %s is %s", task.task_id, task.status.value)
             return False
@@ -72,6 +123,34 @@ class GPTProtoTaskSensor(BaseSensorOperator):
             retry_on_content_policy=self.retry_on_content_policy,
         )
         return PokeReturnValue(is_done=True, xcom_value=result)
+
+    def _load_failures(self, store: Any) -> int:
+        """Consecutive failed pokes so far; across reschedules (new processes) from the state store."""
+        if store is None:
+            return self._poll_failures
+        raw = store.get(POLL_FAILURES_KEY)
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
+
+    def _save_failures(self, store: Any, before: int, failures: int) -> None:
+        self._poll_failures = failures
+        if store is None or failures == before:
+            return  # nothing to persist, or nothing changed: no round trip
+        if failures:
+            store.set(POLL_FAILURES_KEY, failures)
+        else:
+            store.delete(POLL_FAILURES_KEY)
+
+    def _get_next_poke_interval(
+        self, started_at: datetime | float, run_duration: Callable[[], float], poke_count: int
+    ) -> float:
+        """After a transient failure, the shared backoff (bounded by the time left); else as configured.
+
+        BaseSensorOperator asks this (private, same signature on 3.1-3.3) for the pause before the
+        next poke in poke mode and for the reschedule date in reschedule mode: one override serves both.
+        """
+        if self._backoff_seconds is None:
+            return super()._get_next_poke_interval(started_at, run_duration, poke_count)
+        return max(0.0, min(self._backoff_seconds, float(self.timeout) - run_duration()))
 
     def execute(self, context: Context) -> Any:
         try:

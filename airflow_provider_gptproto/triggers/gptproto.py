@@ -15,18 +15,10 @@ from typing import Any, NamedTuple
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_gptproto.exceptions import (
-    GPTProtoAuthError,
-    GPTProtoBadRequestError,
-    GPTProtoError,
-    GPTProtoNotFoundError,
-)
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.exceptions import GPTProtoError
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 
-# Errors that waiting cannot fix; everything else from the API is retried until the deadline.
-PERMANENT_ERRORS = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
-MAX_BACKOFF_SECONDS = 300.0
 CANCEL_TIMEOUT_SECONDS = 20.0
 
 
@@ -84,7 +76,7 @@ class GPTProtoTaskTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         last: GenerationTask | None = None
-        failures = 0
+        backoff = PollBackoff(self.poll_interval, self.log, f"GPTProto task {self.gptproto_task_id}")
         try:
             while True:
                 if self.deadline is not None and time.time() >= self.deadline:
@@ -96,20 +88,15 @@ class GPTProtoTaskTrigger(BaseTrigger):
                     return
                 try:
                     task = await self.hook.aget_task(self.gptproto_task_id)
-                except PERMANENT_ERRORS as exc:
-                    yield self._event(
-                        "error", last, f"Polling GPTProto task {self.gptproto_task_id} failed: {exc}"
-                    )
-                    return
                 except GPTProtoError as exc:
-                    failures += 1
-                    delay = min(self.poll_interval * 2 ** min(failures, 8), MAX_BACKOFF_SECONDS)
-                    self.log.warning(
-                        "Polling task %s failed (%s); next poll in %.0f s", self.gptproto_task_id, exc, delay
-                    )
-                    await self._sleep(delay)
+                    if not is_transient_poll_error(exc):  # waiting cannot fix it
+                        yield self._event(
+                            "error", last, f"Polling GPTProto task {self.gptproto_task_id} failed: {exc}"
+                        )
+                        return
+                    await self._sleep(backoff.failed(exc))
                     continue
-                failures = 0
+                backoff.succeeded()
                 if last is None or task.status != last.status:
                     self.log.info(
                         "GPTProto task %s is %s (%.1f s in the triggerer)",

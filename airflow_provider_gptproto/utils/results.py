@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoTaskContentPolicyError
-from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
+from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY, remember_video_url
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 
 if TYPE_CHECKING:
@@ -20,14 +20,15 @@ TASK_ID_XCOM_KEY = "gptproto_task_id"
 
 
 def announce(ti: RuntimeTaskInstance, task_id: str | None, video_url: str = "") -> None:
-    """Publish the remote id at once, and a (possibly empty) link target.
+    """Publish the remote id at once, and a (possibly empty) video URL for XCom readers and the link.
 
-    Airflow evaluates extra links after every worker phase, deferral included; an empty URL hides the
-    button instead of making the link lookup log a missing-XCom error on each phase.
+    The "GPTProto video" link reads the URL from the operator object (see ``remember_video_url``);
+    an empty URL hides its button.
     """
     if task_id:
         ti.xcom_push(key=TASK_ID_XCOM_KEY, value=task_id)
     ti.xcom_push(key=VIDEO_URL_XCOM_KEY, value=video_url)
+    remember_video_url(ti, video_url)
 
 
 def deliver(

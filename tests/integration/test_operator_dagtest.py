@@ -24,6 +24,8 @@ def test_generate_succeeds_and_publishes_results(emulator: Any, mode: str) -> No
     assert returned["request"]["prompt"] == "a calm lake at dusk"
     assert returned["request"]["seed"] == 42
     assert result.xcom("generate", "gptproto_video_url") == returned["video_url"]
+    # The "GPTProto video" button: Airflow stores what the link returned after the last phase.
+    assert result.xcom("generate", "_link_GPTProtoVideoLink") == returned["video_url"]
     assert emulator.stats()["tasks_created"] == 1
 
 

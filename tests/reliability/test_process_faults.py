@@ -147,8 +147,8 @@ def test_emulator_restart_with_state_file_is_ridden_out(rel_env: ReliabilityEnv)
     # Both pollers hit the dead port before the new process is up.
     wait_until(
         lambda: (
-            "Polling task" in _log(env, dag_id, run_id, "generate_deferred", 1)
-            and "GPTProto call failed" in _log(env, dag_id, run_id, "generate_sync", 1)
+            "transient, failure" in _log(env, dag_id, run_id, "generate_deferred", 1)
+            and "transient, failure" in _log(env, dag_id, run_id, "generate_sync", 1)
         ),
         60,
         "polls failing against the dead emulator",

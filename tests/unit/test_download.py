@@ -214,9 +214,13 @@ def test_a_write_error_propagates_and_stops_the_digest_thread(
     patch_writes(full_disk)
     pulled: list[int] = []
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(VideoDownloadError, match="No space left") as caught:
         download(FakeResponse(pieces(bytes(100 * READ_BYTES), pulled=pulled), None), dest)
 
+    # The error names the destination the user chose, never the hidden temporary file.
+    assert f"Cannot write the video to {dest}: No space left on device" == str(caught.value)
+    assert ".part" not in str(caught.value)
+    assert isinstance(caught.value.__cause__, OSError)
     assert len(pulled) == 1
     assert os.listdir(tmp_path) == []
 

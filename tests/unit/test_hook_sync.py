@@ -27,6 +27,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoRequestError,
     GPTProtoResponseError,
     GPTProtoServerError,
+    GPTProtoTaskFailedError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
@@ -626,11 +627,20 @@ def test_wait_for_task_polls_until_terminal(
 
 
 @pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
-def test_wait_for_task_returns_unsuccessful_terminal_tasks(
+def test_wait_for_task_raises_for_unsuccessful_terminal_tasks(
     hook: GPTProtoHook, rsps: responses.RequestsMock, status: str
 ) -> None:
     rsps.get(task_url("t1"), json=task_b("t1", status))
-    assert hook.wait_for_task("t1").status.value == status
+    with pytest.raises(GPTProtoTaskFailedError, match=f"GPTProto task t1 ended {status}"):
+        hook.wait_for_task("t1")
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
+def test_wait_for_task_returns_unsuccessful_terminal_tasks_on_request(
+    hook: GPTProtoHook, rsps: responses.RequestsMock, status: str
+) -> None:
+    rsps.get(task_url("t1"), json=task_b("t1", status))
+    assert hook.wait_for_task("t1", raise_on_failure=False).status.value == status
 
 
 def test_wait_for_task_absolute_deadline(

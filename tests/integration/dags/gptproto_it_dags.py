@@ -14,6 +14,7 @@ from airflow_provider_gptproto.operators.gptproto import (
     GPTProtoGenerateVideoOperator,
 )
 from airflow_provider_gptproto.sensors.gptproto import GPTProtoTaskSensor
+from tests.integration.failure_log import RECORD
 
 START = datetime(2026, 1, 1)
 FAST = {"poll_interval": 0.2, "retry_delay": timedelta(seconds=0)}
@@ -86,17 +87,6 @@ with _dag("it_download", prompt="a lighthouse", dest="/tmp/unused/"):
         task_id="download", gptproto_task=generate.output, destination="{{ params.dest }}", retries=1
     )
 
-
-def _record_failure(context: dict) -> None:
-    """Append each failed try's exception to params.failure_log, for the fault-matrix assertions."""
-    path = (context.get("params") or {}).get("failure_log")
-    if path:
-        with open(path, "a", encoding="utf-8") as log:
-            exc = context.get("exception")
-            log.write(f"{context['ti'].task_id}: {type(exc).__name__}: {exc}\n")
-
-
-RECORD = {"on_failure_callback": _record_failure, "on_retry_callback": _record_failure}
 
 for name, cap in (("rel_pipeline", None), ("rel_pipeline_capped", 50_000)):
     with _dag(name, prompt="a fault-tolerant lighthouse", dest="/tmp/unused/", failure_log=""):

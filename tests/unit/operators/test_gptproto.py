@@ -124,7 +124,10 @@ def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
     factory.creates()
     recorded: list[Any] = []
 
-    def wait_for_task(task_id: str, poll_interval: float, *, deadline: float) -> GenerationTask:
+    def wait_for_task(
+        task_id: str, poll_interval: float, *, deadline: float, raise_on_failure: bool
+    ) -> GenerationTask:
+        assert raise_on_failure is False  # the operator reports a failed task itself
         recorded.append(dict(store.data[TASK_KEY]))
         return task("task-1", "succeeded")
 
@@ -141,7 +144,9 @@ def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
     # The retry-surviving record (id + absolute deadline) is durable before the wait starts.
     assert recorded[0]["task_id"] == "task-1"
     assert before + TIMEOUT <= recorded[0]["deadline"] <= after + TIMEOUT
-    hook.wait_for_task.assert_called_once_with("task-1", 5.0, deadline=recorded[0]["deadline"])
+    hook.wait_for_task.assert_called_once_with(
+        "task-1", 5.0, deadline=recorded[0]["deadline"], raise_on_failure=False
+    )
     assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
     assert TASK_KEY not in store.data  # delivered: clearing the task in Airflow regenerates
 
@@ -245,7 +250,7 @@ def test_reattach_to_a_running_task_keeps_its_deadline(factory: HookFactory) -> 
     assert result is not None and result["task_id"] == "old-1"
     hook.create_task.assert_not_called()
     hook.find_tasks_created_since.assert_not_called()
-    hook.wait_for_task.assert_called_once_with("old-1", 5.0, deadline=deadline)
+    hook.wait_for_task.assert_called_once_with("old-1", 5.0, deadline=deadline, raise_on_failure=False)
     assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "old-1"
     assert TASK_KEY not in store.data
 
@@ -591,7 +596,7 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
 ) -> None:
     hook = factory.hook
     hook.get_task.return_value = task("task-1", "succeeded", model="m1")
-    hook.download_video.side_effect = lambda url, destination, max_bytes: saved(destination)
+    hook.download_video.side_effect = lambda url, destination, max_bytes, if_exists: saved(destination)
     generated = {"task_id": "task-1", "request": {"prompt": "a lake", "duration": 5, "ratio": "16:9"}}
     op = GPTProtoDownloadVideoOperator(
         task_id="download", gptproto_task=generated, destination=f"{tmp_path}/videos/", max_bytes=10_000
@@ -601,7 +606,10 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
     result = op.execute(context)
 
     url, destination = hook.download_video.call_args.args
-    assert url == VIDEO_URL and hook.download_video.call_args.kwargs == {"max_bytes": 10_000}
+    assert url == VIDEO_URL and hook.download_video.call_args.kwargs == {
+        "max_bytes": 10_000,
+        "if_exists": "overwrite",
+    }
     assert isinstance(destination, ObjectStoragePath)
     assert str(destination).endswith("videos/task-1.mp4") and (tmp_path / "videos").is_dir()
     assert result == {

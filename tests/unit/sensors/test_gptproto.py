@@ -113,7 +113,7 @@ def test_poke_mode_reuses_one_hook_for_every_poke_and_closes_it(factory: HookFac
     assert result == finished.to_dict()
     assert factory.hook.get_task.call_count == 3
     assert sleeps.calls == [2.0, 2.0]
-    assert factory.calls == [(("gptproto_unit",), {})]  # one hook for all three pokes
+    assert factory.calls == [(("gptproto_unit",), {"retry_limit": 1})]  # one hook for all three pokes
     factory.hook.close.assert_called_once_with()
 
 

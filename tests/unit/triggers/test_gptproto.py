@@ -20,12 +20,9 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoResponseError,
     GPTProtoServerError,
 )
+from airflow_provider_gptproto.hooks._retry import MAX_POLL_BACKOFF_SECONDS
 from airflow_provider_gptproto.triggers import gptproto as trigger_module
-from airflow_provider_gptproto.triggers.gptproto import (
-    MAX_BACKOFF_SECONDS,
-    GPTProtoTaskTrigger,
-    parse_event,
-)
+from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from tests.unit.fakes import VIDEO_URL, HookFactory, patch_hook, task
 
 START = 1_800_000_000.0
@@ -187,7 +184,7 @@ async def test_backoff_is_capped(factory: HookFactory, clock: FakeClock) -> None
     events = await run(make_trigger(poll_interval=100))
 
     assert [e["status"] for e in events] == ["success"]
-    assert clock.sleeps == [200.0, MAX_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS]
+    assert clock.sleeps == [200.0, MAX_POLL_BACKOFF_SECONDS, MAX_POLL_BACKOFF_SECONDS]
 
 
 async def test_transient_errors_until_the_deadline_end_in_a_timeout(

@@ -1,0 +1,151 @@
+"""Check a download destination before anything is paid for: its filesystem, its connection.
+
+A destination whose filesystem cannot be loaded (``s3://`` without the amazon provider or s3fs)
+used to fail only in the download task, after the generate task had paid for the video. The
+download operator runs these checks when the DAG is parsed for a static destination, on the static
+part of a templated one (``s3://aws_default@bucket/{{ ds }}/`` still names its protocol and
+connection), and on the rendered value before any request.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from airflow_provider_gptproto.exceptions import GPTProtoRequestError
+
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+IF_EXISTS = ("overwrite", "skip", "fail")
+# What to pip install for the object stores Airflow's own providers serve (fsspec names the library).
+PROVIDER_PACKAGES = {
+    "s3": '"apache-airflow-providers-amazon[s3fs]"',
+    "s3a": '"apache-airflow-providers-amazon[s3fs]"',
+    "gs": "apache-airflow-providers-google gcsfs",
+    "gcs": "apache-airflow-providers-google gcsfs",
+    "abfs": "apache-airflow-providers-microsoft-azure adlfs",
+    "abfss": "apache-airflow-providers-microsoft-azure adlfs",
+    "az": "apache-airflow-providers-microsoft-azure adlfs",
+    "adl": "apache-airflow-providers-microsoft-azure adlfs",
+}
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def static_prefix(value: str) -> str:
+    """The part of a (possibly templated) string before its first Jinja marker."""
+    cut = min((i for i in (value.find(m) for m in TEMPLATE_MARKERS) if i >= 0), default=len(value))
+    return value[:cut]
+
+
+def split_destination(value: str) -> tuple[str | None, str | None]:
+    """``(protocol, conn_id)`` of a destination URL as far as ``value`` spells them, else None.
+
+    ``/data/videos`` -> ``("", None)``; ``s3://aws_default@bucket/k`` -> ``("s3", "aws_default")``;
+    ``s3://bucket/k`` -> ``("s3", None)``; a prefix cut before the ``://`` -> ``(None, None)``.
+    """
+    if "://" not in value:
+        return ("", None) if value.startswith("/") or (value and ":" not in value) else (None, None)
+    protocol, rest = value.split("://", 1)
+    authority = rest.split("/", 1)[0]
+    if "@" not in authority:
+        return protocol.lower(), None
+    conn_id = authority.rsplit("@", 1)[0]
+    return protocol.lower(), conn_id or None
+
+
+def check_destination(value: Any, *, templated: bool, check_connection: bool = True) -> None:
+    """Raise :class:`GPTProtoRequestError` (field ``destination``) for a destination that cannot work.
+
+    :param value: the destination; anything but a string (an XComArg) is checked once rendered.
+    :param templated: ``value`` may still hold Jinja; only its static prefix is checked.
+    :param check_connection: also look up a storage connection named in the URL.
+    """
+    if not isinstance(value, str):
+        return
+    if not value.strip() and not templated:
+        raise GPTProtoRequestError(
+            "destination must be a path or URL, got an empty string", field="destination"
+        )
+    spelled = static_prefix(value) if templated else value
+    protocol, conn_id = split_destination(spelled)
+    if protocol is None or protocol in LOCAL_PROTOCOLS:
+        return
+    _check_filesystem(protocol, value)
+    # A conn id cut short by a template ("s3://{{ var }}@...") only shows once rendered.
+    if conn_id and check_connection and (not templated or "@" in spelled.split("://", 1)[1]):
+        _check_connection(conn_id, value)
+
+
+def _check_filesystem(protocol: str, destination: str) -> None:
+    from airflow.sdk.io.fs import has_fs
+
+    install = PROVIDER_PACKAGES.get(protocol)
+    try:
+        registered = has_fs(protocol)
+    except ImportError as exc:  # a provider's filesystem module failed to import
+        registered, cause = False, f" ({exc})"
+    else:
+        cause = ""
+    if not registered:
+        hint = (
+            f"pip install {install}"
+            if install
+            else f"install the Airflow provider that registers the {protocol!r} filesystem"
+        )
+        raise GPTProtoRequestError(
+            f"destination {destination!r}: no Airflow filesystem is registered for {protocol}://"
+            f"{cause}. To write there, {hint}; or download to a local path.",
+            field="destination",
+        )
+    library = _fsspec_library(protocol)
+    if library and importlib.util.find_spec(library) is None:
+        hint = f"pip install {install}" if install else f"pip install {library}"
+        raise GPTProtoRequestError(
+            f"destination {destination!r}: {protocol}:// needs the Python package {library!r}, which is "
+            f"not installed. {hint}",
+            field="destination",
+        )
+
+
+def _fsspec_library(protocol: str) -> str | None:
+    """The top-level module fsspec loads for ``protocol`` (``s3fs`` for s3), if not fsspec's own."""
+    from fsspec.registry import known_implementations
+
+    spec = known_implementations.get(protocol) or {}
+    module = str(spec.get("class", "")).split(".", 1)[0]
+    return module if module and module != "fsspec" else None
+
+
+def _not_found_errors() -> tuple[type[BaseException], ...]:
+    """The missing-connection exception(s): Airflow 3.1 has two classes of that name."""
+    import airflow.exceptions
+    import airflow.sdk.exceptions
+
+    return tuple(
+        {
+            getattr(module, "AirflowNotFoundException", airflow.exceptions.AirflowNotFoundException)
+            for module in (airflow.exceptions, airflow.sdk.exceptions)
+        }
+    )
+
+
+def _check_connection(conn_id: str, destination: str) -> None:
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except _not_found_errors():
+        raise GPTProtoRequestError(
+            f"destination {destination!r} names the storage connection {conn_id!r}, which does not exist. "
+            f"Add it (airflow connections add {conn_id} ...), or name an existing one in the URL "
+            "(<protocol>://<conn_id>@<bucket>/...).",
+            field="destination",
+        ) from None
+
+
+def check_if_exists(value: Any) -> str:
+    if value not in IF_EXISTS:
+        raise GPTProtoRequestError(
+            f"if_exists must be one of {', '.join(repr(v) for v in IF_EXISTS)}, got {value!r}",
+            field="if_exists",
+        )
+    return str(value)

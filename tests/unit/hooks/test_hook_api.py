@@ -1,0 +1,246 @@
+"""The hook's newcomer API: keyword requests, generate_video, a wait that rides out outages, no list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import responses
+from responses.registries import OrderedRegistry
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoListUnavailableError,
+    GPTProtoRequestError,
+    GPTProtoTaskContentPolicyError,
+    GPTProtoTaskFailedError,
+    GPTProtoTaskMayExistError,
+    GPTProtoTimeoutError,
+)
+from airflow_provider_gptproto.hooks._retry import MAX_POLL_BACKOFF_SECONDS, poll_backoff
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.models import DEFAULT_MODEL, TaskStatus, VideoGenerationRequest
+
+from ..conftest import TASKS_URL, LogCapture
+from ..test_hook_sync import FakeClock
+
+CREATED = {"code": 0, "message": "Success", "data": {"task_id": "t1", "status": "pending"}}
+VIDEO = "https://cdn.example.com/t1.mp4"
+
+
+@pytest.fixture
+def ordered() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True, registry=OrderedRegistry) as mock:
+        yield mock
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    return FakeClock(monkeypatch)
+
+
+def task_url(task_id: str = "t1") -> str:
+    return f"{TASKS_URL}/{task_id}"
+
+
+def task_b(status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "t1", "model": DEFAULT_MODEL, "status": status, **extra}
+
+
+def sent_body(mock: responses.RequestsMock) -> dict[str, Any]:
+    (post,) = [c.request for c in mock.calls if c.request.method == "POST"]
+    body: dict[str, Any] = json.loads(post.body)
+    return body
+
+
+# ------------------------------------------------------------------------------- create_task
+
+
+def test_create_task_takes_the_request_fields_as_keywords(
+    hook: GPTProtoHook, ordered: responses.RequestsMock
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    task = hook.create_task(prompt="a red fox", duration="10s", dimension="1280:768", seed=7)
+    assert task.task_id == "t1"
+    body = sent_body(ordered)
+    assert (body["prompt"], body["duration"], body["dimension"], body["seed"]) == (
+        "a red fox",
+        "10s",
+        "1280:768",
+        7,
+    )
+
+
+def test_keywords_override_a_mapping_and_all_three_forms_send_the_same(
+    hook: GPTProtoHook, ordered: responses.RequestsMock
+) -> None:
+    for _ in range(3):
+        ordered.post(TASKS_URL, json=CREATED)
+    hook.create_task(prompt="a fox", seed=3)
+    hook.create_task({"prompt": "a fox", "seed": 99}, seed=3)
+    hook.create_task(VideoGenerationRequest.build(prompt="a fox", seed=3))
+    bodies = [json.loads(c.request.body) for c in ordered.calls]
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert bodies[0]["seed"] == 3
+
+
+def test_create_task_rejects_a_misspelt_keyword_before_sending(
+    hook: GPTProtoHook, ordered: responses.RequestsMock
+) -> None:
+    with pytest.raises(GPTProtoRequestError, match="promt") as caught:
+        hook.create_task(promt="a fox")
+    assert caught.value.field == "promt"
+    assert len(ordered.calls) == 0
+
+
+def test_a_request_object_plus_keywords_is_a_clear_type_error(hook: GPTProtoHook) -> None:
+    with pytest.raises(TypeError, match="not both"):
+        hook.create_task(VideoGenerationRequest.build(prompt="a fox"), seed=3)
+    with pytest.raises(TypeError, match="create_task\\(prompt="):
+        hook.create_task("a fox")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------- generate_video
+
+
+def test_generate_video_creates_waits_and_returns_the_finished_task(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=task_b("queued"))
+    ordered.get(task_url(), json=task_b("running"))
+    ordered.get(task_url(), json=task_b("succeeded", content={"video_url": VIDEO}))
+
+    task = hook.generate_video(prompt="a red fox", duration="5s", poll_interval=3, timeout=60)
+
+    assert task.status is TaskStatus.SUCCEEDED
+    assert task.video_url == VIDEO
+    assert sent_body(ordered)["prompt"] == "a red fox"
+    assert clock.sleeps == [3, 3]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "raised"),
+    [
+        ("failed", "InternalServiceError", GPTProtoTaskFailedError),
+        ("expired", "InternalServiceError", GPTProtoTaskFailedError),
+        ("cancelled", "InternalServiceError", GPTProtoTaskFailedError),
+        ("failed", "OutputVideoSensitiveContentDetected", GPTProtoTaskContentPolicyError),
+    ],
+)
+def test_generate_video_raises_when_the_task_ends_without_a_video(
+    hook: GPTProtoHook,
+    ordered: responses.RequestsMock,
+    clock: FakeClock,
+    status: str,
+    code: str,
+    raised: type[GPTProtoTaskFailedError],
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=task_b(status, error={"code": code, "message": "render farm on fire"}))
+    with pytest.raises(GPTProtoTaskFailedError) as caught:
+        hook.generate_video(prompt="a fox")
+    assert type(caught.value) is raised
+    assert (caught.value.task_id, caught.value.status) == ("t1", status)
+    assert "render farm on fire" in str(caught.value)
+
+
+def test_generate_video_cancels_a_task_still_queued_at_the_timeout(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=task_b("queued"))
+    ordered.get(task_url(), json=task_b("queued"))
+    ordered.delete(task_url(), json={})
+    with pytest.raises(GPTProtoTimeoutError, match="t1 still pending at its deadline"):
+        hook.generate_video(prompt="a fox", poll_interval=10, timeout=15)
+    assert [c.request.method for c in ordered.calls] == ["POST", "GET", "GET", "DELETE"]
+
+
+def test_generate_video_checks_the_request_before_paying(
+    hook: GPTProtoHook, ordered: responses.RequestsMock
+) -> None:
+    with pytest.raises(GPTProtoRequestError, match="dimension must be one of"):
+        hook.generate_video(prompt="a fox", dimension="1920:1080")
+    assert len(ordered.calls) == 0
+
+
+# ------------------------------------------------------------------------------- wait: outages
+
+
+def test_wait_rides_out_an_outage_longer_than_retry_limit_with_the_trigger_backoff(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock, logs: LogCapture
+) -> None:
+    ordered.get(task_url(), json=task_b("running"))
+    for _ in range(7):  # the fixture connection allows 3 attempts per call
+        ordered.get(task_url(), status=503, json={"error": {"message": "overloaded"}})
+    ordered.get(task_url(), json=task_b("succeeded", content={"video_url": VIDEO}))
+
+    task = hook.wait_for_task("t1", poll_interval=2, timeout=3600)
+
+    assert task.video_url == VIDEO
+    assert len(ordered.calls) == 9  # one request per check: no retries stacked inside a check
+    assert clock.sleeps == [2] + [poll_backoff(2, n) for n in range(1, 8)]
+    assert clock.sleeps[1:] == [4, 8, 16, 32, 64, 128, 256]
+    text = logs.text()
+    assert text.count("transient, failure") == 7
+    assert "failure 7 in a row, next check in 256.0 s" in text
+    assert "works again after 7 failed checks" in text
+
+
+def test_wait_gives_up_at_the_deadline_naming_the_last_error(hook: GPTProtoHook, clock: FakeClock) -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(task_url(), status=502, body="<html>bad gateway</html>")
+        with pytest.raises(GPTProtoTimeoutError, match=r"never seen at its deadline.*HTTP 502") as caught:
+            hook.wait_for_task("t1", poll_interval=5, timeout=100)
+    assert "t1" in str(caught.value)
+    assert sum(clock.sleeps) <= 100
+    assert clock.sleeps == [10, 20, 40]  # the next pause (80 s) would pass the deadline
+
+
+def test_wait_honours_retry_after_when_it_is_longer(hook: GPTProtoHook, clock: FakeClock) -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as mock:
+        mock.get(task_url(), status=429, headers={"Retry-After": "45"}, json={"error": {"message": "slow"}})
+        mock.get(task_url(), json=task_b("succeeded"))
+        hook.wait_for_task("t1", poll_interval=1, timeout=600)
+    assert clock.sleeps == [45]
+
+
+def test_wait_stops_at_once_on_a_permanent_error(hook: GPTProtoHook, clock: FakeClock) -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(task_url(), status=401, json={"error": {"message": "bad key", "code": "invalid_api_key"}})
+        with pytest.raises(GPTProtoAuthError):
+            hook.wait_for_task("t1", poll_interval=1, timeout=600)
+        assert len(mock.calls) == 1
+    assert clock.sleeps == []
+
+
+def test_backoff_is_capped() -> None:
+    assert poll_backoff(10, 50) == MAX_POLL_BACKOFF_SECONDS
+    assert poll_backoff(10, 1) == 20
+
+
+# ------------------------------------------------------------------------------- no list endpoint
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_missing_list_endpoint_is_named_not_a_bare_404(hook: GPTProtoHook, status: int) -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(TASKS_URL, status=status, json={"detail": "Not Found"})
+        with pytest.raises(GPTProtoListUnavailableError, match="has no list endpoint") as caught:
+            hook.find_tasks_created_since(0, model=DEFAULT_MODEL)
+    assert f"answered HTTP {status}" in str(caught.value)
+
+
+def test_a_lost_create_without_a_list_endpoint_says_what_to_do(hook: GPTProtoHook) -> None:
+    with responses.RequestsMock() as mock:
+        mock.post(TASKS_URL, status=500, json={"error": {"message": "oops"}})
+        mock.get(TASKS_URL, status=404, json={"detail": "Not Found"})
+        with pytest.raises(GPTProtoTaskMayExistError) as caught:
+            hook.create_task(prompt="a fox")
+    message = str(caught.value)
+    assert "no list endpoint" in message
+    assert "look for it in your GPTProto account" in message
+    assert "404" not in message.split("Not resubmitting.")[1]
