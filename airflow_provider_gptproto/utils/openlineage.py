@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 import attr
 from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
-from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow.providers.openlineage.extractors import OperatorLineage
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
     from airflow_provider_gptproto.models import VideoGenerationRequest
 
 RUN_FACET_NAME = "gptproto"
@@ -74,11 +75,11 @@ def storage_dataset(location: str | ObjectStoragePath) -> Dataset:
 
     The connection id of ``s3://conn@bucket/key`` is Airflow's, not part of the object's name.
     """
-    path = location if isinstance(location, ObjectStoragePath) else ObjectStoragePath(str(location))
-    protocol = (path.protocol or "").lower()
+    parts = urlsplit(str(location))
+    protocol = parts.scheme.lower()
     if protocol in LOCAL_PROTOCOLS:
-        return _translated(f"file://{path.path}") or _named_local(path.path)
-    bucket, key = path.bucket, path.key
+        return _translated(f"file://{parts.netloc}{parts.path}") or _named_local(parts.path)
+    bucket, key = parts.netloc.rpartition("@")[2], parts.path.lstrip("/")
     uri = f"{protocol}://{bucket}/{key}"
     if protocol in BUCKET_NAMING:
         return _translated(uri) or _named_bucket(BUCKET_NAMING[protocol], bucket, key)

@@ -133,14 +133,14 @@ def test_download_records_usage_in_the_asset_extra_and_lineage(tmp_path: Path) -
     hook = mock.Mock()
     hook.get_task.return_value = task
     hook.download_video.return_value = DownloadedVideo(str(dest), 10, "ab" * 32, "video/mp4")
-    events: dict[Any, Any] = {}
+    events: list[Any] = []  # one accessor per outlet (Assets are unhashable on Airflow 3.0)
     outlet_events = mock.MagicMock()
-    outlet_events.__getitem__.side_effect = lambda key: events.setdefault(key, mock.Mock(extra={}))
+    outlet_events.__getitem__.side_effect = lambda key: events.append(mock.Mock(extra={})) or events[-1]
     with mock.patch.object(GPTProtoDownloadVideoOperator, "hook", hook):
         result = op.execute({"ti": mock.Mock(), "outlet_events": outlet_events})  # type: ignore[arg-type]
 
     assert result["usage"] == USAGE
-    assert [e.extra["usage"] for e in events.values()] == [USAGE]
+    assert [e.extra["usage"] for e in events] == [USAGE]
     lineage = op.get_openlineage_facets_on_complete(mock.Mock())
     assert names(lineage.outputs) == [("file", str(dest))]
     facet = lineage.run_facets["gptproto"]
