@@ -5,7 +5,8 @@
   for asset URIs, or the OpenLineage client's naming classes where no provider converter is installed.
 - Reference images given as http(s) URLs are input datasets; ``data:`` images have no name to give.
 - A custom run facet ``gptproto`` carries the remote task id, model, seed, duration, dimension or
-  resolution and the usage the API reported (null when it reported none).
+  resolution and the usage the API reported (OpenLineage leaves null fields out, so a reply without
+  usage gives a facet without it).
 
 Only the openlineage provider calls those operator methods, and they import this module lazily, so
 the provider works without apache-airflow-providers-openlineage installed.
@@ -19,7 +20,10 @@ from urllib.parse import urlsplit
 
 import attr
 from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+from airflow.providers.common.compat.openlineage.utils.utils import translate_airflow_asset
+from airflow.providers.common.compat.sdk import Asset
 from airflow.providers.openlineage.extractors import OperatorLineage
+from openlineage.client.naming.dataset import GCS, S3, LocalFileSystem
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
@@ -55,6 +59,7 @@ class GPTProtoRunFacet(RunFacet):
 def run_facet(result: Mapping[str, Any], request: Mapping[str, Any] | None) -> GPTProtoRunFacet:
     """The ``gptproto`` facet of a finished task (an XCom-shaped dict); the request fills the rest."""
     asked = request or {}
+    frames = asked.get("frames")
 
     def first(*values: Any) -> Any:
         return next((v for v in values if v is not None), None)
@@ -63,7 +68,7 @@ def run_facet(result: Mapping[str, Any], request: Mapping[str, Any] | None) -> G
         taskId=str(result["task_id"]),
         model=first(result.get("model"), asked.get("model")),
         seed=first(result.get("seed"), asked.get("seed")),
-        duration=first(asked.get("duration"), asked.get("frames") and f"{asked['frames']} frames"),
+        duration=first(asked.get("duration"), f"{frames} frames" if frames else None),
         dimension=first(asked.get("dimension"), asked.get("ratio")),
         resolution=asked.get("resolution"),
         usage=result.get("usage"),
@@ -122,9 +127,6 @@ def download_lineage(saved: Mapping[str, Any] | None, request: Mapping[str, Any]
 
 def _translated(uri: str) -> Dataset | None:
     """What Airflow's openlineage integration makes of this URI as an asset (provider converters)."""
-    from airflow.providers.common.compat.openlineage.utils.utils import translate_airflow_asset
-    from airflow.providers.common.compat.sdk import Asset
-
     try:
         asset = Asset(uri=uri)
     except ValueError:  # a URI Airflow refuses as an asset: name it ourselves
@@ -133,15 +135,11 @@ def _translated(uri: str) -> Dataset | None:
 
 
 def _named_local(path: str) -> Dataset:
-    from openlineage.client.naming.dataset import LocalFileSystem
-
     naming = LocalFileSystem(path=path)
     return Dataset(namespace=naming.get_namespace(), name=naming.get_name())
 
 
 def _named_bucket(scheme: str, bucket: str, key: str) -> Dataset:
-    from openlineage.client.naming.dataset import GCS, S3
-
     naming = (
         S3(bucket_name=bucket, object_key=key) if scheme == "s3" else GCS(bucket_name=bucket, object_key=key)
     )
