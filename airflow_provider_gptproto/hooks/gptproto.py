@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, RetryCallState, Retrying
@@ -201,8 +202,9 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoRequestError: its host or extras are invalid.
         """
         if self._async_settings is None:
-            conn = await self.aget_connection(self.gptproto_conn_id)
-            extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+            # common-compat picks what this Airflow offers: aget_connection (3.1+), else a thread.
+            conn = await get_async_connection(self.gptproto_conn_id, self)
+            extra = await get_async_extra_dejson(conn)
             self._async_settings = self._settings_of(conn, extra)
         return self._async_settings
 

@@ -36,6 +36,7 @@ from airflow_provider_gptproto.utils.results import announce, deliver
 from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
@@ -171,6 +172,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self.retry_on_content_policy = retry_on_content_policy
         self.cancel_on_kill = cancel_on_kill
         self._remote_task_id: str | None = None
+        self._result: dict[str, Any] | None = None  # the finished task, for OpenLineage
         if poll_interval <= 0 or self.timeout <= 0:
             raise ValueError("poll_interval and timeout must be positive")
         if _is_static(self._request_params()):
@@ -354,6 +356,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         )
         result["request"] = self.build_request().summary()
         state.clear()
+        self._result = result
         return result
 
     def _cancel_after_timeout(self, hook: GPTProtoHook, task_id: str) -> None:
@@ -362,6 +365,12 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             self.log.info("Cancelled GPTProto task %s after the timeout", task_id)
         except GPTProtoError as exc:
             self.log.warning("GPTProto task %s could not be cancelled (%s)", task_id, exc)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Reference image URLs as inputs; the ``gptproto`` run facet (see utils/openlineage.py)."""
+        from airflow_provider_gptproto.utils.openlineage import generate_lineage
+
+        return generate_lineage(self._result, self.build_request())
 
     def on_kill(self) -> None:
         """Best effort, bounded: a killed task should not keep paying for its video."""
@@ -399,7 +408,8 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
     """Land a finished video in storage and announce it as an asset event.
 
     Outlets default to the ``gptproto_videos`` asset; each run adds prompt, model, seed, duration,
-    dimension, task_id, sha256, bytes and uri to the event's extra. Returns the same dict.
+    dimension, task_id, sha256, bytes, uri and usage (as the API reported it, or None) to the event's
+    extra. Returns the same dict.
 
     The destination is checked before anything is paid for where its value allows: a static one
     when the DAG is parsed (its filesystem can be loaded: e.g. ``s3://`` needs
@@ -487,6 +497,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
                 "check_storage_connection": check_storage_connection,
             }
         )
+        self._saved: dict[str, Any] | None = None  # what was stored, for OpenLineage
 
     @cached_property
     def hook(self) -> GPTProtoHook:
@@ -510,7 +521,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         destination = self._destination(task_id)
         video = self._download(hook, task, destination)
         request = (self.gptproto_task or {}).get("request") or {}
-        metadata = {
+        metadata: dict[str, Any] = {
             "task_id": task_id,
             "prompt": request.get("prompt"),
             "model": task.model or request.get("model"),
@@ -520,7 +531,9 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             "sha256": video.sha256,
             "bytes": video.bytes,
             "uri": video.uri,
+            "usage": task.usage,
         }
+        self._saved = metadata
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(metadata)
         self.log.info(
@@ -531,6 +544,12 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             video.sha256,
         )
         return metadata
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """The stored video as the output dataset; the ``gptproto`` run facet."""
+        from airflow_provider_gptproto.utils.openlineage import download_lineage
+
+        return download_lineage(self._saved, (self.gptproto_task or {}).get("request"))
 
     def _task_id(self) -> str:
         task_id = self.gptproto_task_id or (self.gptproto_task or {}).get("task_id")

@@ -54,9 +54,15 @@ def run_dag(dag_id: str, **conf: Any) -> RunResult:
 
 
 def _reserialize() -> None:
-    """What ``airflow dags reserialize`` does on 3.1: register the bundle, then write its DAGs."""
+    """What ``airflow dags reserialize`` does on 3.0/3.1: register the bundle, then write its DAGs."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.models.dagbag import sync_bag_to_db
+
+    try:
+        from airflow.models.dagbag import sync_bag_to_db
+    except ImportError:  # Airflow 3.0: the DagBag method that 3.1 made a function
+
+        def sync_bag_to_db(bag: Any, bundle_name: str, bundle_version: str | None) -> None:
+            bag.sync_to_db(bundle_name, bundle_version=bundle_version)
 
     manager = DagBundlesManager()
     with create_session() as session:

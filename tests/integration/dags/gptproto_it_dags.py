@@ -102,3 +102,19 @@ for name, cap in (("rel_pipeline", None), ("rel_pipeline_capped", 50_000)):
             retry_delay=timedelta(seconds=0),
             **RECORD,
         )
+
+with _dag(
+    "it_lineage", prompt="a kite over dunes", image="https://images.example/kite.png", dest="/tmp/unused/"
+):
+    # Image-to-video (upstream format), then the download: the OpenLineage test reads their events.
+    lineage_generate = GPTProtoGenerateVideoOperator(
+        task_id="generate",
+        prompt="{{ params.prompt }}",
+        images=["{{ params.image }}"],
+        resolution="480p",
+        seed=11,
+        **FAST,
+    )
+    GPTProtoDownloadVideoOperator(
+        task_id="download", gptproto_task=lineage_generate.output, destination="{{ params.dest }}"
+    )
