@@ -69,7 +69,8 @@ async def test_an_unreadable_state_never_cancels(
 async def test_a_silent_airflow_never_cancels(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(kill_guard, "STATE_READ_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", "1")
+    assert kill_guard.state_read_timeout() == 1.0  # the floor; 80 % of the default 30 s is 24 s
     with supervisor_comms(monkeypatch, FakeComms(hang=True)):
         assert await user_stopped_task(_trigger(), LOG) is False
     assert "did not report the task's state" in caplog.text
