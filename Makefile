@@ -12,6 +12,7 @@ CHROMIUM ?= /usr/bin/chromium
 BROWSER_TESTS = $(if $(wildcard $(CHROMIUM)),required,)
 
 .PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser screenshots demo airflow bench clean
+.PHONY: cluster cluster-stop test-cluster
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,19 @@ screenshots: install
 	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=required GPTPROTO_SCREENSHOT_DIR=docs/images \
 		$(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
 
+## A local distributed Airflow: own Postgres and Redis under .cluster/, CeleryExecutor with two workers,
+## two triggerers, the emulator and gptproto_default. Runs in the background; prints the UI URL and login.
+cluster: install
+	$(PY) scripts/cluster.py start
+
+## Stop everything `make cluster` started, by PID.
+cluster-stop:
+	$(PY) scripts/cluster.py stop
+
+## Only the cluster tests (tests/cluster, ~10 minutes); `make test` runs them too.
+test-cluster: install
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
+
 ## Real Airflow processes (api-server, scheduler, dag-processor, triggerer) against the emulator.
 test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
@@ -71,4 +85,4 @@ bench: install
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache .cluster
