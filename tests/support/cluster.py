@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_gptproto.emulator.harness import MODULE, EmulatorAdmin, emulator_args
-from tests.support.airflow_stack import EXAMPLE_DAGS, AirflowStack, StackError, free_ports
+from tests.support.airflow_stack import EXAMPLE_DAGS, AirflowStack, StackError, free_ports, session_members
+from tests.support.reliability_stack import command_line
 from tests.support.services import PostgresServer, RedisServer, ServiceError, _port_open
 
 # How long a silent triggerer still counts as alive before its triggers move (Airflow default 30 s).
@@ -82,6 +83,7 @@ class Cluster:
     :param pools: pools to create, name -> slots (default: ``gptproto`` with 8 slots).
     :param admin_password: the UI login's password (default: random).
     :param wait_for_dags: DAG ids to wait for until parsed.
+    :param extra_env: added to every Airflow component's environment (more connections, settings).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class Cluster:
         pools: Mapping[str, int] | None = None,
         admin_password: str | None = None,
         wait_for_dags: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -135,6 +138,7 @@ class Cluster:
             parallelism=64,
             config=settings,
             wait_for_dags=wait_for_dags,
+            extra_env=extra_env,
             startup_timeout=300.0,
         )
 
@@ -171,6 +175,23 @@ class Cluster:
         self.redis.stop()
         self.postgres.stop()
         return left
+
+    def revive(self) -> list[str]:
+        """Start again every Airflow component that exited (what systemd or Kubernetes would do)."""
+        dead = [name for name in self.stack.components if not self.stack.is_running(name)]
+        for name in dead:
+            self.stack.start(name)
+        return dead
+
+    def worker_running(self, ti_id: str) -> str | None:
+        """The Celery worker whose session runs the task process of this task instance, if any."""
+        title = f"airflow worker -- {ti_id}"
+        for name in self.workers:
+            if not self.stack.is_running(name):
+                continue
+            if any(command_line(pid) == title for pid in session_members([self.stack.pid(name)])):
+                return name
+        return None
 
     # ------------------------------------------------------------------------------ what runs where
     def triggerer_of(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
