@@ -12,6 +12,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -168,7 +169,7 @@ def test_stalled_triggerer_never_cancels_the_waits_that_moved(cluster: Cluster, 
     # As in the report: all three waits on one triggerer. B pauses while they defer, then recovers.
     cluster.stack.signal_session(b, signal.SIGSTOP)
     try:
-        run_id = _start(cluster, tmp_path, 3, f"[[queue:90]] a stalled wait {marker}")
+        run_id = _start(cluster, tmp_path, 3, f"[[queue:60]] a stalled wait {marker}")
         holders = _wait_deferred(cluster, run_id, 3)
     finally:
         cluster.stack.signal_session(b, signal.SIGCONT)
@@ -187,19 +188,17 @@ def test_stalled_triggerer_never_cancels_the_waits_that_moved(cluster: Cluster, 
             f"the waits moving from {a} to {b}",
         )
         for remote_id in remote_ids:
-            wait_until(
-                lambda r=remote_id: _polls_after(cluster, r, stalled_at), 60, f"{b} polling {remote_id}"
-            )
+            wait_until(partial(_polls_after, cluster, remote_id, stalled_at), 60, f"{b} polling {remote_id}")
     finally:
         cluster.stack.signal_session(a, signal.SIGCONT)
     # A wakes up, finds its triggers gone and (on Airflow 3.3.0-3.3.2) calls on_kill on each.
-    logs = wait_until(
-        lambda: (
-            (text := _trigger_logs(cluster, run_id, job_a)).count("cancelled by user action") >= 3 and text
-        ),
-        120,
-        f"{a} running on_kill for the three moved waits",
-    )
+
+    def killed_and_done() -> str | None:
+        text = _trigger_logs(cluster, run_id, job_a)
+        done = text.count("cancelled by user action") >= 3 and text.count("trigger completed") >= 3
+        return text if done else None
+
+    logs = wait_until(killed_and_done, 120, f"{a} running on_kill for the three moved waits")
     assert logs.count("is still deferred") == 3, logs[-3000:]
     assert "Cancelled GPTProto task" not in logs
     assert all(t["status"] != "cancelled" for t in _remote(cluster, marker))
@@ -222,7 +221,7 @@ def test_killed_triggerer_waits_resume_on_the_survivor(
     try:
         firsts = [
             wait_until(
-                lambda r=remote_id: _polls_after(cluster, r, killed_at)[:1],
+                partial(_polls_after, cluster, remote_id, killed_at),
                 HEALTH_CHECK_THRESHOLD + 120,
                 f"{survivor} polling {remote_id}",
             )[0]
@@ -260,7 +259,9 @@ def test_killed_worker_pays_once(cluster: Cluster, tmp_path: Path, phase: str) -
         rule = cluster.emulator.add_fault(
             endpoint="create", action="latency", latency_seconds=20, prompt_contains=marker, count=1
         )
-    run_id = _start(cluster, tmp_path, 1, f"a worker kill {marker}")
+    # A download-phase video takes 20 s to render, so the rule below is in place before the trigger's HEAD.
+    slow = "" if phase == "create" else "[[run:20]] "
+    run_id = _start(cluster, tmp_path, 1, f"{slow}a worker kill {marker}")
     task_id = "generate" if phase == "create" else "download"
     if phase == "download":
         _wait_deferred(cluster, run_id, 1)
