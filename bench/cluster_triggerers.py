@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import common
 from bench.common import BenchResult, Table, Target, fmt
+from bench.triggerer_point import _rate, _task_gets
 
 POLLER_DAG = "bench_triggerer_pollers"
 PROBE_DAG = "bench_triggerer_probe"
@@ -35,21 +36,6 @@ DAGS_FOLDER = common.REPO_ROOT / "bench" / "dags"
 CONN_ID = "gptproto_bench"
 THRESHOLD = 30  # Airflow's default triggerer_health_check_threshold (full runs)
 SMOKE_THRESHOLD = 10
-
-
-def _gets(url: str) -> tuple[int, float]:
-    import urllib.request
-
-    with urllib.request.urlopen(url + "/_stats", timeout=10) as resp:
-        stats = json.load(resp)
-    return int(stats["requests"]["task_get"]), float(stats["time"])
-
-
-def _rate(url: str, seconds: float) -> float:
-    count0, t0 = _gets(url)
-    time.sleep(seconds)
-    count1, t1 = _gets(url)
-    return (count1 - count0) / max(1e-6, t1 - t0)
 
 
 def _split(cluster: Any) -> dict[str, int]:
@@ -103,7 +89,7 @@ def _failover(
     first = recovered = float("nan")
     deadline = killed_at + threshold + 240
     while time.time() < deadline:
-        count, at = _gets(url)
+        count, at = _task_gets(url)
         samples.append((at, count))
         recent = [s for s in samples if s[0] >= at - 1.0]
         if len(recent) >= 2 and recent[-1][0] - recent[0][0] >= 0.75:

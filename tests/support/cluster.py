@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_gptproto.emulator.harness import MODULE, EmulatorAdmin, emulator_args
-from tests.support.airflow_stack import EXAMPLE_DAGS, AirflowStack, StackError, free_ports, session_members
+from tests.support.airflow_stack import (
+    EXAMPLE_DAGS,
+    AirflowStack,
+    StackError,
+    _is_zombie,
+    free_ports,
+    session_members,
+)
 from tests.support.reliability_stack import command_line
 from tests.support.services import PostgresServer, RedisServer, ServiceError, _port_open
 
@@ -244,14 +251,4 @@ def stop_by_state(state: Mapping[str, Any]) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A child of ours that exited but was not reaped is a zombie: gone for our purposes.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    return False
+    return not _is_zombie(pid)  # gone, or exited and not reaped yet
