@@ -105,7 +105,7 @@ def _trigger_starts(cluster: Any, job_id: int, after: float) -> list[float]:
 
 
 def _failover(
-    cluster: Any, url: str, split: dict[str, int], n: int, interval: float, threshold: int
+    cluster: Any, url: str, split: dict[str, int], n: int, interval: float, threshold: int, patience: float
 ) -> dict[str, float]:
     """SIGKILL the busier triggerer; time until its waits start (and poll) on the survivor.
 
@@ -119,7 +119,7 @@ def _failover(
     killed_at = time.time()
     cluster.stack.kill(victim, signal.SIGKILL)
     recovered = float("nan")
-    deadline = killed_at + threshold + 240
+    deadline = killed_at + threshold + patience
     while time.time() < deadline:
         count, at = _task_gets(url)
         samples.append((at, count))
@@ -183,7 +183,7 @@ def measure(n: int, interval: float, window: float, threshold: int, probe_rounds
             rate = _rate(server.url, window)
             split = _split(cluster)
             probes = _probes(cluster, scratch, window, probe_rounds)
-            failover = _failover(cluster, server.url, split, n, interval, threshold)
+            failover = _failover(cluster, server.url, split, n, interval, threshold, 60 if n < 100 else 240)
             leftovers = cluster.stop()  # here, so that a survivor is reported (the with-exit repeats it)
     return {
         "n": n,

@@ -49,7 +49,11 @@ def _smoke(name: str) -> BenchResult:
     return _RESULTS[name]
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+# Benchmark 5 starts a whole cluster (Postgres, Redis, seven Airflow processes) and waits out a failover.
+SLOW = {"cluster_triggerers": pytest.mark.timeout(600)}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=SLOW.get(n, ())) for n in sorted(BENCHMARKS)])
 def test_benchmark_smoke_run_is_well_formed(name: str) -> None:
     if name == "download" and shutil.which("curl") is None:
         pytest.skip("benchmark 3 compares against curl, which is not installed")
