@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from bench import common
 from bench.common import BenchResult, Table, Target, fmt
-from bench.triggerer_point import _rate, _task_gets
+from bench.triggerer_point import _rate, _task_gets, probe_env
 
 POLLER_DAG = "bench_triggerer_pollers"
 PROBE_DAG = "bench_triggerer_probe"
@@ -143,24 +142,12 @@ def _failover(
 
 def measure(n: int, interval: float, window: float, threshold: int, probe_rounds: int) -> dict[str, Any]:
     from tests.support.cluster import Cluster
+    from tests.support.services import open_for_postgres
 
     started = time.monotonic()
     with common.json_server(core=None) as server, common.scratch_dir("bench-cluster-") as scratch:
-        for folder in (scratch, *scratch.parents):  # the cluster's Postgres may run as another user
-            if folder != Path("/") and folder.stat().st_uid == os.getuid():
-                folder.chmod(folder.stat().st_mode | 0o011)
-        env = {
-            f"AIRFLOW_CONN_{CONN_ID.upper()}": common.conn_json(server.url),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])
-            ),
-            "BENCH_TRIGGERER_CONN_ID": CONN_ID,
-            "BENCH_TRIGGERER_N": str(n),
-            "BENCH_TRIGGERER_INTERVAL": str(interval),
-            "BENCH_PROBE_RESULT": str(scratch / "probe-{pid}.json"),
-            "BENCH_PROBE_STATS_URL": server.url + "/_stats",
-            "BENCH_PROBE_WINDOW": str(window),
-        }
+        open_for_postgres(scratch)
+        env = probe_env(server.url, n, interval, scratch / "probe-{pid}.json", window)
         with Cluster(
             scratch / "cluster",
             dags_folder=DAGS_FOLDER,

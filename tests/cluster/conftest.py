@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster
+from tests.support.services import open_for_postgres
 
 DAGS = Path(__file__).parent / "dags"
 HEALTH_CHECK_THRESHOLD = 10
@@ -21,11 +22,7 @@ HEALTH_CHECK_THRESHOLD = 10
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
-    # Postgres refuses to run as root, so as root it runs as the postgres user, which must be able to
-    # reach its data directory: open pytest's private (0700) temp folders for traversal only.
-    for folder in (root, *root.parents):
-        if folder.owner() == "root" and folder.stat().st_mode & 0o011 != 0o011 and folder != Path("/"):
-            folder.chmod(folder.stat().st_mode | 0o011)
+    open_for_postgres(root)  # Postgres runs as the postgres user when the tests run as root
     with Cluster(
         root,
         dags_folder=DAGS,

@@ -55,6 +55,17 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: 
         time.sleep(0.1)
 
 
+def open_for_postgres(folder: Path) -> None:
+    """Let Postgres (run as the ``postgres`` user when we are root) reach a data directory below
+    ``folder``: add traversal rights to it and its parents that we own (pytest's are 0700)."""
+    if os.geteuid() != 0:
+        return
+    for path in (folder, *folder.parents):
+        mode = path.stat().st_mode
+        if path != Path("/") and path.stat().st_uid == 0 and mode & 0o011 != 0o011:
+            path.chmod(mode | 0o011)
+
+
 class _Server:
     """A server process in its own session, restartable on the same port and data."""
 

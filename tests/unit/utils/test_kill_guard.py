@@ -17,7 +17,7 @@ LOG = logging.getLogger("test_kill_guard")
 
 def _trigger(ti: Any = None) -> GPTProtoTaskTrigger:
     trigger = GPTProtoTaskTrigger("remote-1")
-    trigger.task_instance = ti if ti is not None else task_instance()
+    trigger.task_instance = ti if ti is not None else task_instance()  # type: ignore[assignment]
     return trigger
 
 
