@@ -18,6 +18,7 @@ BROWSER_TESTS = $(if $(wildcard $(CHROMIUM)),required,)
 
 .PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser screenshots demo airflow bench clean
 .PHONY: docs dist
+.PHONY: cluster cluster-stop test-cluster
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +79,19 @@ screenshots: install
 	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=required GPTPROTO_SCREENSHOT_DIR=docs/images \
 		$(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
 
+## A local distributed Airflow: own Postgres and Redis under .cluster/, CeleryExecutor with two workers,
+## two triggerers, the emulator and gptproto_default. Runs in the background; prints the UI URL and login.
+cluster: install
+	$(PY) scripts/cluster.py start
+
+## Stop everything `make cluster` started, by PID.
+cluster-stop:
+	$(PY) scripts/cluster.py stop
+
+## Only the cluster tests (tests/cluster, ~10 minutes); `make test` runs them too.
+test-cluster: install
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
+
 ## Real Airflow processes (api-server, scheduler, dag-processor, triggerer) against the emulator.
 test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
@@ -87,4 +101,4 @@ bench: install
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache site dist
+	rm -rf $(VENV) $(OLDEST_VENV) .demo .airflow-home .pytest_cache .mypy_cache .ruff_cache site dist .cluster

@@ -169,5 +169,7 @@ class LoopProbeTrigger(BaseTrigger):
             "peak_rss": usage1.ru_maxrss * 1024,
             "tasks_on_loop": len(asyncio.all_tasks()),
         }
-        await asyncio.to_thread(Path(self.result_path).write_text, json.dumps(report))
+        # "{pid}" in the path gives each triggerer process its own report (the cluster benchmark).
+        path = Path(self.result_path.replace("{pid}", str(os.getpid())))
+        await asyncio.to_thread(path.write_text, json.dumps(report))
         yield TriggerEvent({"ok": True})

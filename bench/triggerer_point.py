@@ -77,6 +77,22 @@ def _blocked_in_window(log_text: str, start: float, end: float) -> list[str]:
     return found
 
 
+def probe_env(
+    server_url: str, n: int, interval: float, result_path: Path | str, window: float
+) -> dict[str, str]:
+    """What the poller and probe DAGs read from every Airflow component's environment."""
+    return {
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": common.conn_json(server_url),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "BENCH_TRIGGERER_CONN_ID": CONN_ID,
+        "BENCH_TRIGGERER_N": str(n),
+        "BENCH_TRIGGERER_INTERVAL": str(interval),
+        "BENCH_PROBE_RESULT": str(result_path),
+        "BENCH_PROBE_STATS_URL": server_url + "/_stats",
+        "BENCH_PROBE_WINDOW": str(window),
+    }
+
+
 def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[str, Any]:
     """Start everything, load N triggers, run the probe for ``window`` seconds; returns the report."""
     from tests.support.airflow_stack import AirflowStack
@@ -84,18 +100,7 @@ def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[
     started = time.monotonic()
     with common.json_server() as server, common.scratch_dir("bench-triggerer-") as scratch:
         result_path = scratch / "probe.json"
-        env = {
-            f"AIRFLOW_CONN_{CONN_ID.upper()}": common.conn_json(server.url),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")])
-            ),
-            "BENCH_TRIGGERER_CONN_ID": CONN_ID,
-            "BENCH_TRIGGERER_N": str(n),
-            "BENCH_TRIGGERER_INTERVAL": str(interval),
-            "BENCH_PROBE_RESULT": str(result_path),
-            "BENCH_PROBE_STATS_URL": server.url + "/_stats",
-            "BENCH_PROBE_WINDOW": str(window),
-        }
+        env = probe_env(server.url, n, interval, result_path, window)
         with AirflowStack(
             scratch / "airflow-home",
             dags_folder=DAGS_FOLDER,

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from bench import client_overhead, download, run, trigger_polling, worker_slots
+from bench import client_overhead, cluster_triggerers, download, run, trigger_polling, worker_slots
 from bench.common import BenchResult
 
 pytestmark = pytest.mark.timeout(300)
@@ -37,6 +37,7 @@ BENCHMARKS = {
     "worker_slots": worker_slots.run,
     "download": download.run,
     "client_overhead": client_overhead.run,
+    "cluster_triggerers": cluster_triggerers.run,
 }
 _RESULTS: dict[str, BenchResult] = {}
 
@@ -48,7 +49,11 @@ def _smoke(name: str) -> BenchResult:
     return _RESULTS[name]
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+# Benchmark 5 starts a whole cluster (Postgres, Redis, seven Airflow processes) and waits out a failover.
+SLOW = {"cluster_triggerers": pytest.mark.timeout(600)}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=SLOW.get(n, ())) for n in sorted(BENCHMARKS)])
 def test_benchmark_smoke_run_is_well_formed(name: str) -> None:
     if name == "download" and shutil.which("curl") is None:
         pytest.skip("benchmark 3 compares against curl, which is not installed")

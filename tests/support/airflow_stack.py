@@ -41,8 +41,22 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO_ROOT / "dags_examples"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# The Job row each long-running component heartbeats (the api-server has none).
+# Every kind of component; several of one kind are named "<kind>-<n>" (e.g. "triggerer-2").
+KINDS = (*COMPONENTS, "celery-worker")
+# The Job row each long-running component heartbeats (the api-server and Celery workers have none).
 JOB_TYPES = {"scheduler": "SchedulerJob", "dag-processor": "DagProcessorJob", "triggerer": "TriggererJob"}
+
+
+def component_kind(name: str) -> str:
+    """``"triggerer-2"`` -> ``"triggerer"``; a plain kind is its own kind."""
+    if name in KINDS:
+        return name
+    kind, _, index = name.rpartition("-")
+    if kind in KINDS and index.isdigit():
+        return kind
+    raise ValueError(f"unknown component {name!r}; choose from {KINDS} (several: '<kind>-<n>')")
+
+
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 GET_ATTEMPTS = 6
 STATE_MISMATCH = "but the task instance's state attribute is queued"
@@ -207,6 +221,11 @@ class AirflowStack:
     :param serve_logs: run the scheduler's and triggerer's log servers (on free ports). Off by default:
         all processes share one disk, the API reads finished and deferred logs from the files, and two
         fewer servers make start-up faster on small machines.
+
+    Executor and metadata DB come from ``config`` (``core.executor``, ``database.sql_alchemy_conn``,
+    ``celery.*``): a non-SQLite DB is migrated in place. ``components`` may name several components of
+    one kind (``"triggerer-1", "triggerer-2", "celery-worker-1"``); each gets its own session, log and,
+    for job-running kinds, its own Job row (``job_id(name)``).
     """
 
     def __init__(
@@ -226,9 +245,8 @@ class AirflowStack:
         serve_logs: bool = False,
         startup_timeout: float = 120.0,
     ) -> None:
-        unknown = set(components) - set(COMPONENTS)
-        if unknown:
-            raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
+        for name in components:
+            component_kind(name)  # raises for an unknown name
         self._own_home = home is None
         self.home = Path(home or tempfile.mkdtemp(prefix="gptproto-e2e-airflow-")).resolve()
         self.dags_folder = Path(dags_folder).resolve()
@@ -243,6 +261,7 @@ class AirflowStack:
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.timings: dict[str, float] = {}
         self._procs: dict[str, _Component] = {}
+        self._job_ids: dict[str, int] = {}  # component -> the Job row its current process runs
         self._retired_sids: set[int] = set()  # sessions of killed components, rechecked on stop()
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._migrated = False
@@ -377,7 +396,9 @@ class AirflowStack:
         started = time.monotonic()
         db, template = self.home / "airflow.db", _db_template()
         use_cache = not os.environ.get("AIRFLOW_STACK_NO_DB_CACHE")
-        if use_cache and template.is_file():
+        if not self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+            self._run_cli("db", "migrate", timeout=600)
+        elif use_cache and template.is_file():
             shutil.copyfile(template, db)
         else:
             self._run_cli("db", "migrate")
@@ -429,20 +450,46 @@ class AirflowStack:
             return
         started = time.monotonic()
         deadline = started + self.startup_timeout
+        # Several components of one job kind start one after the other, so that each Job row is known
+        # to belong to one process (the REST API names jobs by host, which they all share).
+        later = [name for name in self.components if self._kind_count(name) > 1 and name in self._job_kinds()]
         for name in self.components:
-            self._spawn(name)
+            if name not in later:
+                self._spawn(name)
         if "api-server" in self.components:
             self._wait_api(deadline)
             self.timings["api_ready"] = time.monotonic() - started
             self._ensure_pools()
+            for name in later:
+                before = self._latest_job_id(name)
+                self._spawn(name)
+                self._wait_component(name, before, deadline)
             if self.wait_for_dags:
                 self.client.wait_for_dags(self.wait_for_dags, timeout=max(1.0, deadline - time.monotonic()))
                 self.timings["dags_parsed"] = time.monotonic() - started
             for name in self.components:
-                if name in JOB_TYPES:
+                if name in self._job_kinds() and name not in later:
                     self._wait_component(name, None, deadline)
+        else:
+            for name in later:
+                self._spawn(name)
         self.timings["components_ready"] = time.monotonic() - started
         self.timings["startup_total"] = self.timings["components_ready"] + self.timings.get("migrate", 0.0)
+
+    def _job_kinds(self) -> set[str]:
+        return {name for name in self.components if component_kind(name) in JOB_TYPES}
+
+    def _kind_count(self, name: str) -> int:
+        kind = component_kind(name)
+        return sum(1 for other in self.components if component_kind(other) == kind)
+
+    def job_id(self, component: str) -> int | None:
+        """The Job row the component's current process heartbeats (known once it was waited for)."""
+        return self._job_ids.get(component)
+
+    def component_of_job(self, job_id: int) -> str | None:
+        """Which running component runs Job ``job_id`` (e.g. the triggerer holding a trigger)."""
+        return next((name for name, jid in self._job_ids.items() if jid == job_id), None)
 
     def _ensure_pools(self) -> None:
         if not self._pools_done:
@@ -450,9 +497,25 @@ class AirflowStack:
                 self.client.set_pool(name, slots)
             self._pools_done = True
 
+    def _command(self, component: str) -> list[str]:
+        kind = component_kind(component)
+        if kind == "celery-worker":
+            # Each worker its own Celery node name; the log server is off (no shared port to fight over).
+            return [
+                self.airflow_bin,
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{component}@%h",
+                "--skip-serve-logs",
+            ]
+        args = [self.airflow_bin, kind]
+        if kind in ("scheduler", "triggerer") and not self.serve_logs:
+            args.append("--skip-serve-logs")
+        return args
+
     def _spawn(self, component: str) -> None:
-        if component not in COMPONENTS:
-            raise ValueError(f"unknown component {component!r}; choose from {COMPONENTS}")
+        component_kind(component)  # raises for an unknown name
         with self._lock:
             if self.is_running(component):
                 raise StackError(f"{component} is already running (pid {self._procs[component].process.pid})")
@@ -463,11 +526,9 @@ class AirflowStack:
             log = self.log_path(component).open("ab")
             log.write(f"\n===== {component} starting at {time.strftime('%H:%M:%S')} =====\n".encode())
             log.flush()
-            args = [self.airflow_bin, component]
-            if component in ("scheduler", "triggerer") and not self.serve_logs:
-                args.append("--skip-serve-logs")
+            self._job_ids.pop(component, None)
             process = subprocess.Popen(
-                args,
+                self._command(component),
                 env=self.env,
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
@@ -505,9 +566,10 @@ class AirflowStack:
             time.sleep(0.2)
 
     def _latest_job_id(self, component: str) -> int:
-        if component not in JOB_TYPES or not self.is_running("api-server"):
+        kind = component_kind(component)
+        if kind not in JOB_TYPES or not self.is_running("api-server"):
             return 0
-        jobs = self.client.jobs(JOB_TYPES[component])
+        jobs = self.client.jobs(JOB_TYPES[kind])
         return max((int(job["id"]) for job in jobs), default=0)
 
     def _wait_component(self, component: str, after_job_id: int | None, deadline: float) -> None:
@@ -515,12 +577,16 @@ class AirflowStack:
         if component == "api-server":
             self._wait_api(deadline)
             return
-        if not self.is_running("api-server"):
+        kind = component_kind(component)
+        if kind not in JOB_TYPES or not self.is_running("api-server"):
             return  # nothing to ask; the caller only wanted the process started
         while True:
             self._check_alive(component)
-            jobs = self.client.jobs(JOB_TYPES[component], state="running")
-            if any(int(job["id"]) > (after_job_id or 0) for job in jobs):
+            jobs = self.client.jobs(JOB_TYPES[kind], state="running")
+            newer = [int(job["id"]) for job in jobs if int(job["id"]) > (after_job_id or 0)]
+            if newer:
+                if after_job_id is not None or self._kind_count(component) == 1:  # the newest is ours
+                    self._job_ids[component] = max(newer)
                 return
             if time.monotonic() > deadline:
                 raise StackError(f"{component} did not start its job in time\n{self.diagnostics()}")
@@ -529,6 +595,32 @@ class AirflowStack:
     def send_signal(self, component: str, sig: int) -> None:
         """Deliver ``sig`` to the component's main process only (e.g. SIGUSR2); does not wait."""
         self._procs[component].process.send_signal(sig)
+
+    def signal_session(self, component: str, sig: int) -> list[int]:
+        """Deliver ``sig`` to every process of the component (e.g. SIGSTOP/SIGCONT); returns the pids."""
+        pids = session_members({self._procs[component].sid})
+        _signal_pids(pids, sig)
+        return pids
+
+    def sessions(self) -> dict[str, int]:
+        """Session id of every running component (what a later ``stop_sessions`` needs)."""
+        return {name: proc.sid for name, proc in self._procs.items()}
+
+    def detach(self) -> None:
+        """Leave the components running after this process exits (``make cluster``): no watchdog,
+        no atexit stop. Stop them later with :func:`stop_sessions` on :meth:`sessions`."""
+        with self._lock:
+            if self._watchdog is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._watchdog.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._watchdog.wait(5)
+                self._watchdog = None
+            for proc in self._procs.values():
+                with contextlib.suppress(OSError):
+                    proc.log_handle.close()
+            self._stopped = True
+            _unregister(self)
 
     def kill(self, component: str, sig: int = signal.SIGTERM, *, timeout: float = 30.0) -> int | None:
         """Stop one component and make sure nothing of it is left; returns the main exit code.
@@ -539,6 +631,7 @@ class AirflowStack:
         """
         with self._lock:
             proc = self._procs.pop(component, None)
+            self._job_ids.pop(component, None)
             if proc is None:
                 return None
             sids = {proc.sid}
@@ -639,7 +732,7 @@ class AirflowStack:
     def diagnostics(self, lines: int = 40) -> str:
         """Process states and the tail of every component's log, for failure messages."""
         parts = []
-        for name in COMPONENTS:
+        for name in dict.fromkeys([*self.components, *self._procs]):
             if not self.log_path(name).exists():
                 continue
             proc = self._procs.get(name)
@@ -656,6 +749,15 @@ class AirflowStack:
                     f"({STATE_MISMATCH!r}): Airflow core race apache/airflow#71580, not the task's fault."
                 )
         return "\n".join(parts)
+
+
+def stop_sessions(sids: Iterable[int], grace: float = 10.0) -> list[int]:
+    """SIGTERM every process of these sessions, SIGKILL what is left after ``grace``; returns survivors."""
+    wanted = set(sids)
+    _signal_pids(session_members(wanted), signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+    _signal_pids(session_members(wanted), signal.SIGTERM)
+    _signal_pids(_wait_gone(wanted, grace), signal.SIGKILL)
+    return _wait_gone(wanted, 5.0)
 
 
 def _register(stack: AirflowStack) -> None:
