@@ -23,6 +23,7 @@ from airflow_provider_gptproto.exceptions import (
 )
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
 
 # Errors that waiting cannot fix; everything else from the API is retried until the deadline.
 PERMANENT_ERRORS = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
@@ -43,7 +44,8 @@ class GPTProtoTaskTrigger(BaseTrigger):
     :param poll_interval: seconds between polls while the task runs.
     :param deadline: absolute unix time after which the trigger gives up (None: wait forever).
     :param cancel_on_kill: cancel the remote task when a user marks the Airflow task failed/success
-        or clears it while deferred (Airflow 3.3+ calls :meth:`on_kill` then).
+        or clears it while deferred (Airflow 3.3+ calls :meth:`on_kill` then; a wait that merely
+        moved to another triggerer is never cancelled).
     """
 
     def __init__(
@@ -155,10 +157,15 @@ class GPTProtoTaskTrigger(BaseTrigger):
             await self._hook.aclose()
 
     async def on_kill(self) -> None:
-        """A user ended the Airflow task while deferred: stop paying for the remote task."""
-        if not self.cancel_on_kill:
-            return
+        """A user ended the Airflow task while deferred: stop paying for the remote task.
+
+        Airflow 3.3.0-3.3.2 also calls this when a stalled triggerer finds its wait moved to another
+        triggerer (apache/airflow#73454); :func:`user_stopped_task` tells the two apart by asking
+        Airflow whether the task is still deferred, and only a confirmed user action cancels.
+        """
         try:
+            if not self.cancel_on_kill or not await user_stopped_task(self, self.log):
+                return
             await asyncio.wait_for(self.hook.acancel_task(self.gptproto_task_id), CANCEL_TIMEOUT_SECONDS)
             self.log.info(
                 "Cancelled GPTProto task %s after the Airflow task was stopped", self.gptproto_task_id

@@ -13,6 +13,7 @@ import requests
 from airflow_provider_gptproto.hooks import _aiosession
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+from tests.support.supervisor_comms import FakeComms, supervisor_comms, task_instance
 
 
 def _create(prompt: str = "a trigger test") -> str:
@@ -149,18 +150,34 @@ def test_many_triggers_share_one_http_session(emulator: Any) -> None:
     assert _aiosession.open_sessions() == 0
 
 
-def test_on_kill_cancels_the_remote_task(emulator: Any) -> None:
+@pytest.mark.parametrize(
+    "state, cancel_on_kill, remote_status",
+    [
+        ("failed", True, "cancelled"),  # a user marked it failed (or success, or cleared it)
+        ("deferred", True, "queued"),  # the wait moved to another triggerer (apache/airflow#73454)
+        ("failed", False, "queued"),  # the operator asked never to cancel
+    ],
+)
+def test_on_kill_cancels_only_what_a_user_stopped(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch, state: str, cancel_on_kill: bool, remote_status: str
+) -> None:
     emulator.configure(queue_seconds=60)
     task_id = _create()
 
     async def main() -> None:
-        trigger = GPTProtoTaskTrigger(task_id, poll_interval=0.1, deadline=time.time() + 60)
+        trigger = GPTProtoTaskTrigger(
+            task_id, poll_interval=0.1, deadline=time.time() + 60, cancel_on_kill=cancel_on_kill
+        )
+        trigger.task_instance = task_instance()
         run = asyncio.ensure_future(_events(trigger))
         await asyncio.sleep(0.3)
         run.cancel()
         await trigger.on_kill()
         await trigger.cleanup()
 
-    asyncio.run(main())
+    # Airflow's answer to "what state is this task in" is stubbed; the HTTP side is the real emulator.
+    with supervisor_comms(monkeypatch, FakeComms(state=state)):
+        asyncio.run(main())
 
-    assert [t["status"] for t in emulator.tasks()] == ["cancelled"]
+    assert [t["status"] for t in emulator.tasks()] == [remote_status]
+    assert len(emulator.requests_log(endpoint="delete")) == (remote_status == "cancelled")
