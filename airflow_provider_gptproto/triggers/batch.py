@@ -18,6 +18,7 @@ from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.triggers.gptproto import MAX_BACKOFF_SECONDS, PERMANENT_ERRORS
+from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
 
 CANCEL_TIMEOUT_SECONDS = 30.0
 CANCEL_CONCURRENCY = 8
@@ -176,10 +177,14 @@ class GPTProtoBatchTrigger(BaseTrigger):
             await self._hook.aclose()
 
     async def on_kill(self) -> None:
-        """A user ended the Airflow task while deferred: cancel every watched task still running."""
-        if not self.cancel_on_kill:
-            return
+        """A user ended the Airflow task while deferred: cancel every watched task still running.
+
+        Guarded like the single trigger: a batch whose wait merely moved to another triggerer
+        (apache/airflow#73454) is never cancelled, only one a user confirmably stopped.
+        """
         try:
+            if not self.cancel_on_kill or not await user_stopped_task(self, self.log):
+                return
             await self._cancel_all([i for i in self.watch if i not in self._finished])
         finally:
             await self.cleanup()
