@@ -405,7 +405,12 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                 journal.done(item.index, video.bytes, video.sha256, task.seed, task.usage)
                 return
             journal.failed(
-                item.index, "download", str(raise_error), status="succeeded", usage=task.usage, seed=task.seed
+                item.index,
+                "download",
+                str(raise_error),
+                status="download_failed",
+                usage=task.usage,
+                seed=task.seed,
             )
             return
 

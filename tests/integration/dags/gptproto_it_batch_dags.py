@@ -31,3 +31,18 @@ for mode, deferrable in (("sync", False), ("defer", True)):
             retries=1,
             retry_delay=timedelta(seconds=0),
         )
+
+with DAG(
+    "it_batch_rerun",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"manifest": "/tmp/unset/manifest.jsonl", "destination": "/tmp/unset"},
+):
+    GPTProtoBatchGenerateVideosOperator(
+        task_id="batch",
+        retry_failed_from="{{ params.manifest }}",
+        destination="{{ params.destination }}",
+        poll_interval=0.3,
+        deferrable=False,
+    )
