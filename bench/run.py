@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import client_overhead, common, download, trigger_polling, worker_slots
+from bench import batch, client_overhead, common, download, trigger_polling, worker_slots
 from bench.common import BenchResult, Target
 
 BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "worker_slots": worker_slots.run,
     "download": download.run,
     "client_overhead": client_overhead.run,
+    "batch": batch.run,
 }
 RESULTS_MD = common.REPO_ROOT / "bench" / "results.md"
 

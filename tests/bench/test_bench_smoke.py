@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from bench import client_overhead, download, run, trigger_polling, worker_slots
+from bench import batch, client_overhead, download, run, trigger_polling, worker_slots
 from bench.common import BenchResult
 
 pytestmark = pytest.mark.timeout(300)
@@ -37,6 +37,7 @@ BENCHMARKS = {
     "worker_slots": worker_slots.run,
     "download": download.run,
     "client_overhead": client_overhead.run,
+    "batch": batch.run,
 }
 _RESULTS: dict[str, BenchResult] = {}
 
