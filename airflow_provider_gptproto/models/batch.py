@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from airflow_provider_gptproto.exceptions import GPTProtoRequestError
@@ -28,13 +29,16 @@ REQUEST_FIELDS = frozenset(VideoGenerationRequest.model_fields) - {"extra_body"}
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One validated item: its position, its output name, and the request it sends."""
+    """One item: its position, its output name, and the request it sends."""
 
     index: int
     key: str
     line: int | None
     params: dict[str, Any]  # the item's merged, JSON-safe request fields (kept in the manifest)
-    request: VideoGenerationRequest
+
+    @cached_property
+    def request(self) -> VideoGenerationRequest:
+        return VideoGenerationRequest.build(**self.params)
 
 
 def rows_from_text(text: str, fmt: str) -> list[tuple[int, Any]]:
@@ -64,12 +68,18 @@ def rows_from_text(text: str, fmt: str) -> list[tuple[int, Any]]:
 
 
 def build_items(
-    rows: Iterable[tuple[int | None, Any]], shared: Mapping[str, Any], source: str = "prompts"
+    rows: Iterable[tuple[int | None, Any]],
+    shared: Mapping[str, Any],
+    source: str = "prompts",
+    *,
+    validate: bool = True,
 ) -> list[BatchItem]:
     """Validate every row (a prompt string or a dict of request fields) merged over ``shared``.
 
     Raises one :class:`GPTProtoRequestError` listing the first errors, each naming the item's
-    index, its line (for files) and the field, so a bad catalogue costs nothing.
+    index, its line (for files) and the field, so a bad catalogue costs nothing. ``validate=False``
+    checks keys and field names only and builds each request when first used: for later worker
+    phases of a batch whose first phase validated the same input (the journal's fingerprint says so).
     """
     items: list[BatchItem] = []
     errors: list[str] = []
@@ -85,7 +95,10 @@ def build_items(
             if key in seen:
                 raise GPTProtoRequestError(f"key {key!r} repeats item {seen[key]}'s", field=KEY_FIELD)
             seen[key] = index
-            items.append(BatchItem(index, key, line, params, VideoGenerationRequest.build(**params)))
+            item = BatchItem(index, key, line, params)
+            if validate:
+                _ = item.request
+            items.append(item)
         except GPTProtoRequestError as exc:
             first_field = first_field or exc.field
             errors.append(f"{where}: {exc}" + (f" [field {exc.field}]" if exc.field else ""))
@@ -130,7 +143,7 @@ def fingerprint(items: Iterable[BatchItem]) -> str:
     """Identity of a batch's input, so a journal is never applied to a different catalogue."""
     digest = hashlib.sha256()
     for item in items:
-        digest.update(json.dumps([item.key, item.request.to_payload()], sort_keys=True).encode())
+        digest.update(json.dumps([item.key, item.params], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:32]
 
 

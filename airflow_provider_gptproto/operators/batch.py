@@ -164,8 +164,22 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         self.requests_file = requests_file
         self.retry_failed_from = retry_failed_from
         self.destination = destination
-        for name in SHARED_FIELDS:
-            setattr(self, name, locals()[name])
+        self.model = model
+        self.duration = duration
+        self.dimension = dimension
+        self.seed = seed
+        self.loop = loop
+        self.logo = logo
+        self.ratio = ratio
+        self.resolution = resolution
+        self.frames = frames
+        self.framespersecond = framespersecond
+        self.camera_fixed = camera_fixed
+        self.watermark = watermark
+        self.service_tier = service_tier
+        self.execution_expires_after = execution_expires_after
+        self.generate_audio = generate_audio
+        self.draft = draft
         self.max_in_flight = max_in_flight
         self.max_failed_items = max_failed_items
         self.poll_interval = float(poll_interval)
@@ -204,7 +218,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     def _phase(
         self, context: Context, outcome: BatchOutcome | None, *, new_try: bool
     ) -> dict[str, Any] | None:
-        items = self.load_items()
+        items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
         journal = BatchJournal.open(
             journal_store(context, folder), fingerprint(items), len(items), time.time() + self.deadline
@@ -447,8 +461,8 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def load_items(self) -> list[BatchItem]:
-        """Every item, validated (nothing is sent before this returns)."""
+    def load_items(self, validate: bool = True) -> list[BatchItem]:
+        """Every item, validated (nothing is sent before this returns) unless ``validate`` is False."""
         shared = {name: getattr(self, name) for name in SHARED_FIELDS}
         if self.prompts is not None:
             if not isinstance(self.prompts, (list, tuple)):
@@ -456,7 +470,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                     f"prompts must be a list of strings or dicts, got {type(self.prompts).__name__}",
                     field="prompts",
                 )
-            return build_items(((None, p) for p in self.prompts), shared)
+            return build_items(((None, p) for p in self.prompts), shared, validate=validate)
         if self.requests_file is not None:
             path = ObjectStoragePath(self.requests_file)
             fmt = path.suffix.lower().lstrip(".")
@@ -464,7 +478,9 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                 raise GPTProtoRequestError(
                     f"requests_file must end in .jsonl or .csv, got {path.name!r}", field="requests_file"
                 )
-            return build_items(rows_from_text(path.read_text(), fmt), shared, source=str(path))
+            return build_items(
+                rows_from_text(path.read_text(), fmt), shared, source=str(path), validate=validate
+            )
         path = ObjectStoragePath(str(self.retry_failed_from))
         rows = [r for r in read_manifest(path) if r.get("status") != "succeeded"]
         if not rows:
