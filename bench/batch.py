@@ -156,7 +156,11 @@ def measure_real(cfg: dict[str, Any], big: bool = True) -> dict[str, dict[str, A
 
 # ================================================================================ in-process (smoke)
 def _in_process(videos: int, in_flight: int, poll: float) -> dict[str, Any]:
-    import tempfile
+    with common.scratch_dir("bench-batch-smoke-") as scratch:
+        return _in_process_run(videos, in_flight, poll, str(scratch))
+
+
+def _in_process_run(videos: int, in_flight: int, poll: float, destination: str) -> dict[str, Any]:
     from collections import defaultdict
     from types import SimpleNamespace
 
@@ -173,7 +177,7 @@ def _in_process(videos: int, in_flight: int, poll: float) -> dict[str, Any]:
         task_id="smoke",
         prompts=[f"bench smoke {i % 3}" for i in range(videos)],
         seed=42,
-        destination=tempfile.mkdtemp(prefix="bench-batch-smoke-"),
+        destination=destination,
         max_in_flight=in_flight,
         poll_interval=poll,
         deferrable=True,
