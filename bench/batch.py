@@ -155,6 +155,16 @@ def measure_real(cfg: dict[str, Any], big: bool = True) -> dict[str, dict[str, A
 
 
 # ================================================================================ in-process (smoke)
+class _ByName:
+    """``context["outlet_events"]`` keyed by asset name (Assets are unhashable on Airflow 3.1)."""
+
+    def __init__(self, events: dict[str, Any]) -> None:
+        self.events = events
+
+    def __getitem__(self, asset: Any) -> Any:
+        return self.events[asset.name]
+
+
 def _in_process(videos: int, in_flight: int, poll: float) -> dict[str, Any]:
     with common.scratch_dir("bench-batch-smoke-") as scratch:
         return _in_process_run(videos, in_flight, poll, str(scratch))
@@ -164,7 +174,7 @@ def _in_process_run(videos: int, in_flight: int, poll: float, destination: str) 
     from collections import defaultdict
     from types import SimpleNamespace
 
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_gptproto.operators.batch import GPTProtoBatchGenerateVideosOperator
 
@@ -183,7 +193,8 @@ def _in_process_run(videos: int, in_flight: int, poll: float, destination: str) 
         deferrable=True,
     )
     context: dict[str, Any] = {"ti": SimpleNamespace(xcom_push=lambda **_: None)}
-    context["outlet_events"] = defaultdict(lambda: SimpleNamespace(extra={}))
+    events: dict[str, Any] = defaultdict(lambda: SimpleNamespace(extra={}))
+    context["outlet_events"] = _ByName(events)
     phases: list[float] = []
     started = time.perf_counter()
     step, event = op.execute, None

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
@@ -83,11 +83,21 @@ class FakeHook:
         pass
 
 
+class OutletEvents:
+    """``context["outlet_events"]`` keyed by asset name (Assets are unhashable on Airflow 3.1)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, SimpleNamespace] = defaultdict(lambda: SimpleNamespace(extra={}))
+
+    def __getitem__(self, asset: Any) -> SimpleNamespace:
+        return self.by_name[asset.name]
+
+
 def _context(store: DictKV | None) -> dict[str, Any]:
     return {
         "task_state_store": store,
         "ti": SimpleNamespace(xcom_push=lambda **_: None),
-        "outlet_events": defaultdict(lambda: SimpleNamespace(extra={})),
+        "outlet_events": OutletEvents(),
     }
 
 
@@ -128,14 +138,8 @@ def test_batch_runs_with_bounded_concurrency_and_writes_the_manifest(tmp_path: P
     assert rows[0]["uri"] == str(tmp_path / "out" / "00000.mp4") and Path(rows[0]["uri"]).exists()
     assert {"prompt", "task_id", "status", "bytes", "sha256", "seed", "usage", "error"} <= set(rows[0])
     assert rows[0]["usage"] == {"total_tokens": 100} and rows[0]["seed"] == 7
-    assert context["outlet_events"][op_outlet()].extra["succeeded"] == 7  # one asset event per batch
+    assert context["outlet_events"].by_name["gptproto_videos"].extra["succeeded"] == 7  # one event per batch
     assert store.data == {}  # the journal is forgotten once the batch succeeded
-
-
-def op_outlet() -> Any:
-    from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
-
-    return GPTPROTO_VIDEOS
 
 
 def test_invalid_item_fails_before_anything_is_paid(tmp_path: Path) -> None:
