@@ -190,6 +190,13 @@ class GPTProtoBatchTrigger(BaseTrigger):
             await self.cleanup()
 
     async def _cancel_all(self, task_ids: list[str]) -> None:
+        """Cancel the tasks still queued or running; a finished one is left alone (a DELETE would
+        erase its record, and with it a video a later try could still download)."""
+        try:
+            tasks = await asyncio.wait_for(self.hook.aget_tasks(task_ids), CANCEL_TIMEOUT_SECONDS / 2)
+            task_ids = [i for i in task_ids if i in tasks and not tasks[i].is_terminal]
+        except (GPTProtoError, asyncio.TimeoutError) as exc:
+            self.log.warning("Could not read the tasks' states before cancelling (%s); cancelling all", exc)
         gate = asyncio.Semaphore(CANCEL_CONCURRENCY)
 
         async def cancel(task_id: str) -> bool:

@@ -110,3 +110,33 @@ def test_partial_failures_then_rerun_of_only_the_failed_items(batch_emulator: An
     assert _creates_per_prompt(emu, "part ") == Counter({**Counter(prompts), prompts[1]: 2, prompts[3]: 2})
     rerun_rows = _check_destination(tmp_path / "rerun")
     assert [r["key"] for r in rerun_rows] == ["00001", "00003"]
+
+
+@pytest.mark.parametrize("state, cancelled", [("failed", True), ("deferred", False)])
+def test_trigger_on_kill_cancels_every_in_flight_task_only_when_a_user_stopped_it(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch, state: str, cancelled: bool
+) -> None:
+    import asyncio
+    import time
+
+    from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+    from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
+    from tests.support.supervisor_comms import FakeComms, supervisor_comms, task_instance
+
+    emulator.configure(queue_seconds=60)
+    hook = GPTProtoHook()
+    ids = [hook.create_task({"prompt": f"kill batch {i}"}).task_id for i in range(4)]
+
+    async def main() -> None:
+        trigger = GPTProtoBatchTrigger({i: None for i in ids}, poll_interval=0.1, deadline=time.time() + 60)
+        trigger.task_instance = task_instance()
+        run = asyncio.ensure_future(trigger.run().__anext__())
+        await asyncio.sleep(0.5)
+        run.cancel()
+        await trigger.on_kill()
+
+    with supervisor_comms(monkeypatch, FakeComms(state=state)):
+        asyncio.run(main())
+
+    statuses = {t["id"]: t["status"] for t in emulator.tasks()}
+    assert [statuses[i] for i in ids] == (["cancelled"] * 4 if cancelled else ["queued"] * 4)
