@@ -284,13 +284,13 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     # ------------------------------------------------------------------------------ creating
     def _create(self, journal: BatchJournal, items: list[BatchItem]) -> None:
         free = self.max_in_flight - len(journal.in_flight()) - journal.counts()["c"]
+        wave = [item for item in items if journal.state(item.index) == "todo"][: max(free, 0)]
         created = 0
-        for item in items:
-            if free <= 0:
-                break
-            if journal.state(item.index) != "todo":
-                continue
-            journal.begin_create(item.index)
+        intent_recorded = False
+        for position, item in enumerate(wave):
+            if not intent_recorded:
+                journal.begin_create(item.index)
+            intent_recorded = False
             try:
                 task = self.hook.create_task(item.request)
             except GPTProtoTaskMayExistError as exc:
@@ -310,9 +310,10 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                     "Creating item %d failed (%s); trying again in the next phase", item.index, exc
                 )
                 break
-            journal.created(item.index, task.task_id)
+            following = wave[position + 1].index if position + 1 < len(wave) else None
+            journal.created(item.index, task.task_id, then_begin=following)
+            intent_recorded = following is not None
             created += 1
-            free -= 1
         if created:
             self.log.info("Created %d GPTProto tasks: %s", created, _describe(journal.counts()))
 

@@ -2,8 +2,9 @@
 
 Written so that a retry, or a worker killed mid-batch, resumes without paying twice:
 
-* before each create the item's *intent* is recorded, after it the remote id (two small writes to
-  one ``tail`` key, never a rewrite of the whole journal);
+* before each create the item's *intent* is recorded, after it the remote id (small writes to one
+  ``tail`` key, never a rewrite of the whole journal; in a run of creates, one write records an
+  item's id and the next item's intent, so each create costs one round trip to the store);
 * every ``FLUSH_EVERY`` creates, and at the end of each worker phase, changed entries move into
   fixed *shards* of ``SHARD_ITEMS`` items and the tail is emptied.
 
@@ -149,8 +150,15 @@ class BatchJournal:
     def begin_create(self, index: int) -> None:
         self._log(index, {"s": "c", "t": time.time()})
 
-    def created(self, index: int, remote_id: str) -> None:
-        self._log(index, {"s": "r", "id": remote_id, "t": time.time()})
+    def created(self, index: int, remote_id: str, then_begin: int | None = None) -> None:
+        """Record the remote id; with ``then_begin``, also the next create's intent, in one write."""
+        now = time.time()
+        self._set(index, {"s": "r", "id": remote_id, "t": now})
+        self._tail[index] = self.entries[index]
+        if then_begin is None:
+            self._log(index, self.entries[index])
+        else:
+            self._log(then_begin, {"s": "c", "t": now})
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""

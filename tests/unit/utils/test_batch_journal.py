@@ -148,3 +148,16 @@ def test_folder_store_and_manifest_are_written_whole(tmp_path: Any) -> None:
         {"index": 1, "status": "failed"},
     ]
     assert not [p for p in tmp_path.rglob("*.part")]
+
+
+def test_a_run_of_creates_costs_one_write_each() -> None:
+    kv = DictKV()
+    journal = BatchJournal.open(kv, "fp", 10, deadline=1e12)
+    before = kv.writes
+    journal.begin_create(0)
+    journal.created(0, "t0", then_begin=1)
+    journal.created(1, "t1", then_begin=2)  # killed before item 2's create: its intent is durable
+    assert kv.writes - before == 3
+    again = BatchJournal.open(kv, "fp", 10, deadline=0)
+    assert again.in_flight() == {"t0": 0, "t1": 1}
+    assert again.state(2) == "c"
