@@ -16,6 +16,7 @@ from airflow_provider_gptproto.operators.gptproto import (
 VIDEOS = int(os.environ.get("BENCH_BATCH_VIDEOS", "10"))
 BIG = int(os.environ.get("BENCH_BATCH_BIG", "20"))
 IN_FLIGHT = int(os.environ.get("BENCH_BATCH_IN_FLIGHT", "10"))
+BIG_IN_FLIGHT = int(os.environ.get("BENCH_BATCH_BIG_IN_FLIGHT", str(IN_FLIGHT)))
 POLL = float(os.environ.get("BENCH_BATCH_POLL", "5"))
 POOL = os.environ.get("BENCH_BATCH_POOL", "default_pool")
 OUT = os.environ.get("BENCH_BATCH_OUT", "/tmp/bench-batch")
@@ -24,13 +25,16 @@ OUT = os.environ.get("BENCH_BATCH_OUT", "/tmp/bench-batch")
 PROMPTS = [f"bench batch video {i % 10}" for i in range(max(VIDEOS, BIG))]
 COMMON = {"seed": 42, "deferrable": True, "poll_interval": POLL}
 
-for dag_id, count in (("bench_batch_batch", VIDEOS), ("bench_batch_big", BIG)):
+for dag_id, count, in_flight in (
+    ("bench_batch_batch", VIDEOS, IN_FLIGHT),
+    ("bench_batch_big", BIG, BIG_IN_FLIGHT),
+):
     with DAG(dag_id, start_date=datetime(2026, 1, 1), schedule=None, catchup=False, tags=["bench"]):
         GPTProtoBatchGenerateVideosOperator(
             task_id="generate",
             prompts=PROMPTS[:count],
             destination=f"{OUT}/{dag_id}/{{{{ run_id | replace(':', '_') | replace('+', '_') }}}}",
-            max_in_flight=IN_FLIGHT,
+            max_in_flight=in_flight,
             timeout=timedelta(hours=1),
             deadline=timedelta(hours=6),
             max_wait_ready=60,
