@@ -28,9 +28,19 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks.gptproto"]}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.operators.gptproto"]}],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_PKG}.operators.gptproto", f"{_PKG}.operators.batch"],
+            }
+        ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.gptproto"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers.gptproto"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_PKG}.triggers.gptproto", f"{_PKG}.triggers.batch"],
+            }
+        ],
         "extra-links": [f"{_PKG}.links.gptproto.GPTProtoVideoLink"],
         "connection-types": [
             {

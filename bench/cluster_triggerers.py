@@ -1,4 +1,4 @@
-"""Benchmark 5: waits on the two triggerers of the cluster (`make cluster`), and triggerer failover.
+"""Benchmark 6: waits on the two triggerers of the cluster (`make cluster`), and triggerer failover.
 
 The cluster of tests/support/cluster.py (Postgres, Redis, CeleryExecutor, two Celery workers, two
 triggerers) runs bench/dags: N tasks born deferred on GPTProtoTaskTriggers (``start_from_trigger``,
@@ -195,7 +195,7 @@ def run(smoke: bool = False) -> BenchResult:
     report = measure(n, interval, window, threshold, 1 if smoke else 4)
     result = BenchResult(
         "cluster_triggerers",
-        "5. Waits on the cluster's two triggerers, and triggerer failover",
+        "6. Waits on the cluster's two triggerers, and triggerer failover",
         "smoke" if smoke else "full",
         method=METHOD,
     )

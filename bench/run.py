@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import client_overhead, cluster_triggerers, common, download, trigger_polling, worker_slots
+from bench import batch, client_overhead, cluster_triggerers, common, download, trigger_polling, worker_slots
 from bench.common import BenchResult, Target
 
 BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "download": download.run,
     "client_overhead": client_overhead.run,
     "cluster_triggerers": cluster_triggerers.run,
+    "batch": batch.run,
 }
 RESULTS_MD = common.REPO_ROOT / "bench" / "results.md"
 

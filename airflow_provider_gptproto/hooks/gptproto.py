@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from airflow_provider_gptproto import get_provider_info as provider_info
 from airflow_provider_gptproto.exceptions import (
     GPTProtoAPIError,
     GPTProtoAuthError,
+    GPTProtoBadRequestError,
     GPTProtoConnectionError,
     GPTProtoError,
     GPTProtoListUnavailableError,
@@ -87,6 +88,8 @@ DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 DEFAULT_WAIT_TIMEOUT_SECONDS = 2 * 3600.0
 # Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
 RECONCILE_SKEW_SECONDS = 5.0
+# Ids per status read on the list endpoint (its page_size allows 500; URLs stay short at 100).
+BATCH_READ_IDS = 100
 
 
 def _as_is(body: Any) -> Any:
@@ -110,6 +113,11 @@ def _build_request(
             "or pass the fields as keywords, e.g. create_task(prompt='a red fox')"
         )
     return VideoGenerationRequest.build(**{**(request or {}), **fields})
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 class GPTProtoHook(BaseHook):
@@ -608,6 +616,48 @@ class GPTProtoHook(BaseHook):
         settings = await self.aget_settings()
         return await self._arequest("GET", settings.tasks_url + task_path(task_id), parse=parse_task)
 
+    async def aget_tasks(self, task_ids: Sequence[str]) -> dict[str, GenerationTask]:
+        """Status of many tasks in few calls: the list endpoint filtered by id, 100 ids per call.
+
+        Ids the list leaves out (older than its 7-day window, or a server without the endpoint)
+        are read one by one; ids unknown to the server (404) are left out of the result. Used by
+        the batch trigger, so a hundred watched tasks cost one request
+        per poll instead of a hundred.
+        """
+        settings = await self.aget_settings()
+        found: dict[str, GenerationTask] = {}
+        for chunk in _chunks(task_ids, BATCH_READ_IDS):
+            params = list_params(None, chunk, None, 1, len(chunk))
+            try:
+                page = await self._arequest("GET", settings.tasks_url, parse=parse_task_list, params=params)
+            except (GPTProtoNotFoundError, GPTProtoBadRequestError):
+                page = TaskList(items=[], total=0)  # no list endpoint: fall back to single reads
+            found.update((t.task_id, t) for t in page.items if t.task_id in chunk)
+        for task_id in task_ids:
+            if task_id not in found:
+                try:
+                    found[task_id] = await self.aget_task(task_id)
+                except GPTProtoNotFoundError:
+                    continue  # gone (deleted, or past the retention window): left out
+        return found
+
+    def get_tasks(self, task_ids: Sequence[str]) -> dict[str, GenerationTask]:
+        """Sync twin of :meth:`aget_tasks`, for the batch operator's non-deferrable path."""
+        found: dict[str, GenerationTask] = {}
+        for chunk in _chunks(task_ids, BATCH_READ_IDS):
+            try:
+                page = self.list_tasks(task_ids=chunk, page_size=len(chunk))
+            except (GPTProtoNotFoundError, GPTProtoBadRequestError):
+                page = TaskList(items=[], total=0)
+            found.update((t.task_id, t) for t in page.items if t.task_id in chunk)
+        for task_id in task_ids:
+            if task_id not in found:
+                try:
+                    found[task_id] = self.get_task(task_id)
+                except GPTProtoNotFoundError:
+                    continue
+        return found
+
     async def acancel_task(self, task_id: str) -> None:
         """Async twin of :meth:`cancel_task`.
 
@@ -685,7 +735,13 @@ class GPTProtoHook(BaseHook):
             raise GPTProtoConnectionError(f"{method} {url}: read timeout", request_sent=True) from exc
         return decode_reply(settings, resp.status_code, resp.headers.get("Retry-After"), resp.content)
 
-    async def _arequest(self, method: str, url: str, parse: Callable[[Any], T] = _as_is) -> T:
+    async def _arequest(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[Any], T] = _as_is,
+        params: list[tuple[str, str]] | None = None,
+    ) -> T:
         settings = await self.aget_settings()
         session = self._aio_session()
         if settings.retry_limit <= 1:
@@ -693,14 +749,14 @@ class GPTProtoHook(BaseHook):
             # and matters: its per-call objects form reference cycles (~36 objects a call) that only
             # the cyclic GC frees, and at hundreds of polls a second those drive full collections
             # that stall the triggerer's shared loop for tens of ms (see bench/README.md).
-            return parse(await self._asend(session, settings, method, url))
+            return parse(await self._asend(session, settings, method, url, params))
         retrying = AsyncRetrying(
             **retry_kwargs(idempotent=True, attempts=settings.retry_limit, max_wait=self.max_retry_wait),
             before_sleep=self._log_retry,
         )
         async for attempt in retrying:
             with attempt:
-                return parse(await self._asend(session, settings, method, url))
+                return parse(await self._asend(session, settings, method, url, params))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _aio_session(self) -> aiohttp.ClientSession:
@@ -713,13 +769,20 @@ class GPTProtoHook(BaseHook):
         return self._aio
 
     async def _asend(
-        self, session: aiohttp.ClientSession, settings: ClientSettings, method: str, url: str
+        self,
+        session: aiohttp.ClientSession,
+        settings: ClientSettings,
+        method: str,
+        url: str,
+        params: list[tuple[str, str]] | None = None,
     ) -> Any:
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=CONNECT_TIMEOUT_SECONDS)
         try:
-            async with session.request(method, url, headers=settings.headers(), timeout=timeout) as resp:
+            async with session.request(
+                method, url, params=params, headers=settings.headers(), timeout=timeout
+            ) as resp:
                 body = await resp.read()
                 return decode_reply(settings, resp.status, resp.headers.get("Retry-After"), body)
         except aiohttp.ClientConnectorError as exc:

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from bench import client_overhead, cluster_triggerers, download, run, trigger_polling, worker_slots
+from bench import batch, client_overhead, cluster_triggerers, download, run, trigger_polling, worker_slots
 from bench.common import BenchResult
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,6 +38,7 @@ BENCHMARKS = {
     "download": download.run,
     "client_overhead": client_overhead.run,
     "cluster_triggerers": cluster_triggerers.run,
+    "batch": batch.run,
 }
 _RESULTS: dict[str, BenchResult] = {}
 
@@ -49,7 +50,7 @@ def _smoke(name: str) -> BenchResult:
     return _RESULTS[name]
 
 
-# Benchmark 5 starts a whole cluster (Postgres, Redis, seven Airflow processes) and waits out a failover.
+# Benchmark 6 starts a whole cluster (Postgres, Redis, seven Airflow processes) and waits out a failover.
 SLOW = {"cluster_triggerers": pytest.mark.timeout(600)}
 
 

@@ -595,7 +595,8 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
     factory: HookFactory, tmp_path: Path
 ) -> None:
     hook = factory.hook
-    hook.get_task.return_value = task("task-1", "succeeded", model="m1")
+    usage = {"completion_tokens": 108900, "total_tokens": 108900}
+    hook.get_task.return_value = task("task-1", "succeeded", model="m1", usage=usage)
     hook.download_video.side_effect = lambda url, destination, max_bytes, if_exists: saved(destination)
     generated = {"task_id": "task-1", "request": {"prompt": "a lake", "duration": 5, "ratio": "16:9"}}
     op = GPTProtoDownloadVideoOperator(
@@ -622,6 +623,7 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
         "sha256": "ab" * 32,
         "bytes": 1234,
         "uri": str(destination),
+        "usage": usage,
     }
     assert context["outlet_events"][GPTPROTO_VIDEOS].extra == result
     assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL

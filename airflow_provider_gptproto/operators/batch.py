@@ -1,0 +1,533 @@
+"""GPTProtoBatchGenerateVideosOperator: thousands of videos in one Airflow task.
+
+GPTProto has no batch endpoint, so the batch is built here: the worker creates up to
+``max_in_flight`` remote tasks and downloads finished videos; one trigger waits for all in-flight
+tasks over one session and wakes the worker only when enough have finished. A durable journal
+(``utils/batch_journal``) makes retries and killed workers resume without paying twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath, conf
+
+from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoBadRequestError,
+    GPTProtoContentPolicyError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoRequestError,
+    GPTProtoTaskMayExistError,
+    VideoDownloadError,
+    VideoURLExpiredError,
+)
+from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.models.batch import (
+    BatchItem,
+    build_items,
+    failure_budget,
+    fingerprint,
+    rows_from_text,
+)
+from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS, RECONCILE_SETTLE_SECONDS
+from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
+from airflow_provider_gptproto.utils.batch_journal import (
+    MANIFEST_NAME,
+    BatchJournal,
+    journal_store,
+    read_manifest,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "ratio", "resolution", "frames",
+                 "framespersecond", "camera_fixed", "watermark", "service_tier", "execution_expires_after",
+                 "generate_audio", "draft")  # fmt: skip
+DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
+DEFAULT_DEADLINE = timedelta(hours=24)
+DOWNLOAD_ATTEMPTS = 2
+# Newest tasks listed when reconciling a lost create (the list endpoint's largest page).
+RECONCILE_PAGE_SIZE = 500
+
+
+class GPTProtoBatchGenerateVideosOperator(BaseOperator):
+    """Generate many videos in one task: bounded concurrency, a durable journal, a results manifest.
+
+    Give exactly one of ``prompts``, ``requests_file`` or ``retry_failed_from``. Every item is
+    validated before anything is paid for; an error names the item's index (and line) and the field.
+
+    :param prompts: list of prompt strings, or of dicts of request fields (templated; an XComArg
+        works). A dict may carry ``key``, the item's output name (default: its zero-padded index).
+    :param requests_file: ObjectStoragePath (or URI) of a ``.jsonl`` or ``.csv`` file, one item per
+        line or row, whose columns are request fields (and optionally ``key``). Templated.
+    :param retry_failed_from: path of an earlier batch's ``manifest.jsonl``: re-run only its items
+        that did not succeed, with their recorded requests and keys. Templated.
+    :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per video and
+        ``manifest.jsonl``. Templated. Required.
+    :param model, duration, dimension, seed, loop, logo, ratio, resolution, frames, framespersecond,
+        camera_fixed, watermark, service_tier, execution_expires_after, generate_audio, draft: request
+        fields shared by every item (default None: the API's default); an item's own value wins.
+    :param max_in_flight: most remote tasks running at once (default 10).
+    :param max_failed_items: failed items tolerated before the Airflow task fails, as a count
+        (int) or a fraction of the batch (float, 0-1). Default 0. Decided once every item ended.
+    :param poll_interval: seconds between status reads (default 10).
+    :param timeout: per-item budget from its create (default 2 h); a late item is cancelled if it
+        still can be and recorded failed.
+    :param deadline: budget of the whole batch from its first start (default 24 h), absolute across
+        retries and deferrals; at it, in-flight items are cancelled and recorded failed.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param cancel_on_kill: cancel in-flight remote tasks when the task is killed (default True).
+    :param max_wait_ready: longest a finished video waits in the triggerer for others before a
+        worker phase downloads it (default 300 s).
+    :param gptproto_conn_id: the connection (default ``gptproto_default``).
+
+    Outlets default to the ``gptproto_videos`` asset, with **one event per batch** whose extra
+    names the manifest and the counts (one event per video would flood the asset-event table and
+    trigger consumers once per video; the manifest lists every video). Returns a small summary:
+    counts, ``manifest`` URI and ``destination``.
+
+    A new try of the Airflow task resumes the journal: finished items are kept, in-flight ones are
+    reattached, failed ones are retried unless they were content-policy rejections or ambiguous
+    creates. The journal is deleted once the batch succeeds, so clearing the task regenerates.
+    """
+
+    template_fields: Sequence[str] = (
+        "prompts",
+        "requests_file",
+        "retry_failed_from",
+        "destination",
+        *SHARED_FIELDS,
+        "gptproto_conn_id",
+    )
+    template_fields_renderers = {"prompts": "json"}
+    ui_color = "#e8f0fe"
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        return super().partial(**kwargs)
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        prompts: list[str | dict[str, Any]] | None = None,
+        requests_file: str | ObjectStoragePath | None = None,
+        retry_failed_from: str | ObjectStoragePath | None = None,
+        model: str | None = None,
+        duration: str | int | None = None,
+        dimension: str | None = None,
+        seed: int | None = None,
+        loop: bool | None = None,
+        logo: dict[str, Any] | None = None,
+        ratio: str | None = None,
+        resolution: str | None = None,
+        frames: int | None = None,
+        framespersecond: int | None = None,
+        camera_fixed: bool | None = None,
+        watermark: bool | None = None,
+        service_tier: str | None = None,
+        execution_expires_after: int | None = None,
+        generate_audio: bool | None = None,
+        draft: bool | None = None,
+        max_in_flight: int = 10,
+        max_failed_items: int | float = 0,
+        poll_interval: float = 10.0,
+        timeout: timedelta | float = DEFAULT_ITEM_TIMEOUT,
+        deadline: timedelta | float = DEFAULT_DEADLINE,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = True,
+        max_wait_ready: float = 300.0,
+        gptproto_conn_id: str = GPTProtoHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        super().__init__(**kwargs)
+        sources = [s for s in (prompts, requests_file, retry_failed_from) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of prompts, requests_file or retry_failed_from")
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+        failure_budget(max_failed_items, 1)  # type and range, at parse time
+        self.prompts = prompts
+        self.requests_file = requests_file
+        self.retry_failed_from = retry_failed_from
+        self.destination = destination
+        self.model = model
+        self.duration = duration
+        self.dimension = dimension
+        self.seed = seed
+        self.loop = loop
+        self.logo = logo
+        self.ratio = ratio
+        self.resolution = resolution
+        self.frames = frames
+        self.framespersecond = framespersecond
+        self.camera_fixed = camera_fixed
+        self.watermark = watermark
+        self.service_tier = service_tier
+        self.execution_expires_after = execution_expires_after
+        self.generate_audio = generate_audio
+        self.draft = draft
+        self.max_in_flight = max_in_flight
+        self.max_failed_items = max_failed_items
+        self.poll_interval = float(poll_interval)
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        self.deadline = deadline.total_seconds() if isinstance(deadline, timedelta) else float(deadline)
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self.max_wait_ready = float(max_wait_ready)
+        self.gptproto_conn_id = gptproto_conn_id
+        self._in_flight: dict[str, int] = {}
+        if min(self.poll_interval, self.timeout, self.deadline) <= 0:
+            raise ValueError("poll_interval, timeout and deadline must be positive")
+
+    @cached_property
+    def hook(self) -> GPTProtoHook:
+        """One hook per worker phase, closed when the phase ends."""
+        return GPTProtoHook(self.gptproto_conn_id)
+
+    # ------------------------------------------------------------------------------ entry points
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        try:
+            return self._phase(context, None, new_try=True)
+        finally:
+            self.hook.close()
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """A worker phase after the trigger fired: record and download what finished, refill, wait."""
+        try:
+            return self._phase(context, parse_batch_event(event), new_try=False)
+        finally:
+            self.hook.close()
+
+    # ------------------------------------------------------------------------------ one worker phase
+    def _phase(
+        self, context: Context, outcome: BatchOutcome | None, *, new_try: bool
+    ) -> dict[str, Any] | None:
+        items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
+        folder = self._folder()
+        journal = BatchJournal.open(
+            journal_store(context, folder), fingerprint(items), len(items), time.time() + self.deadline
+        )
+        if new_try:
+            counts = journal.counts()
+            if counts["d"] or counts["r"] or counts["c"] or counts["f"]:
+                retried = journal.retry_failed()
+                self.log.info("Resuming batch: %s; %d failed items retried", _describe(counts), retried)
+        if outcome is not None:
+            if outcome.status == "error":
+                journal.flush()
+                raise GPTProtoError(outcome.message)
+            self._record(journal, items, outcome.tasks, outcome.timed_out, outcome.missing, folder)
+        while True:
+            self._reconcile(journal)
+            if time.time() >= journal.deadline:
+                self._expire(journal)
+            else:
+                self._create(journal, items)
+            journal.flush()
+            self._in_flight = journal.in_flight()
+            if journal.finished():
+                return self._finish(context, journal, items, folder)
+            if self.deferrable:
+                self._defer(journal, items)
+            self._poll_in_worker(journal, items, folder)
+
+    def _defer(self, journal: BatchJournal, items: list[BatchItem]) -> None:
+        watch = {rid: self._item_deadline(journal, i) for rid, i in self._in_flight.items()}
+        to_create = journal.counts()["todo"]
+        min_finished = math.ceil(len(watch) / 2) if to_create else len(watch)
+        self.log.info(
+            "Deferring: %s; waking when %d have finished", _describe(journal.counts()), min_finished
+        )
+        self.defer(
+            trigger=GPTProtoBatchTrigger(
+                watch=watch,
+                gptproto_conn_id=self.gptproto_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=journal.deadline,
+                min_finished=min_finished,
+                max_wait_ready=self.max_wait_ready,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _poll_in_worker(
+        self, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath
+    ) -> None:
+        time.sleep(max(0.0, min(self.poll_interval, journal.deadline - time.time())))
+        ids = list(self._in_flight)
+        now = time.time()
+        late = [rid for rid in ids if now >= self._item_deadline(journal, self._in_flight[rid])]
+        tasks = self.hook.get_tasks([rid for rid in ids if rid not in late]) if ids else {}
+        missing = [rid for rid in ids if rid not in tasks and rid not in late]
+        self._record(journal, items, {k: t for k, t in tasks.items() if t.is_terminal}, late, missing, folder)
+
+    def _item_deadline(self, journal: BatchJournal, index: int) -> float:
+        return min(float(journal.entries[index]["t"]) + self.timeout, journal.deadline)
+
+    # ------------------------------------------------------------------------------ creating
+    def _create(self, journal: BatchJournal, items: list[BatchItem]) -> None:
+        free = self.max_in_flight - len(journal.in_flight()) - journal.counts()["c"]
+        wave = [item for item in items if journal.state(item.index) == "todo"][: max(free, 0)]
+        created = 0
+        intent_recorded = False
+        for position, item in enumerate(wave):
+            if not intent_recorded:
+                journal.begin_create(item.index)
+            intent_recorded = False
+            try:
+                task = self.hook.create_task(item.request)
+            except GPTProtoTaskMayExistError as exc:
+                self.log.warning("Item %d (%s): %s", item.index, item.key, exc)
+                break  # intent kept: reconciled once the lost request must have settled
+            except (GPTProtoBadRequestError, GPTProtoContentPolicyError) as exc:
+                kind = "policy" if isinstance(exc, GPTProtoContentPolicyError) else "create"
+                journal.failed(item.index, kind, f"create refused: {exc}")
+                continue
+            except GPTProtoAuthError:
+                journal.abandon_create(item.index)
+                journal.flush()
+                raise
+            except GPTProtoError as exc:  # the hook resends nothing ambiguous: provably not created
+                journal.abandon_create(item.index)
+                self.log.warning(
+                    "Creating item %d failed (%s); trying again in the next phase", item.index, exc
+                )
+                break
+            following = wave[position + 1].index if position + 1 < len(wave) else None
+            journal.created(item.index, task.task_id, then_begin=following)
+            intent_recorded = following is not None
+            created += 1
+        if created:
+            self.log.info("Created %d GPTProto tasks: %s", created, _describe(journal.counts()))
+
+    def _reconcile(self, journal: BatchJournal) -> None:
+        """Creates whose reply was lost (intent, no id) are settled as the single operator does.
+
+        Once the lost request must have finished, tasks listed since it and unknown to the journal
+        mean it may have been paid: the item is recorded failed (never retried) with the candidates.
+        Otherwise it provably did not land and goes back to be created.
+        """
+        intents = list(journal.with_state("c"))
+        if not intents:
+            return
+        oldest = min(float(e["t"]) for _, e in intents)
+        wait = oldest + self.hook.settings.timeout + RECONCILE_SETTLE_SECONDS - time.time()
+        if wait > 0:
+            self.log.info("%d creates may still be processed; checking in %.0f s", len(intents), wait)
+            time.sleep(wait)
+        since = oldest - RECONCILE_SKEW_SECONDS
+        try:
+            listed = self.hook.list_tasks(page_size=RECONCILE_PAGE_SIZE).items
+            unknown = sorted(
+                {t.task_id for t in listed if t.created_at is None or t.created_at.timestamp() >= since}
+                - journal.known_ids()
+            )
+        except (GPTProtoNotFoundError, GPTProtoBadRequestError):
+            unknown = ["(the server offers no task list to check)"]
+        for index, _ in intents:
+            if unknown:
+                journal.failed(
+                    index,
+                    "ambiguous",
+                    f"the create's reply was lost and tasks unknown to this batch were created since: "
+                    f"{unknown[:10]}; not resubmitted so nothing is paid twice",
+                )
+            else:
+                journal.abandon_create(index)
+        self.log.warning("Reconciled %d lost creates (unknown tasks since: %s)", len(intents), unknown[:10])
+
+    def _expire(self, journal: BatchJournal) -> None:
+        """The batch deadline passed: cancel what runs, record every unfinished item failed."""
+        for rid, index in journal.in_flight().items():
+            self._cancel(rid)
+            journal.failed(index, "timeout", "the batch deadline passed", status="cancelled")
+        for index in range(int(journal.header["n"])):
+            if journal.state(index) == "todo":
+                journal.failed(
+                    index, "timeout", "the batch deadline passed before it was created", status="skipped"
+                )
+
+    def _cancel(self, remote_id: str) -> None:
+        try:
+            self.hook.cancel_task(remote_id)
+        except GPTProtoError as exc:
+            self.log.warning("GPTProto task %s could not be cancelled (%s)", remote_id, exc)
+
+    # ------------------------------------------------------------------------------ results
+    def _record(
+        self,
+        journal: BatchJournal,
+        items: list[BatchItem],
+        tasks: dict[str, GenerationTask],
+        timed_out: list[str],
+        missing: list[str],
+        folder: ObjectStoragePath,
+    ) -> None:
+        by_id = journal.in_flight()
+        for rid in timed_out:
+            if rid in by_id:
+                self._cancel(rid)
+                journal.failed(by_id[rid], "timeout", f"not finished within timeout={self.timeout:.0f} s")
+        for rid in missing:
+            if rid in by_id:
+                journal.failed(by_id[rid], "remote", f"GPTProto task {rid} is unknown to the server")
+        for rid, task in tasks.items():
+            if rid not in by_id or not task.is_terminal:
+                continue
+            index = by_id[rid]
+            if task.status is TaskStatus.SUCCEEDED:
+                self._download(journal, items[index], task, folder)
+            else:
+                kind = "policy" if task.is_content_policy_violation else "remote"
+                error = f"{task.error_code or task.status.value}: {task.error_message or ''}".strip(": ")
+                journal.failed(index, kind, error, status=task.status.value, usage=task.usage, seed=task.seed)
+        journal.flush()
+
+    def _download(
+        self, journal: BatchJournal, item: BatchItem, task: GenerationTask, folder: ObjectStoragePath
+    ) -> None:
+        url = task.video_url
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                if not url:
+                    raise VideoDownloadError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+                video = self.hook.download_video(url, folder / f"{item.key}.mp4")
+            except VideoURLExpiredError:
+                if attempt + 1 < DOWNLOAD_ATTEMPTS:
+                    url = self.hook.get_task(task.task_id).video_url
+                    continue
+                raise_error: GPTProtoError = VideoURLExpiredError("the video URL expired twice")
+            except VideoDownloadError as exc:
+                raise_error = exc
+            else:
+                journal.done(item.index, video.bytes, video.sha256, task.seed, task.usage)
+                return
+            journal.failed(
+                item.index,
+                "download",
+                str(raise_error),
+                status="download_failed",
+                usage=task.usage,
+                seed=task.seed,
+            )
+            return
+
+    def _finish(
+        self, context: Context, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath
+    ) -> dict[str, Any]:
+        rows = [manifest_row(item, journal.entries[item.index], folder) for item in items]
+        manifest = write_manifest(folder, rows)
+        failed = sum(1 for row in rows if row["status"] != "succeeded")
+        summary: dict[str, Any] = {
+            "total": len(rows),
+            "succeeded": len(rows) - failed,
+            "failed": failed,
+            "manifest": manifest,
+            "destination": str(folder),
+        }
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra.update(summary)
+        budget = failure_budget(self.max_failed_items, len(rows))
+        self.log.info(
+            "Batch finished: %d succeeded, %d failed; manifest %s", len(rows) - failed, failed, manifest
+        )
+        if failed > budget:
+            raise GPTProtoError(
+                f"{failed} of {len(rows)} items failed, over max_failed_items={self.max_failed_items!r} "
+                f"({budget} allowed); see {manifest}. A retry re-runs the failed items only."
+            )
+        journal.delete()
+        return summary
+
+    # ------------------------------------------------------------------------------ input
+    def _folder(self) -> ObjectStoragePath:
+        folder = ObjectStoragePath(self.destination)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def load_items(self, validate: bool = True) -> list[BatchItem]:
+        """Every item, validated (nothing is sent before this returns) unless ``validate`` is False."""
+        shared = {name: getattr(self, name) for name in SHARED_FIELDS}
+        if self.prompts is not None:
+            if not isinstance(self.prompts, (list, tuple)):
+                raise GPTProtoRequestError(
+                    f"prompts must be a list of strings or dicts, got {type(self.prompts).__name__}",
+                    field="prompts",
+                )
+            return build_items(((None, p) for p in self.prompts), shared, validate=validate)
+        if self.requests_file is not None:
+            path = ObjectStoragePath(self.requests_file)
+            fmt = path.suffix.lower().lstrip(".")
+            if fmt not in ("jsonl", "csv"):
+                raise GPTProtoRequestError(
+                    f"requests_file must end in .jsonl or .csv, got {path.name!r}", field="requests_file"
+                )
+            return build_items(
+                rows_from_text(path.read_text(), fmt), shared, source=str(path), validate=validate
+            )
+        path = ObjectStoragePath(str(self.retry_failed_from))
+        rows = [r for r in read_manifest(path) if r.get("status") != "succeeded"]
+        if not rows:
+            raise AirflowFailException(f"{path} lists no failed items: nothing to re-run")
+        return build_items(
+            ((None, {"key": r["key"], **r["request"]}) for r in rows), shared, source=str(path)
+        )
+
+    def on_kill(self) -> None:
+        """Sync path: cancel the in-flight remote tasks this worker knows of (bounded, best effort)."""
+        if not (self.cancel_on_kill and self._in_flight):
+            return
+        hook = GPTProtoHook(self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1)
+        for rid in list(self._in_flight):
+            try:
+                hook.cancel_task(rid)
+            except GPTProtoError as exc:
+                self.log.warning("Could not cancel GPTProto task %s on kill: %s", rid, exc)
+
+
+def manifest_row(item: BatchItem, entry: dict[str, Any], folder: ObjectStoragePath) -> dict[str, Any]:
+    """One manifest line: what was asked, what the API did, and where the video is."""
+    succeeded = entry.get("s") == "d"
+    return {
+        "index": item.index,
+        "key": item.key,
+        "line": item.line,
+        "prompt": item.request.prompt,
+        "task_id": entry.get("id"),
+        "status": "succeeded" if succeeded else entry.get("st", "failed"),
+        "uri": str(folder / f"{item.key}.mp4") if succeeded else None,
+        "bytes": entry.get("b"),
+        "sha256": entry.get("h"),
+        "seed": entry.get("seed"),
+        "usage": entry.get("u"),
+        "error": None if succeeded else entry.get("e"),
+        "error_kind": None if succeeded else entry.get("k"),
+        "request": item.params,
+    }
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['d']} done, {counts['f']} failed, {counts['r']} running, "
+        f"{counts['c']} unconfirmed, {counts['todo']} to create"
+    )
+
+
+__all__ = ["MANIFEST_NAME", "GPTProtoBatchGenerateVideosOperator", "manifest_row"]

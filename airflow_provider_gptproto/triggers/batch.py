@@ -1,0 +1,236 @@
+"""GPTProtoBatchTrigger: watch every in-flight task of a batch over one shared session.
+
+One trigger per batch, not per video: each poll reads all watched ids with the list endpoint
+filtered by id (100 ids per request, see ``GPTProtoHook.aget_tasks``). It never creates, so a
+triggerer restart that re-runs it from its kwargs is harmless; its deadlines are absolute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, NamedTuple
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_gptproto.exceptions import GPTProtoError
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
+from airflow_provider_gptproto.models import GenerationTask
+from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
+
+CANCEL_TIMEOUT_SECONDS = 30.0
+CANCEL_CONCURRENCY = 8
+
+
+class GPTProtoBatchTrigger(BaseTrigger):
+    """Poll a batch's in-flight tasks; fire once *enough* of them have finished.
+
+    "Enough" means worth a worker phase: at least ``min_finished`` watched tasks are terminal (or
+    past their own deadline), or the first finished one has waited ``max_wait_ready`` seconds, or
+    every watched task is finished. The operator sets ``min_finished`` to half the watched tasks
+    while items remain to be created (the freed slots are refilled in one phase) and to all of them
+    once none remain, so a batch costs about ``2 * items / max_in_flight`` worker phases.
+
+    Event payload: ``{"status": "ready" | "deadline" | "error", "tasks": {remote id:
+    GenerationTask.to_dict()} of the finished ones, "timed_out": [ids past their deadline],
+    "missing": [ids the server no longer knows], "message"}``.
+
+    :param watch: remote id -> absolute per-item deadline (unix seconds, or None).
+    :param gptproto_conn_id: connection to poll with; resolved asynchronously, once.
+    :param poll_interval: seconds between polls (default 10).
+    :param deadline: the batch's absolute deadline; at it the trigger fires with what finished.
+    :param min_finished: finished tasks that make a worker phase worthwhile (default 1).
+    :param max_wait_ready: longest a finished task waits for others before firing (default 300 s).
+    :param cancel_on_kill: cancel every watched task still running when a user stops the Airflow
+        task (default True); a triggerer failover cancels nothing.
+    """
+
+    def __init__(
+        self,
+        watch: Mapping[str, float | None],
+        gptproto_conn_id: str = GPTProtoHook.default_conn_name,
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        min_finished: int = 1,
+        max_wait_ready: float = 300.0,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.watch = dict(watch)
+        self.gptproto_conn_id = gptproto_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.min_finished = max(1, min(int(min_finished), len(self.watch) or 1))
+        self.max_wait_ready = float(max_wait_ready)
+        self.cancel_on_kill = cancel_on_kill
+        self._hook: GPTProtoHook | None = None
+        self._finished: set[str] = set()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "watch": self.watch,
+                "gptproto_conn_id": self.gptproto_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "min_finished": self.min_finished,
+                "max_wait_ready": self.max_wait_ready,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    @property
+    def hook(self) -> GPTProtoHook:
+        # One attempt per call: the poll loop below owns backoff.
+        if self._hook is None:
+            self._hook = GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
+        return self._hook
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        done: dict[str, GenerationTask] = {}
+        timed_out: list[str] = []
+        missing: list[str] = []
+        first_ready: float | None = None
+        backoff = PollBackoff(self.poll_interval, self.log, f"the statuses of {len(self.watch)} batch tasks")
+        try:
+            if not self.watch:  # nothing in flight: a timer, e.g. to retry creates after 429s
+                await self._sleep(self.poll_interval)
+                yield self._event("ready", done, timed_out, missing, "nothing in flight; resuming")
+                return
+            while True:
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    yield self._event("deadline", done, timed_out, missing, "the batch reached its deadline")
+                    return
+                pending = [i for i in self.watch if i not in done and i not in timed_out and i not in missing]
+                for task_id in pending:
+                    limit = self.watch[task_id]
+                    if limit is not None and now >= limit:
+                        timed_out.append(task_id)
+                pending = [i for i in pending if i not in timed_out]
+                if pending:
+                    try:
+                        tasks = await self.hook.aget_tasks(pending)
+                    except GPTProtoError as exc:
+                        if not is_transient_poll_error(exc):  # waiting cannot fix it
+                            yield self._event(
+                                "error", done, timed_out, missing, f"Polling the batch failed: {exc}"
+                            )
+                            return
+                        await self._sleep(backoff.failed(exc))
+                        continue
+                    backoff.succeeded()
+                    missing.extend(i for i in pending if i not in tasks)
+                    done.update((i, t) for i, t in tasks.items() if t.is_terminal)
+                finished = len(done) + len(timed_out) + len(missing)
+                self._finished = set(done) | set(timed_out) | set(missing)
+                if finished and first_ready is None:
+                    first_ready = time.monotonic()
+                if (
+                    finished >= self.min_finished
+                    or finished == len(self.watch)
+                    or (first_ready is not None and time.monotonic() - first_ready >= self.max_wait_ready)
+                ):
+                    self.log.info(
+                        "%d of %d watched tasks finished: resuming the batch", finished, len(self.watch)
+                    )
+                    yield self._event("ready", done, timed_out, missing, f"{finished} tasks finished")
+                    return
+                await self._sleep(self.poll_interval)
+        finally:
+            await self.cleanup()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.deadline is not None:
+            seconds = max(0.0, min(seconds, self.deadline - time.time()))
+        await asyncio.sleep(seconds)
+
+    def _event(
+        self,
+        status: str,
+        done: dict[str, GenerationTask],
+        timed_out: list[str],
+        missing: list[str],
+        message: str,
+    ) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "tasks": {i: t.to_dict() for i, t in done.items()},
+                "timed_out": timed_out,
+                "missing": missing,
+                "message": message,
+            }
+        )
+
+    async def cleanup(self) -> None:
+        """Release the shared HTTP session (always called by the triggerer, also on shutdown)."""
+        if self._hook is not None:
+            await self._hook.aclose()
+
+    async def on_kill(self) -> None:
+        """A user ended the Airflow task while deferred: cancel every watched task still running.
+
+        Guarded like the single trigger: a batch whose wait merely moved to another triggerer
+        (apache/airflow#73454) is never cancelled, only one a user confirmably stopped.
+        """
+        try:
+            if not self.cancel_on_kill or not await user_stopped_task(self, self.log):
+                return
+            await self._cancel_all([i for i in self.watch if i not in self._finished])
+        finally:
+            await self.cleanup()
+
+    async def _cancel_all(self, task_ids: list[str]) -> None:
+        """Cancel the tasks still queued or running; a finished one is left alone (a DELETE would
+        erase its record, and with it a video a later try could still download)."""
+        try:
+            tasks = await asyncio.wait_for(self.hook.aget_tasks(task_ids), CANCEL_TIMEOUT_SECONDS / 2)
+            task_ids = [i for i in task_ids if i in tasks and not tasks[i].is_terminal]
+        except (GPTProtoError, asyncio.TimeoutError) as exc:
+            self.log.warning("Could not read the tasks' states before cancelling (%s); cancelling all", exc)
+        gate = asyncio.Semaphore(CANCEL_CONCURRENCY)
+
+        async def cancel(task_id: str) -> bool:
+            async with gate:
+                try:
+                    await self.hook.acancel_task(task_id)
+                    return True
+                except GPTProtoError as exc:
+                    self.log.warning("Could not cancel GPTProto task %s: %s", task_id, exc)
+                    return False
+
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(cancel(i) for i in task_ids)), CANCEL_TIMEOUT_SECONDS
+            )
+            self.log.info("Cancelled %d of %d in-flight GPTProto tasks", sum(results), len(task_ids))
+        except asyncio.TimeoutError:
+            self.log.warning(
+                "Cancelling %d GPTProto tasks timed out after %.0f s", len(task_ids), CANCEL_TIMEOUT_SECONDS
+            )
+
+
+class BatchOutcome(NamedTuple):
+    status: str
+    tasks: dict[str, GenerationTask]
+    timed_out: list[str]
+    missing: list[str]
+    message: str
+
+
+def parse_batch_event(event: Any) -> BatchOutcome:
+    """Validate a batch trigger event payload (it crosses a process boundary as plain JSON)."""
+    if not isinstance(event, dict) or event.get("status") not in ("ready", "deadline", "error"):
+        raise GPTProtoError(f"Unexpected event from GPTProtoBatchTrigger: {str(event)[:200]}")
+    raw = event.get("tasks") or {}
+    tasks = {str(i): GenerationTask.from_dict(t) for i, t in raw.items() if isinstance(t, dict)}
+    return BatchOutcome(
+        event["status"],
+        tasks,
+        [str(i) for i in event.get("timed_out") or []],
+        [str(i) for i in event.get("missing") or []],
+        str(event.get("message") or ""),
+    )

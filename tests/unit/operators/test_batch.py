@@ -1,0 +1,266 @@
+"""GPTProtoBatchGenerateVideosOperator with a mocked hook: resume, partial failures, validation."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoError,
+    GPTProtoRequestError,
+    GPTProtoTaskMayExistError,
+)
+from airflow_provider_gptproto.hooks.download import DownloadedVideo
+from airflow_provider_gptproto.models import GenerationTask, TaskList, TaskStatus
+from airflow_provider_gptproto.operators.batch import GPTProtoBatchGenerateVideosOperator
+from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
+from tests.unit.utils.test_batch_journal import DictKV
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no except clause catches it."""
+
+
+class FakeHook:
+    """Remote tasks finish at once; ``outcomes`` maps a prompt word to a terminal status."""
+
+    def __init__(self, outcomes: dict[str, TaskStatus] | None = None) -> None:
+        self.outcomes = outcomes or {}
+        self.created: list[str] = []  # prompts, one entry per paid create
+        self.prompt_of: dict[str, str] = {}
+        self.status_reads: list[list[str]] = []
+        self.listed: list[GenerationTask] = []
+        self.kill_on_read = False
+        self.create_error: dict[str, BaseException] = {}
+        self.settings = SimpleNamespace(timeout=0.0)
+
+    def create_task(self, request: Any) -> GenerationTask:
+        if request.prompt in self.create_error:
+            raise self.create_error.pop(request.prompt)
+        task_id = f"t{len(self.created)}"
+        self.created.append(request.prompt)
+        self.prompt_of[task_id] = request.prompt
+        return GenerationTask(task_id=task_id, status=TaskStatus.PENDING)
+
+    def _task(self, task_id: str) -> GenerationTask:
+        prompt = self.prompt_of[task_id]
+        status = next((s for word, s in self.outcomes.items() if word in prompt), TaskStatus.SUCCEEDED)
+        return GenerationTask(
+            task_id=task_id,
+            status=status,
+            video_url=f"http://videos/{task_id}.mp4" if status is TaskStatus.SUCCEEDED else None,
+            error_code="OutputVideoSensitiveContentDetected" if "policy" in prompt else None,
+            seed=7,
+            usage={"total_tokens": 100},
+        )
+
+    def get_tasks(self, task_ids: list[str]) -> dict[str, GenerationTask]:
+        self.status_reads.append(list(task_ids))
+        if self.kill_on_read:
+            raise Killed
+        return {i: self._task(i) for i in task_ids}
+
+    def get_task(self, task_id: str) -> GenerationTask:
+        return self._task(task_id)
+
+    def download_video(self, url: str, destination: Any, **_: Any) -> DownloadedVideo:
+        Path(destination.path).write_bytes(b"mp4 " + url.encode())
+        return DownloadedVideo(str(destination), 4 + len(url), "ab" * 32, "video/mp4")
+
+    def list_tasks(self, **_: Any) -> TaskList:
+        return TaskList(items=self.listed, total=len(self.listed))
+
+    def cancel_task(self, task_id: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class OutletEvents:
+    """``context["outlet_events"]`` keyed by asset name (Assets are unhashable on Airflow 3.1)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, SimpleNamespace] = defaultdict(lambda: SimpleNamespace(extra={}))
+
+    def __getitem__(self, asset: Any) -> SimpleNamespace:
+        return self.by_name[asset.name]
+
+
+def _context(store: DictKV | None) -> dict[str, Any]:
+    return {
+        "task_state_store": store,
+        "ti": SimpleNamespace(xcom_push=lambda **_: None),
+        "outlet_events": OutletEvents(),
+    }
+
+
+def _operator(hook: FakeHook, tmp_path: Path, **kwargs: Any) -> GPTProtoBatchGenerateVideosOperator:
+    if "retry_failed_from" not in kwargs and "requests_file" not in kwargs:
+        kwargs.setdefault("prompts", [f"video {i}" for i in range(7)])
+    op = GPTProtoBatchGenerateVideosOperator(
+        task_id="batch",
+        destination=str(tmp_path / "out"),
+        max_in_flight=3,
+        poll_interval=0.001,
+        **{"deferrable": False, **kwargs},
+    )
+    op.__dict__["hook"] = hook  # the cached_property
+    return op
+
+
+def _manifest(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_batch_runs_with_bounded_concurrency_and_writes_the_manifest(tmp_path: Path) -> None:
+    hook, store = FakeHook(), DictKV()
+    context = _context(store)
+    summary = _operator(hook, tmp_path).execute(context)  # type: ignore[arg-type]
+
+    assert summary == {
+        "total": 7,
+        "succeeded": 7,
+        "failed": 0,
+        "manifest": str(tmp_path / "out" / "manifest.jsonl"),
+        "destination": str(tmp_path / "out"),
+    }
+    assert sorted(hook.created) == sorted(f"video {i}" for i in range(7))
+    assert max(len(ids) for ids in hook.status_reads) <= 3
+    rows = _manifest(tmp_path)
+    assert [r["index"] for r in rows] == list(range(7))
+    assert rows[0]["uri"] == str(tmp_path / "out" / "00000.mp4") and Path(rows[0]["uri"]).exists()
+    assert {"prompt", "task_id", "status", "bytes", "sha256", "seed", "usage", "error"} <= set(rows[0])
+    assert rows[0]["usage"] == {"total_tokens": 100} and rows[0]["seed"] == 7
+    assert context["outlet_events"].by_name["gptproto_videos"].extra["succeeded"] == 7  # one event per batch
+    assert store.data == {}  # the journal is forgotten once the batch succeeded
+
+
+def test_invalid_item_fails_before_anything_is_paid(tmp_path: Path) -> None:
+    hook = FakeHook()
+    op = _operator(hook, tmp_path, prompts=["fine", {"prompt": "bad", "duration": "7s"}])
+    with pytest.raises(GPTProtoRequestError, match=r"item 1: .*duration") as err:
+        op.execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert err.value.field == "duration"
+    assert hook.created == []
+
+
+def test_partial_failures_are_recorded_and_the_budget_decides(tmp_path: Path) -> None:
+    outcomes = {"policy": TaskStatus.FAILED, "broken": TaskStatus.FAILED, "late": TaskStatus.EXPIRED}
+    prompts = ["ok 0", "policy 1", "broken 2", "ok 3", "late 4"]
+    store = DictKV()
+    op = _operator(FakeHook(outcomes), tmp_path, prompts=prompts, max_failed_items=2)
+    with pytest.raises(GPTProtoError, match=r"3 of 5 items failed, over max_failed_items=2"):
+        op.execute(_context(store))  # type: ignore[arg-type]
+    rows = _manifest(tmp_path)
+    assert [r["status"] for r in rows] == ["succeeded", "failed", "failed", "succeeded", "expired"]
+    assert [r["error_kind"] for r in rows] == [None, "policy", "remote", None, "remote"]
+    assert rows[1]["error"].startswith("OutputVideoSensitiveContentDetected")
+    assert rows[1]["uri"] is None and rows[1]["usage"] == {"total_tokens": 100}
+
+    # The Airflow retry: only the failures worth retrying are created again, nothing else.
+    retry_hook = FakeHook({"late": TaskStatus.EXPIRED})
+    retry = _operator(retry_hook, tmp_path, prompts=prompts, max_failed_items=2)
+    summary = retry.execute(_context(store))  # type: ignore[arg-type]
+    assert sorted(retry_hook.created) == ["broken 2", "late 4"]
+    assert summary["failed"] == 2  # the policy rejection (not retried) and the expiry again
+
+
+def test_fraction_budget(tmp_path: Path) -> None:
+    prompts = ["ok 0", "broken 1", "ok 2", "ok 3"]
+    op = _operator(FakeHook({"broken": TaskStatus.FAILED}), tmp_path, prompts=prompts, max_failed_items=0.25)
+    assert op.execute(_context(DictKV()))["failed"] == 1  # type: ignore[arg-type]
+
+
+def test_killed_worker_resumes_without_paying_twice(tmp_path: Path) -> None:
+    store, hook = DictKV(), FakeHook()
+    hook.kill_on_read = True  # dies in its first wait, after the first three creates
+    with pytest.raises(Killed):
+        _operator(hook, tmp_path).execute(_context(store))  # type: ignore[arg-type]
+    assert len(hook.created) == 3
+
+    again = FakeHook()
+    again.prompt_of = dict(hook.prompt_of)
+    again.created = list(hook.created)
+    summary = _operator(again, tmp_path).execute(_context(store))  # type: ignore[arg-type]
+    assert summary["succeeded"] == 7
+    assert sorted(again.created) == sorted(f"video {i}" for i in range(7))  # each exactly once
+    assert again.status_reads[0] == ["t0", "t1", "t2"]  # reattached to the first try's tasks
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_lost_create_is_reconciled_like_the_single_operator(tmp_path: Path, landed: bool) -> None:
+    store, hook = DictKV(), FakeHook()
+    hook.create_error["video 1"] = GPTProtoTaskMayExistError("reply lost")
+    if landed:
+        hook.listed = [GenerationTask(task_id="stranger", status=TaskStatus.RUNNING)]
+    summary = _operator(hook, tmp_path, max_failed_items=1).execute(_context(store))  # type: ignore[arg-type]
+    rows = _manifest(tmp_path)
+    if landed:  # a task nobody knows appeared since: maybe ours, so never pay again
+        assert hook.created.count("video 1") == 0
+        assert rows[1]["error_kind"] == "ambiguous" and "stranger" in rows[1]["error"]
+        assert summary["failed"] == 1
+    else:  # nothing landed: created once, now
+        assert hook.created.count("video 1") == 1
+        assert summary["failed"] == 0
+
+
+def test_retry_failed_from_reruns_only_the_failed_items(tmp_path: Path) -> None:
+    prompts = [{"prompt": "ok 0", "key": "a"}, {"prompt": "broken 1", "key": "b", "duration": "10s"}]
+    _operator(FakeHook({"broken": TaskStatus.FAILED}), tmp_path, prompts=prompts, max_failed_items=1).execute(
+        _context(DictKV())  # type: ignore[arg-type]
+    )
+    hook = FakeHook()
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    rerun = _operator(hook, tmp_path / "rerun", retry_failed_from=manifest)
+    summary = rerun.execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert hook.created == ["broken 1"]
+    assert summary["total"] == 1
+    (row,) = _manifest(tmp_path / "rerun")
+    assert row["key"] == "b" and row["request"]["duration"] == "10s"
+
+
+def test_deferrable_defers_one_trigger_for_all_in_flight_tasks(tmp_path: Path) -> None:
+    hook, store = FakeHook(), DictKV()
+    op = _operator(hook, tmp_path, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(_context(store))  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, GPTProtoBatchTrigger)
+    assert sorted(trigger.watch) == ["t0", "t1", "t2"]
+    assert trigger.min_finished == 2  # half while items remain to be created
+
+    event = {"status": "ready", "tasks": {i: hook._task(i).to_dict() for i in ("t0", "t1")}, "timed_out": []}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute_complete(_context(store), event)  # type: ignore[arg-type]
+    assert sorted(deferred.value.trigger.watch) == ["t2", "t3", "t4"]
+    assert (tmp_path / "out" / "00000.mp4").exists() and (tmp_path / "out" / "00001.mp4").exists()
+
+
+def test_no_state_store_keeps_the_journal_in_the_destination(tmp_path: Path) -> None:
+    hook = FakeHook()
+    hook.kill_on_read = True
+    with pytest.raises(Killed):
+        _operator(hook, tmp_path).execute(_context(None))  # type: ignore[arg-type]
+    assert (tmp_path / "out" / ".gptproto-journal").is_dir()
+    again = FakeHook()
+    again.prompt_of = dict(hook.prompt_of)
+    _operator(again, tmp_path).execute(_context(None))  # type: ignore[arg-type]
+    assert len(again.created) == 4  # only the items the first try never created
+
+
+def test_source_arguments_are_checked_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="exactly one of prompts"):
+        GPTProtoBatchGenerateVideosOperator(task_id="b", destination="/tmp/x")
+    with pytest.raises(ValueError, match="max_in_flight"):
+        GPTProtoBatchGenerateVideosOperator(task_id="b", destination="/tmp/x", prompts=["a"], max_in_flight=0)
+    with pytest.raises(GPTProtoRequestError, match="max_failed_items"):
+        GPTProtoBatchGenerateVideosOperator(
+            task_id="b", destination="/tmp/x", prompts=["a"], max_failed_items=2.0
+        )
