@@ -23,6 +23,7 @@ from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPT
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
+from airflow_provider_gptproto.utils.poster import store_poster
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -404,6 +405,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             "bytes": video.bytes,
             "uri": video.uri,
         }
+        metadata.update(store_poster(video.uri, self.log))  # poster_uri, when PyAV can make one
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(metadata)
         self.log.info(
