@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -67,7 +68,8 @@ def _media_base(request: Request) -> str:
 def _task_video(request: Request, record: VideoRecord, index: int) -> dict[str, Any]:
     """Which source the player gets: the stored copy, else the signed URL while valid, else nothing."""
     stored = poster = None
-    base = f"{_media_base(request)}/ti/{record.dag_id}/{record.run_id}/{record.task_id}/{index}"
+    ids = "/".join(quote(part, safe="") for part in (record.dag_id, record.run_id, record.task_id))
+    base = f"{_media_base(request)}/ti/{ids}/{index}"
     query = f"?map_index={record.map_index}"
     try:
         servable_file(record, "video")
