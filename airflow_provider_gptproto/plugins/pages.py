@@ -19,8 +19,10 @@ _STYLE = """
 body { margin: 16px; }
 h1 { font-size: 18px; margin: 0 0 12px; }
 .video { display: flex; gap: 24px; flex-wrap: wrap; margin-bottom: 24px; }
-video { width: 560px; max-width: 100%; background: #000; border-radius: 6px; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 12px; margin: 0; max-width: 640px; }
+.video > div { flex: 0 1 440px; }
+video { width: 100%; background: #000; border-radius: 6px; }
+dl { flex: 1 1 280px; display: grid; grid-template-columns: max-content 1fr; gap: 4px 12px; margin: 0;
+  align-content: start; }
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 .notice { padding: 12px 16px; border-radius: 6px; background: rgba(200, 120, 0, .15); max-width: 560px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 16px; }

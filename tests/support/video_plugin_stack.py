@@ -4,13 +4,15 @@
   :mod:`tests.support.dag_access_auth_manager`);
 * two emulators: the usual one, and one whose signed links expire after ``SHORT_TTL`` seconds
   (connection ``gptproto_short_ttl``), for the generate-only DAG;
-* ``[gptproto] ui_media_roots`` = the output folder, and ``[core] lazy_discover_providers = False``
-  so that provider info registers the plugin in every environment (a fresh install registers it
-  through the ``airflow.plugins`` entry point instead, which then steps aside).
+* ``[gptproto] ui_media_roots`` = the output folder;
+* Airflow's defaults otherwise: with ``[core] lazy_discover_providers = True`` the plugin comes from
+  the ``airflow.plugins`` entry point. An editable install made before that entry point existed
+  lacks it, so a stand-in ``.dist-info`` declaring the same entry point is put on PYTHONPATH then.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import secrets
@@ -27,6 +29,7 @@ ALPHA, BETA, SIGNED_ONLY, HOSTILE = "ui_videos_alpha", "ui_videos_beta", "ui_vid
 LIMITED_USER = "alice"
 SHORT_TTL = 8.0
 RUN_TIMEOUT = 240.0
+ENTRY_POINT = "airflow_provider_gptproto.plugins.entrypoint:plugin"  # as in pyproject.toml
 
 
 @dataclass
@@ -71,13 +74,14 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
                 "AIRFLOW_VAR_GPTPROTO_OUTPUT_DIR": str(output_dir),
                 "GPTPROTO_TEST_DAG_ACCESS": f"{LIMITED_USER}={ALPHA}",
                 "GPTPROTO_TEST_OUTSIDE_DIR": str(outside_dir),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(REPO_ROOT), _entry_point_shim(work / "shim"), os.environ.get("PYTHONPATH")])
+                ),
             },
             config={
                 "core": {
                     "auth_manager": "tests.support.dag_access_auth_manager.DagAccessAuthManager",
                     "simple_auth_manager_users": f"admin:admin,{LIMITED_USER}:viewer",
-                    "lazy_discover_providers": False,
                 },
                 "gptproto": {"ui_media_roots": str(output_dir)},
             },
@@ -94,6 +98,17 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
         alice = AirflowClient(stack.base_url, LIMITED_USER, alice_password)
         cleanup.callback(alice.close)
         yield VideoPluginStack(stack, emulator, output_dir, outside_dir, runs, alice)
+
+
+def _entry_point_shim(folder: Path) -> str | None:
+    """A folder declaring the plugin's entry point, when the installed provider does not (else None)."""
+    if any(ep.name == "gptproto" for ep in importlib.metadata.entry_points(group="airflow.plugins")):
+        return None
+    dist = folder / "gptproto_plugin_entry_point-0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gptproto-plugin-entry-point\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(f"[airflow.plugins]\ngptproto = {ENTRY_POINT}\n")
+    return str(folder)
 
 
 def _stop(stack: AirflowStack) -> None:
