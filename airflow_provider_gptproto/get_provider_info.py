@@ -78,18 +78,20 @@ def ui_plugin_config() -> dict[str, Any]:
     """``[gptproto]`` options of the UI plugin (Video tab and gallery)."""
     return {
         "gptproto": {
-            "description": "GPTProto provider: the UI plugin (Video tab on task instances, GPTProto videos gallery).",
+            "description": "GPTProto UI plugin: Video tab on task instances, GPTProto videos page.",
             "options": {
                 "ui_plugin_enabled": {
-                    "description": "Show the Video tab and the gallery, and serve their endpoints under /gptproto.",
+                    "description": "Show the Video tab and the gallery, and serve their endpoints "
+                    "under /gptproto.",
                     "version_added": "0.1.0",
                     "type": "boolean",
                     "example": "False",
                     "default": "True",
                 },
                 "ui_media_roots": {
-                    "description": "Comma-separated folders; when set, the plugin serves only stored videos and "
-                    "posters whose real path lies inside one of them. Empty: wherever a task recorded them.",
+                    "description": "Comma-separated folders; when set, the plugin serves only stored "
+                    "videos and posters whose real path lies inside one of them. Empty: wherever a task "
+                    "recorded them.",
                     "version_added": "0.1.0",
                     "type": "string",
                     "example": "/data/videos,/mnt/share/gptproto",

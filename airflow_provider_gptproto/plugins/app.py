@@ -83,9 +83,11 @@ def _task_video(request: Request, record: VideoRecord, index: int) -> dict[str, 
         source, notice = stored, ""
     elif record.video_url and not is_expired(expires):
         source = record.video_url
-        notice = "Playing the provider's signed link" + (
-            f" (valid until {expires:%Y-%m-%d %H:%M UTC})" if expires else ""
-        ) + "; no stored copy of this video exists."
+        notice = (
+            "Playing the provider's signed link"
+            + (f" (valid until {expires:%Y-%m-%d %H:%M UTC})" if expires else "")
+            + "; no stored copy of this video exists."
+        )
     elif record.video_url:
         source = None
         notice = (
@@ -115,21 +117,31 @@ def _gallery(
 ) -> tuple[list[tuple[VideoRecord, str | None]], list[str], int]:
     readable = _readable_dag_ids(user)
     records, total = gallery_page(session, readable, dag_id, offset, limit)
-    cards = [(r, f"{_media_base(request)}/event/{r.event_id}/poster" if r.poster_uri else None) for r in records]
+    cards = [
+        (r, f"{_media_base(request)}/event/{r.event_id}/poster" if r.poster_uri else None) for r in records
+    ]
     return cards, gallery_dag_ids(session, readable), total
 
 
 # -------------------------------------------------------------------------------- task instances
 @router.get("/ti/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse, dependencies=[READ_TASK_INSTANCE])
 def video_tab(
-    request: Request, dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: str | None = None
+    request: Request,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    session: SessionDep,
+    map_index: str | None = None,
 ) -> HTMLResponse:
     """The Video tab of a task instance."""
     index = _map_index(map_index)
     operator = task_operator(session, dag_id, run_id, task_id, index)
     if operator is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
-    videos = [_task_video(request, r, i) for i, r in enumerate(task_records(session, dag_id, run_id, task_id, index))]
+    videos = [
+        _task_video(request, r, i)
+        for i, r in enumerate(task_records(session, dag_id, run_id, task_id, index))
+    ]
     label = f"{task_id} ({operator})" if operator else task_id
     rows = [(v["record"], v["source"], v["stored"], v["notice"]) for v in videos]
     return HTMLResponse(pages.video_tab(label, rows))
@@ -142,7 +154,10 @@ def task_videos(
     """The Video tab's data as JSON."""
     if task_operator(session, dag_id, run_id, task_id, map_index) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
-    videos = [_task_video(request, r, i) for i, r in enumerate(task_records(session, dag_id, run_id, task_id, map_index))]
+    videos = [
+        _task_video(request, r, i)
+        for i, r in enumerate(task_records(session, dag_id, run_id, task_id, map_index))
+    ]
     return {"videos": [{**v, "record": _public(v["record"])} for v in videos]}
 
 

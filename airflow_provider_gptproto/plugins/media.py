@@ -53,14 +53,20 @@ def servable_file(record: VideoRecord, kind: MediaKind) -> tuple[str, str]:
     real = os.path.realpath(path)
     media_type = MEDIA_TYPES[kind].get(os.path.splitext(real)[1].lower())
     if media_type is None or not os.path.isabs(path):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No {kind} to serve: the recorded file is not a {kind}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"No {kind} to serve: the recorded file is not a {kind}"
+        )
     roots = media_roots()
     if roots and not any(os.path.commonpath([real, root]) == root for root in roots):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No {kind} to serve: outside [gptproto] ui_media_roots")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"No {kind} to serve: outside [gptproto] ui_media_roots"
+        )
     if not os.path.isfile(real):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No {kind} to serve: the stored file is gone")
     if kind == "video" and record.bytes is not None and os.path.getsize(real) != record.bytes:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No video to serve: the file changed since it was stored")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "No video to serve: the file changed since it was stored"
+        )
     return real, media_type
 
 

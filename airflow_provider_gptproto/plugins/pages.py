@@ -86,7 +86,9 @@ def video_tab(task_label: str, videos: Iterable[tuple[VideoRecord, str | None, s
             if source
             else f'<p class="notice" role="status">{escape(notice)}</p>'
         )
-        links = f'<p><a href="{escape(download)}" download>Download the stored file</a></p>' if download else ""
+        links = (
+            f'<p><a href="{escape(download)}" download>Download the stored file</a></p>' if download else ""
+        )
         hint = f'<p class="meta">{escape(notice)}</p>' if source and notice else ""
         parts.append(
             f'<section class="video"><div>{player}{hint}{links}</div>{_metadata(record.metadata())}</section>'
@@ -125,10 +127,11 @@ def gallery(
             else '<div class="noposter" role="img" aria-label="No poster frame"></div>'
         )
         run = run_href(ui_base, record.dag_id, record.run_id)
+        dag = f"{ui_base}/dags/{quote(record.dag_id, safe='')}"
         items.append(
             f'<article class="card" data-event-id="{record.event_id}">{picture}<div class="body">'
             f'<div class="prompt">{escape(record.prompt or "(no prompt recorded)")}</div>'
-            f'<div class="meta">DAG <a data-top href="{escape(ui_base)}/dags/{quote(record.dag_id, safe="")}">'
+            f'<div class="meta">DAG <a data-top href="{escape(dag)}">'
             f"{escape(record.dag_id)}</a></div>"
             f'<div class="meta">Run <a data-top href="{escape(run)}">{escape(record.run_id)}</a></div>'
             f'<div class="meta"><time>{escape(_when(record.timestamp))}</time></div></div></article>'

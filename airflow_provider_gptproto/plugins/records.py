@@ -30,7 +30,7 @@ RETURN_VALUE = "return_value"
 
 @dataclass
 class VideoRecord:
-    """One video as the UI shows it; ``stored_uri``/``poster_uri`` are only ever read, never taken from a request."""
+    """One video as the UI shows it; ``stored_uri``/``poster_uri`` come from records, never requests."""
 
     dag_id: str
     run_id: str
@@ -81,10 +81,14 @@ def _xcoms(session: Session, dag_id: str, run_id: str, task_id: str, map_index: 
             map_indexes=map_index,
         )
     ).all()
-    return {row.key: XComModel.deserialize_value(row) for row in rows}
+    # The query is typed as yielding 1-tuples; at run time scalars() gives the models themselves.
+    models = [row[0] if isinstance(row, tuple) else row for row in rows]
+    return {model.key: XComModel.deserialize_value(model) for model in models}
 
 
-def task_records(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[VideoRecord]:
+def task_records(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> list[VideoRecord]:
     """The videos one task instance produced (a batch result lists several), stored copies included.
 
     Any operator counts whose results look like the provider's (generate, download, batch): a dict
@@ -111,8 +115,11 @@ def task_records(session: Session, dag_id: str, run_id: str, task_id: str, map_i
     return records
 
 
-def _from_result(item: Mapping[str, Any], dag_id: str, run_id: str, task_id: str, map_index: int) -> VideoRecord:
-    request = item.get("request") if isinstance(item.get("request"), Mapping) else {}
+def _from_result(
+    item: Mapping[str, Any], dag_id: str, run_id: str, task_id: str, map_index: int
+) -> VideoRecord:
+    raw_request = item.get("request")
+    request: Mapping[str, Any] = raw_request if isinstance(raw_request, Mapping) else {}
     video_url = item.get("video_url") if isinstance(item.get("video_url"), str) else None
     record = VideoRecord(
         dag_id,
@@ -206,7 +213,9 @@ def gallery_page(
     allowed = readable_dag_ids & {dag_id} if dag_id else readable_dag_ids
     query = _events_query().where(AssetEvent.source_dag_id.in_(sorted(allowed)))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    events = session.scalars(query.order_by(AssetEvent.timestamp.desc(), AssetEvent.id.desc()).offset(offset).limit(limit))
+    events = session.scalars(
+        query.order_by(AssetEvent.timestamp.desc(), AssetEvent.id.desc()).offset(offset).limit(limit)
+    )
     return [event_record(e) for e in events], int(total)
 
 
@@ -226,5 +235,6 @@ def event_by_id(session: Session, event_id: int) -> AssetEvent | None:
 
 
 def _text(value: Any) -> str | None:
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
-
+    return (
+        str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
+    )

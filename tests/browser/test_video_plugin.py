@@ -38,7 +38,9 @@ VIDEO_SECONDS = 5.0  # the DAGs ask for "5s"
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoPluginStack]:
-    with video_plugin_stack(tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")) as p:
+    with video_plugin_stack(
+        tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")
+    ) as p:
         yield p
 
 
@@ -60,7 +62,7 @@ def _plugin_frame(page: Page, path_part: str) -> Frame:
     return frames[0]
 
 
-def _open_video_tab(ui_page: Page, plugin: VideoPluginStack, dag_id: str, task_id: str) -> Frame:
+def _open_video_tab(page: Page, plugin: VideoPluginStack, dag_id: str, task_id: str) -> Frame:
     run = quote(plugin.run_id(dag_id), safe="")
     page.goto(f"{plugin.stack.base_url}/dags/{dag_id}/runs/{run}/tasks/{task_id}")
     # The plugin's tab is a link named exactly "Video" ("GPTProto video" is the extra link's button).
@@ -73,8 +75,10 @@ def test_video_tab_plays_the_stored_video(ui_page: Page, plugin: VideoPluginStac
     page = ui_page
     frame = _open_video_tab(page, plugin, ALPHA, "download")
     video = frame.locator("video")
-    expect(video).to_have_attribute("src", f"/gptproto/media/ti/{ALPHA}/{quote(plugin.run_id(ALPHA), safe='')}"
-                                    "/download/0/video?map_index=-1")
+    expect(video).to_have_attribute(
+        "src",
+        f"/gptproto/media/ti/{ALPHA}/{quote(plugin.run_id(ALPHA), safe='')}/download/0/video?map_index=-1",
+    )
     frame.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=UI_TIMEOUT_MS)
     duration = video.evaluate("(v) => v.duration")
     assert abs(duration - VIDEO_SECONDS) < 0.5, duration
@@ -117,7 +121,8 @@ def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack, 
         expect(card.get_by_role("link", name=dag_id, exact=True)).to_be_visible()
         expect(card.get_by_role("link", name=plugin.run_id(dag_id), exact=True)).to_be_visible()
     frame.wait_for_function(
-        "() => [...document.images].length === 2 && [...document.images].every((i) => i.complete && i.naturalWidth > 0)",
+        "() => document.images.length === 2"
+        " && [...document.images].every((i) => i.complete && i.naturalWidth > 0)",
         timeout=UI_TIMEOUT_MS,
     )
     page.screenshot(path=str(shots / "plugin-videos-gallery.png"), animations="disabled")

@@ -36,7 +36,9 @@ PASSWD_LINE = "root:x:0:0"
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoPluginStack]:
-    with video_plugin_stack(tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")) as p:
+    with video_plugin_stack(
+        tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")
+    ) as p:
         print("\nAirflow stack ready:", {k: round(v, 1) for k, v in p.stack.timings.items()})
         yield p
 
@@ -115,7 +117,9 @@ def test_video_tab_of_download_and_generate(plugin: VideoPluginStack) -> None:
     video = download[0]
     record = video["record"]
     assert video["source"] == video["stored"]
-    assert video["stored"].endswith("/0/video?map_index=-1") and video["poster"].endswith("/0/poster?map_index=-1")
+    assert video["stored"].endswith("/0/video?map_index=-1") and video["poster"].endswith(
+        "/0/poster?map_index=-1"
+    )
     assert record["prompt"] == "A red fox running through fresh snow at dawn"
     assert record["seed"] == 7 and record["duration"] == "5s" and record["dimension"] == "1280:768"
     assert record["model"] and len(record["sha256"]) == 64 and record["bytes"] > 10_000
@@ -164,7 +168,7 @@ def test_gallery_lists_newest_first_with_filter_and_paging(plugin: VideoPluginSt
     ]
     page = _get(plugin, "/gptproto/videos?limit=1").text
     assert page.count('<article class="card"') == 1 and 'rel="next"' in page
-    assert f'/dags/{ALPHA}/runs/' in _get(plugin, f"/gptproto/videos?dag_id={ALPHA}").text
+    assert f"/dags/{ALPHA}/runs/" in _get(plugin, f"/gptproto/videos?dag_id={ALPHA}").text
 
 
 def test_user_limited_to_one_dag(plugin: VideoPluginStack) -> None:
@@ -192,8 +196,12 @@ def test_user_limited_to_one_dag(plugin: VideoPluginStack) -> None:
 
     events = {v["dag_id"]: v["event_id"] for v in _get(plugin, "/gptproto/api/videos").json()["videos"]}
     for kind in ("video", "poster"):
-        assert _get(plugin, f"/gptproto/media/event/{events[BETA]}/{kind}", who=LIMITED_USER).status_code == 403
-        assert _get(plugin, f"/gptproto/media/event/{events[ALPHA]}/{kind}", who=LIMITED_USER).status_code == 200
+        assert (
+            _get(plugin, f"/gptproto/media/event/{events[BETA]}/{kind}", who=LIMITED_USER).status_code == 403
+        )
+        assert (
+            _get(plugin, f"/gptproto/media/event/{events[ALPHA]}/{kind}", who=LIMITED_USER).status_code == 200
+        )
 
 
 def test_expired_signed_url_without_a_stored_copy(plugin: VideoPluginStack) -> None:
@@ -220,7 +228,9 @@ def test_recorded_paths_outside_videos_are_never_served(plugin: VideoPluginStack
     assert len(videos) == 6 and all(v["source"] is None and v["stored"] is None for v in videos)
     for index in range(6):
         for kind in ("video", "poster"):
-            resp = _get(plugin, _ti_path(plugin, "media/ti", HOSTILE, "record_hostile_paths", f"/{index}/{kind}"))
+            resp = _get(
+                plugin, _ti_path(plugin, "media/ti", HOSTILE, "record_hostile_paths", f"/{index}/{kind}")
+            )
             assert resp.status_code == 404, (index, kind, resp.text[:200])
             assert PASSWD_LINE not in resp.text
     assert (plugin.outside_dir / "outside.mp4").is_file()  # it exists; only the roots keep it out
@@ -251,8 +261,11 @@ def test_api_key_appears_nowhere(plugin: VideoPluginStack) -> None:
     key = plugin.emulator.api_key
     assert key
     bodies = [_get(plugin, path) for path in _all_endpoints(plugin)]
-    bodies += [_get(plugin, _ti_path(plugin, kind, dag, task)) for kind in ("ti", "api/ti") for dag, task in (
-        (ALPHA, "generate"), (SIGNED_ONLY, "generate"), (HOSTILE, "record_hostile_paths"))]
+    bodies += [
+        _get(plugin, _ti_path(plugin, kind, dag, task))
+        for kind in ("ti", "api/ti")
+        for dag, task in ((ALPHA, "generate"), (SIGNED_ONLY, "generate"), (HOSTILE, "record_hostile_paths"))
+    ]
     for resp in bodies:
         assert key.encode() not in resp.content and key not in str(resp.headers)
     assert key not in plugin.stack.log_path("api-server").read_text(errors="replace")

@@ -29,8 +29,12 @@ def dag_limits() -> dict[str, set[str]]:
 class DagAccessAuthManager(SimpleAuthManager):
     """Role checks as usual, then the per-user DAG list (when the user has one)."""
 
-    def is_authorized_dag(self, *, method: Any, user: Any, access_entity: Any = None, details: Any = None) -> bool:
-        allowed = super().is_authorized_dag(method=method, user=user, access_entity=access_entity, details=details)
+    def is_authorized_dag(
+        self, *, method: Any, user: Any, access_entity: Any = None, details: Any = None
+    ) -> bool:
+        allowed = super().is_authorized_dag(
+            method=method, user=user, access_entity=access_entity, details=details
+        )
         limit = dag_limits().get(user.get_name())
         if not allowed or limit is None:
             return allowed

@@ -25,7 +25,12 @@ from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_em
 from tests.support.airflow_stack import REPO_ROOT, AirflowClient, AirflowStack, RunOutcome
 
 DAGS = Path(__file__).parent / "video_plugin_dags"
-ALPHA, BETA, SIGNED_ONLY, HOSTILE = "ui_videos_alpha", "ui_videos_beta", "ui_videos_signed_only", "ui_videos_hostile"
+ALPHA, BETA, SIGNED_ONLY, HOSTILE = (
+    "ui_videos_alpha",
+    "ui_videos_beta",
+    "ui_videos_signed_only",
+    "ui_videos_hostile",
+)
 LIMITED_USER = "alice"
 SHORT_TTL = 8.0
 RUN_TIMEOUT = 240.0
@@ -59,10 +64,20 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
     with ExitStack() as cleanup:
         # The "ark" dialect (the upstream task object) reports usage.
         emulator = cleanup.enter_context(start_emulator(dialect="ark", queue_seconds=0.5, run_seconds=1.5))
-        short = cleanup.enter_context(start_emulator(queue_seconds=0.5, run_seconds=1.5, url_ttl_seconds=SHORT_TTL))
+        short = cleanup.enter_context(
+            start_emulator(queue_seconds=0.5, run_seconds=1.5, url_ttl_seconds=SHORT_TTL)
+        )
         conns = {
-            "AIRFLOW_CONN_GPTPROTO_DEFAULT": {"conn_type": "gptproto", "host": emulator.url, "password": emulator.api_key},
-            "AIRFLOW_CONN_GPTPROTO_SHORT_TTL": {"conn_type": "gptproto", "host": short.url, "password": short.api_key},
+            "AIRFLOW_CONN_GPTPROTO_DEFAULT": {
+                "conn_type": "gptproto",
+                "host": emulator.url,
+                "password": emulator.api_key,
+            },
+            "AIRFLOW_CONN_GPTPROTO_SHORT_TTL": {
+                "conn_type": "gptproto",
+                "host": short.url,
+                "password": short.api_key,
+            },
         }
         stack = AirflowStack(
             home,
@@ -75,7 +90,9 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
                 "GPTPROTO_TEST_DAG_ACCESS": f"{LIMITED_USER}={ALPHA}",
                 "GPTPROTO_TEST_OUTSIDE_DIR": str(outside_dir),
                 "PYTHONPATH": os.pathsep.join(
-                    filter(None, [str(REPO_ROOT), _entry_point_shim(work / "shim"), os.environ.get("PYTHONPATH")])
+                    filter(
+                        None, [str(REPO_ROOT), _entry_point_shim(work / "shim"), os.environ.get("PYTHONPATH")]
+                    )
                 ),
             },
             config={

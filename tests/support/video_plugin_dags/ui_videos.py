@@ -52,7 +52,10 @@ with DAG(dag_id="ui_videos_hostile", start_date=START, schedule=None, catchup=Fa
 
     @task
     def record_hostile_paths() -> list[dict]:
-        """Results naming files the plugin must refuse: a secret, traversals, a symlink, a file outside the roots."""
+        """Results naming files the plugin must refuse.
+
+        A secret, traversals, a symlink named .mp4, another store, a file outside the media roots.
+        """
         folder = Variable.get("gptproto_output_dir")
         os.makedirs(folder, exist_ok=True)
         disguised = os.path.join(folder, "disguised.mp4")
