@@ -14,7 +14,7 @@ looked up by ids (task instance + position, or asset event id); see ``media.py``
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -112,15 +112,34 @@ def _readable_dag_ids(user: Any) -> set[str]:
     return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
 
 
-def _gallery(
-    request: Request, user: Any, session: Any, dag_id: str | None, offset: int, limit: int
-) -> tuple[list[tuple[VideoRecord, str | None]], list[str], int]:
+@dataclass
+class Gallery:
+    """One page of the gallery for the requesting user."""
+
+    cards: list[tuple[VideoRecord, str | None]]  # record, poster URL
+    dag_ids: list[str]
+    total: int
+    dag_id: str | None
+    offset: int
+    limit: int
+
+
+def read_gallery(
+    request: Request,
+    user: GetUserDep,
+    session: SessionDep,
+    dag_id: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
+) -> Gallery:
     readable = _readable_dag_ids(user)
-    records, total = gallery_page(session, readable, dag_id, offset, limit)
-    cards = [
-        (r, f"{_media_base(request)}/event/{r.event_id}/poster" if r.poster_uri else None) for r in records
-    ]
-    return cards, gallery_dag_ids(session, readable), total
+    records, total = gallery_page(session, readable, dag_id or None, offset, limit)
+    media = _media_base(request)
+    cards = [(r, f"{media}/event/{r.event_id}/poster" if r.poster_uri else None) for r in records]
+    return Gallery(cards, gallery_dag_ids(session, readable), total, dag_id or None, offset, limit)
+
+
+GalleryDep = Annotated[Gallery, Depends(read_gallery)]
 
 
 # -------------------------------------------------------------------------------- task instances
@@ -180,34 +199,22 @@ def task_media(
 
 # --------------------------------------------------------------------------------------- gallery
 @router.get("/videos", response_class=HTMLResponse, dependencies=[READ_ASSETS])
-def gallery_view(
-    request: Request,
-    user: GetUserDep,
-    session: SessionDep,
-    dag_id: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
-) -> HTMLResponse:
+def gallery_view(found: GalleryDep) -> HTMLResponse:
     """The "GPTProto videos" page."""
-    cards, dag_ids, total = _gallery(request, user, session, dag_id or None, offset, limit)
-    return HTMLResponse(pages.gallery(ui_base_path(), cards, dag_ids, dag_id or None, offset, limit, total))
+    return HTMLResponse(
+        pages.gallery(
+            ui_base_path(), found.cards, found.dag_ids, found.dag_id, found.offset, found.limit, found.total
+        )
+    )
 
 
 @router.get("/api/videos", dependencies=[READ_ASSETS])
-def gallery_data(
-    request: Request,
-    user: GetUserDep,
-    session: SessionDep,
-    dag_id: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
-) -> dict[str, Any]:
+def gallery_data(found: GalleryDep) -> dict[str, Any]:
     """The gallery's data as JSON."""
-    cards, dag_ids, total = _gallery(request, user, session, dag_id or None, offset, limit)
     return {
-        "total_entries": total,
-        "dag_ids": dag_ids,
-        "videos": [{**_public(r), "poster": poster} for r, poster in cards],
+        "total_entries": found.total,
+        "dag_ids": found.dag_ids,
+        "videos": [{**_public(r), "poster": poster} for r, poster in found.cards],
     }
 
 

@@ -27,14 +27,13 @@ from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
 from tests.browser.ui import (
     UI_TIMEOUT_MS,
     PortlessTestWorkaround,
-    browser_tests_required,
     connection_row,
-    missing_browser_requirements,
     open_add_connection,
     open_connections,
     open_home,
     open_section,
     page_texts,
+    require_browser,
     save_dialog,
     toast,
 )
@@ -43,12 +42,7 @@ from tests.support.airflow_stack import AirflowStack
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-_MISSING = missing_browser_requirements()
-if _MISSING:
-    _REASON = "browser tests need " + " and ".join(_MISSING)
-    if browser_tests_required():
-        pytest.fail(f"{_REASON} (GPTPROTO_BROWSER_TESTS=required)", pytrace=False)
-    pytest.skip(_REASON, allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import expect  # noqa: E402  (only importable once the check above passed)
 

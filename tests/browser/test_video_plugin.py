@@ -16,18 +16,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser.ui import UI_TIMEOUT_MS, browser_tests_required, login, missing_browser_requirements
+from tests.browser.ui import UI_TIMEOUT_MS, login, require_browser
 from tests.support.video_plugin_stack import ALPHA, BETA, SIGNED_ONLY, VideoPluginStack, video_plugin_stack
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Frame, Page
 
-_MISSING = missing_browser_requirements()
-if _MISSING:
-    _REASON = "browser tests need " + " and ".join(_MISSING)
-    if browser_tests_required():
-        pytest.fail(f"{_REASON} (GPTPROTO_BROWSER_TESTS=required)", pytrace=False)
-    pytest.skip(_REASON, allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import expect  # noqa: E402  (only importable once the check above passed)
 

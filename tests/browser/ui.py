@@ -55,6 +55,18 @@ def browser_tests_required() -> bool:
     return os.environ.get(REQUIRE_ENV, "").strip().lower() in ("1", "true", "required", "yes")
 
 
+def require_browser() -> None:
+    """At a browser test module's top: skip it when something is missing, or fail when required."""
+    import pytest
+
+    missing = missing_browser_requirements()
+    if missing:
+        reason = "browser tests need " + " and ".join(missing)
+        if browser_tests_required():
+            pytest.fail(f"{reason} (GPTPROTO_BROWSER_TESTS=required)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+
+
 def screenshot_dir(default: Path) -> Path:
     """``$GPTPROTO_SCREENSHOT_DIR`` (relative to the repo root) or ``default``; created."""
     configured = os.environ.get(SCREENSHOT_ENV, "").strip()
