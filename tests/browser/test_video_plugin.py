@@ -108,18 +108,20 @@ def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack, 
     page.get_by_role("button", name="Browse").click()
     page.get_by_role("menuitem", name="GPTProto videos").click()
     page.wait_for_url("**/plugin/gptproto-videos**", timeout=UI_TIMEOUT_MS)
-    frame = _plugin_frame(page, "/gptproto/videos")
+    # Located afresh on every use: the UI mirrors a nav view's location into its own URL, which
+    # can remount the iframe, so a Frame object taken early may be detached later.
+    frame = page.frame_locator("iframe[title='GPTProto videos']")
     cards = frame.locator("article.card")
     expect(cards).to_have_count(2)
     for dag_id, prompt in ((ALPHA, "A red fox"), (BETA, "A paper boat")):
         card = cards.filter(has_text=prompt)
         expect(card.get_by_role("link", name=dag_id, exact=True)).to_be_visible()
         expect(card.get_by_role("link", name=plugin.run_id(dag_id), exact=True)).to_be_visible()
-    frame.wait_for_function(
-        "() => document.images.length === 2"
-        " && [...document.images].every((i) => i.complete && i.naturalWidth > 0)",
-        timeout=UI_TIMEOUT_MS,
-    )
+    posters_loaded = "(imgs) => imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0)"
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not frame.locator("img").evaluate_all(posters_loaded):
+        assert time.monotonic() < deadline, "the poster frames did not load"
+        page.wait_for_timeout(200)
     page.screenshot(path=str(shots / "plugin-videos-gallery.png"), animations="disabled")
 
     frame.get_by_role("combobox", name="DAG").select_option(BETA)
