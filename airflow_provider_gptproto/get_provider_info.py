@@ -42,6 +42,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [f"{_PKG}.links.gptproto.GPTProtoVideoLink"],
+        "plugins": [{"name": "gptproto", "plugin-class": f"{_PKG}.plugins.gptproto.GPTProtoUIPlugin"}],
+        "config": ui_plugin_config(),
         "connection-types": [
             {
                 "connection-type": "gptproto",
@@ -79,4 +81,32 @@ def conn_fields() -> dict[str, Any]:
             "description": "Attempts for transient failures (429, 5xx, connection errors) per API call.",
             "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_RETRY_LIMIT},
         },
+    }
+
+
+def ui_plugin_config() -> dict[str, Any]:
+    """``[gptproto]`` options of the UI plugin (Video tab and gallery)."""
+    return {
+        "gptproto": {
+            "description": "GPTProto UI plugin: Video tab on task instances, GPTProto videos page.",
+            "options": {
+                "ui_plugin_enabled": {
+                    "description": "Show the Video tab and the gallery, and serve their endpoints "
+                    "under /gptproto.",
+                    "version_added": "0.1.0",
+                    "type": "boolean",
+                    "example": "False",
+                    "default": "True",
+                },
+                "ui_media_roots": {
+                    "description": "Comma-separated folders; when set, the plugin serves only stored "
+                    "videos and posters whose real path lies inside one of them. Empty: wherever a task "
+                    "recorded them.",
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": "/data/videos,/mnt/share/gptproto",
+                    "default": "",
+                },
+            },
+        }
     }

@@ -32,6 +32,7 @@ from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
+from airflow_provider_gptproto.utils.poster import store_poster
 from airflow_provider_gptproto.utils.results import announce, deliver
 from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
@@ -533,6 +534,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             "uri": video.uri,
             "usage": task.usage,
         }
+        metadata.update(store_poster(video.uri, self.log))  # poster_uri, when PyAV can make one
         self._saved = metadata
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(metadata)

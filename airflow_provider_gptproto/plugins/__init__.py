@@ -1,0 +1,1 @@
+"""The GPTProto UI plugin: a Video tab on task instances and a gallery of recent videos."""

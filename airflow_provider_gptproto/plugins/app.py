@@ -1,0 +1,229 @@
+"""The endpoints behind the Video tab and the gallery, mounted by the api-server under ``/gptproto``.
+
+A plugin's FastAPI app gets none of Airflow's auth on its own, so every route declares the
+api-server's own dependencies (they work on any configured auth manager):
+
+* task-instance routes: ``requires_access_dag(GET, TASK_INSTANCE)``, the check of
+  ``GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}``;
+* gallery routes: ``requires_access_asset(GET)`` plus the DAGs the user may read, the checks of
+  ``GET /api/v2/assets/events``.
+
+No token: 401. No access to the DAG: 403 (or, in the gallery, its videos are not listed). Media are
+looked up by ids (task instance + position, or asset event id); see ``media.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_asset, requires_access_dag
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
+
+from airflow_provider_gptproto.plugins import pages
+from airflow_provider_gptproto.plugins.gptproto import ui_base_path
+from airflow_provider_gptproto.plugins.media import MediaKind, file_response, servable_file
+from airflow_provider_gptproto.plugins.records import (
+    VideoRecord,
+    event_by_id,
+    event_record,
+    gallery_dag_ids,
+    gallery_page,
+    task_operator,
+    task_records,
+)
+from airflow_provider_gptproto.plugins.signed_urls import is_expired
+
+READ_TASK_INSTANCE = Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.TASK_INSTANCE))
+READ_ASSETS = Depends(requires_access_asset(method="GET"))
+PAGE_SIZE = 24
+
+router = APIRouter()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="GPTProto videos", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(router)
+    return app
+
+
+# ----------------------------------------------------------------------------------- view models
+def _map_index(raw: str | None) -> int:
+    """The UI leaves ``{MAP_INDEX}`` as is on unmapped tasks: anything but an integer is -1."""
+    try:
+        return int(raw) if raw is not None else -1
+    except ValueError:
+        return -1
+
+
+def _media_base(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/") + "/media"
+
+
+def _task_video(request: Request, record: VideoRecord, index: int) -> dict[str, Any]:
+    """Which source the player gets: the stored copy, else the signed URL while valid, else nothing."""
+    stored = poster = None
+    ids = "/".join(quote(part, safe="") for part in (record.dag_id, record.run_id, record.task_id))
+    base = f"{_media_base(request)}/ti/{ids}/{index}"
+    query = f"?map_index={record.map_index}"
+    try:
+        servable_file(record, "video")
+        stored = f"{base}/video{query}"
+        servable_file(record, "poster")
+        poster = f"{base}/poster{query}"
+    except HTTPException:
+        pass
+    expires = record.video_url_expires
+    if stored:
+        source, notice = stored, ""
+    elif record.video_url and not is_expired(expires):
+        source = record.video_url
+        notice = (
+            "Playing the provider's signed link"
+            + (f" (valid until {expires:%Y-%m-%d %H:%M UTC})" if expires else "")
+            + "; no stored copy of this video exists."
+        )
+    elif record.video_url:
+        source = None
+        notice = (
+            f"The video link expired ({expires:%Y-%m-%d %H:%M UTC}) and no stored copy exists. "
+            "Add a GPTProto download task to keep videos."
+        )
+    else:
+        source, notice = None, "No video for this task."
+    return {"record": record, "source": source, "stored": stored, "poster": poster, "notice": notice}
+
+
+def _public(record: VideoRecord) -> dict[str, Any]:
+    """A record as JSON: metadata and ids, not the server-side locations."""
+    data = asdict(record)
+    for key in ("stored_uri", "poster_uri", "extra"):
+        data.pop(key)
+    data["stored"] = record.stored_uri is not None
+    return data
+
+
+def _readable_dag_ids(user: Any) -> set[str]:
+    return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
+
+
+@dataclass
+class Gallery:
+    """One page of the gallery for the requesting user."""
+
+    cards: list[tuple[VideoRecord, str | None]]  # record, poster URL
+    dag_ids: list[str]
+    total: int
+    dag_id: str | None
+    offset: int
+    limit: int
+
+
+def read_gallery(
+    request: Request,
+    user: GetUserDep,
+    session: SessionDep,
+    dag_id: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
+) -> Gallery:
+    readable = _readable_dag_ids(user)
+    records, total = gallery_page(session, readable, dag_id or None, offset, limit)
+    media = _media_base(request)
+    cards = [(r, f"{media}/event/{r.event_id}/poster" if r.poster_uri else None) for r in records]
+    return Gallery(cards, gallery_dag_ids(session, readable), total, dag_id or None, offset, limit)
+
+
+GalleryDep = Annotated[Gallery, Depends(read_gallery)]
+
+
+# -------------------------------------------------------------------------------- task instances
+@router.get("/ti/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse, dependencies=[READ_TASK_INSTANCE])
+def video_tab(
+    request: Request,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    session: SessionDep,
+    map_index: str | None = None,
+) -> HTMLResponse:
+    """The Video tab of a task instance."""
+    index = _map_index(map_index)
+    operator = task_operator(session, dag_id, run_id, task_id, index)
+    if operator is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
+    videos = [
+        _task_video(request, r, i)
+        for i, r in enumerate(task_records(session, dag_id, run_id, task_id, index))
+    ]
+    label = f"{task_id} ({operator})" if operator else task_id
+    rows = [(v["record"], v["source"], v["stored"], v["notice"]) for v in videos]
+    return HTMLResponse(pages.video_tab(label, rows))
+
+
+@router.get("/api/ti/{dag_id}/{run_id}/{task_id}", dependencies=[READ_TASK_INSTANCE])
+def task_videos(
+    request: Request, dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: int = -1
+) -> dict[str, Any]:
+    """The Video tab's data as JSON."""
+    if task_operator(session, dag_id, run_id, task_id, map_index) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
+    videos = [
+        _task_video(request, r, i)
+        for i, r in enumerate(task_records(session, dag_id, run_id, task_id, map_index))
+    ]
+    return {"videos": [{**v, "record": _public(v["record"])} for v in videos]}
+
+
+@router.get("/media/ti/{dag_id}/{run_id}/{task_id}/{index}/{kind}", dependencies=[READ_TASK_INSTANCE])
+def task_media(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    index: int,
+    kind: MediaKind,
+    session: SessionDep,
+    map_index: int = -1,
+) -> Any:
+    """The stored video (or poster) a task instance recorded, the ``index``-th of its results."""
+    records = task_records(session, dag_id, run_id, task_id, map_index)
+    if not 0 <= index < len(records):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "This task instance recorded no such video")
+    return file_response(records[index], kind)
+
+
+# --------------------------------------------------------------------------------------- gallery
+@router.get("/videos", response_class=HTMLResponse, dependencies=[READ_ASSETS])
+def gallery_view(found: GalleryDep) -> HTMLResponse:
+    """The "GPTProto videos" page."""
+    return HTMLResponse(
+        pages.gallery(
+            ui_base_path(), found.cards, found.dag_ids, found.dag_id, found.offset, found.limit, found.total
+        )
+    )
+
+
+@router.get("/api/videos", dependencies=[READ_ASSETS])
+def gallery_data(found: GalleryDep) -> dict[str, Any]:
+    """The gallery's data as JSON."""
+    return {
+        "total_entries": found.total,
+        "dag_ids": found.dag_ids,
+        "videos": [{**_public(r), "poster": poster} for r, poster in found.cards],
+    }
+
+
+@router.get("/media/event/{event_id}/{kind}", dependencies=[READ_ASSETS])
+def event_media(event_id: int, kind: MediaKind, user: GetUserDep, session: SessionDep) -> Any:
+    """The video (or poster) a ``gptproto_videos`` asset event recorded, if its DAG is readable."""
+    event = event_by_id(session, event_id)
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such GPTProto video event")
+    if not event.source_dag_id or event.source_dag_id not in _readable_dag_ids(user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+    return file_response(event_record(event), kind)

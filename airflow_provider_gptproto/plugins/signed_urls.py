@@ -1,0 +1,42 @@
+"""When a pre-signed video URL stops working, read from the URL itself (no request is made).
+
+The API contract only says links expire (upstream: deleted after 24 hours). Object stores put the
+expiry in the query: ``expires`` (unix seconds; the emulator), ``X-Amz-Date`` + ``X-Amz-Expires``
+(S3 style), ``X-Tos-Date`` + ``X-Tos-Expires`` (Volcengine TOS). Without any of those the contract's
+24 hours after the task finished is the best guess; with no time at all the answer is "unknown".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlparse
+
+CONTRACT_LIFETIME = timedelta(hours=24)
+
+
+def signed_url_expiry(url: str, finished_at: str | None) -> datetime | None:
+    """The moment ``url`` expires (UTC), or None when nothing tells."""
+    query = {k.lower(): v[0] for k, v in parse_qs(urlparse(url).query).items() if v}
+    if query.get("expires", "").isdigit():
+        return datetime.fromtimestamp(int(query["expires"]), tz=timezone.utc)
+    for prefix in ("x-amz-", "x-tos-"):
+        signed, lifetime = query.get(prefix + "date"), query.get(prefix + "expires", "")
+        if signed and lifetime.isdigit():
+            try:
+                start = datetime.strptime(signed, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+            except ValueError:
+                continue
+            return start + timedelta(seconds=int(lifetime))
+    if finished_at:
+        try:
+            finished = datetime.fromisoformat(finished_at.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        finished = finished if finished.tzinfo else finished.replace(tzinfo=timezone.utc)
+        return finished + CONTRACT_LIFETIME
+    return None
+
+
+def is_expired(expires: datetime | None, now: datetime | None = None) -> bool:
+    """Expired only when the expiry is known and past."""
+    return expires is not None and expires <= (now or datetime.now(timezone.utc))

@@ -1,0 +1,77 @@
+"""DAGs for the UI plugin's tests: two producers, one without a download, one that records hostile paths.
+
+The output folder is the Variable ``gptproto_output_dir`` (the test stack sets it).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Variable, task
+
+from airflow_provider_gptproto.operators.gptproto import (
+    GPTProtoDownloadVideoOperator,
+    GPTProtoGenerateVideoOperator,
+)
+
+OUTPUT_DIR = "{{ var.value.gptproto_output_dir }}"
+START = datetime(2026, 1, 1)
+
+for dag_id, prompt in (
+    ("ui_videos_alpha", "A red fox running through fresh snow at dawn"),
+    ("ui_videos_beta", "A paper boat drifting down a rainy street"),
+):
+    with DAG(dag_id=dag_id, start_date=START, schedule=None, catchup=False, tags=["gptproto-ui-test"]):
+        generate = GPTProtoGenerateVideoOperator(
+            task_id="generate",
+            prompt=prompt,
+            seed=7,
+            duration="5s",
+            dimension="1280:768",
+            poll_interval=1,
+            timeout=timedelta(minutes=10),
+        )
+        GPTProtoDownloadVideoOperator(
+            task_id="download", gptproto_task=generate.output, destination=f"{OUTPUT_DIR}/{dag_id}/"
+        )
+
+# Generated, never downloaded, through an emulator whose links expire after a few seconds.
+with DAG(dag_id="ui_videos_signed_only", start_date=START, schedule=None, catchup=False):
+    GPTProtoGenerateVideoOperator(
+        task_id="generate",
+        prompt="A lighthouse in a storm",
+        duration="5s",
+        dimension="768:768",
+        poll_interval=1,
+        timeout=timedelta(minutes=10),
+        gptproto_conn_id="gptproto_short_ttl",
+    )
+
+with DAG(dag_id="ui_videos_hostile", start_date=START, schedule=None, catchup=False):
+
+    @task
+    def record_hostile_paths() -> list[dict]:
+        """Results naming files the plugin must refuse.
+
+        A secret, traversals, a symlink named .mp4, another store, a file outside the media roots.
+        """
+        folder = Variable.get("gptproto_output_dir")
+        os.makedirs(folder, exist_ok=True)
+        disguised = os.path.join(folder, "disguised.mp4")
+        if not os.path.lexists(disguised):
+            os.symlink("/etc/passwd", disguised)
+        # A real file with a video name, outside [gptproto] ui_media_roots.
+        outside = os.path.join(os.environ["GPTPROTO_TEST_OUTSIDE_DIR"], "outside.mp4")
+        with open(outside, "wb") as handle:
+            handle.write(b"outside the media roots")
+        return [
+            {"task_id": "hostile-1", "uri": "/etc/passwd", "prompt": "secret"},
+            {"task_id": "hostile-2", "uri": f"{folder}/ui_videos_alpha/../../../../../../etc/passwd"},
+            {"task_id": "hostile-3", "uri": f"file://{folder}/x.mp4/../../../../../../../etc/passwd"},
+            {"task_id": "hostile-4", "uri": disguised},
+            {"task_id": "hostile-5", "uri": "s3://bucket/../../etc/passwd.mp4"},
+            {"task_id": "hostile-6", "uri": outside, "bytes": os.path.getsize(outside)},
+        ]
+
+    record_hostile_paths()

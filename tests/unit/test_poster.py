@@ -1,0 +1,61 @@
+"""Poster frames: extracted with PyAV, written next to the video, skipped gracefully."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+from airflow_provider_gptproto.emulator.video import RenderJob, render
+from airflow_provider_gptproto.utils.poster import POSTER_KEY, extract_poster, poster_path, store_poster
+
+LOG = logging.getLogger("test.poster")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("poster")
+    render(RenderJob(1280, 768, 5.0, 8, "A red fox", 7, "model"), folder / "clip.mp4", folder / "clip.png")
+    return folder / "clip.mp4"
+
+
+def test_poster_is_a_jpeg_of_the_videos_aspect(video: Path) -> None:
+    with video.open("rb") as source:
+        jpeg = extract_poster(source, width=480)
+    assert jpeg[:3] == b"\xff\xd8\xff"
+    out = video.with_name("check.jpg")
+    out.write_bytes(jpeg)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("mjpeg", 480, 288)
+
+
+def test_store_poster_writes_next_to_the_video(video: Path) -> None:
+    result = store_poster(str(video), LOG)
+    assert result == {POSTER_KEY: str(video.with_suffix(".jpg"))}
+    assert str(poster_path(str(video))) == str(video.with_suffix(".jpg"))
+    assert video.with_suffix(".jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_without_pyav_the_poster_is_skipped(
+    video: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
+    target = video.with_name("other.mp4")
+    target.write_bytes(video.read_bytes())
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        assert store_poster(str(target), LOG) == {}
+    assert "PyAV is not installed" in caplog.text
+    assert not target.with_suffix(".jpg").exists()
+
+
+def test_an_undecodable_file_costs_only_the_poster(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        assert store_poster(str(broken), LOG) == {}
+    assert "No poster frame for" in caplog.text
+    assert not broken.with_suffix(".jpg").exists()
