@@ -1,7 +1,8 @@
 """mkdocs hooks (see mkdocs.yml): pages pull README sections, other files and the example DAGs in.
 
 The README stays the one source of what it says; the site shows the same text, with its relative
-links rewritten so that they still resolve from the page (``mkdocs build --strict`` checks them).
+links rewritten so that they still resolve from the page (``mkdocs build --strict`` checks them),
+and its ``#anchor`` links sent to the page that shows that README section.
 Markers, each alone on a line of a page in docs/:
 
 - ``<!-- readme: Failure handling -->``: that ``##`` section of README.md (headings one level up
@@ -17,6 +18,7 @@ It also keeps one griffe warning from failing the build; see ``_PassedOnParams``
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import posixpath
 import re
@@ -37,8 +39,31 @@ PAGES = {
 }
 
 
+def _anchor(heading: str) -> str:
+    """The anchor GitHub and mkdocs' toc give a heading."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@functools.cache
+def readme_anchor_pages() -> dict[str, str]:
+    """README anchors (its headings) -> the docs page whose ``readme:`` marker shows that section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sections = {part.splitlines()[0].strip(): part for part in SECTION.split(readme)[1:]}
+    pages: dict[str, str] = {}
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        for match in MARKER.finditer(page.read_text(encoding="utf-8")):
+            part = sections.get(match[2]) if match[1] == "readme" else None
+            if part is not None:
+                for heading in [part.splitlines()[0], *re.findall(r"^#{3,} (.+)$", part, re.M)]:
+                    pages.setdefault(_anchor(heading), page.relative_to(ROOT / "docs").as_posix())
+    return pages
+
+
 def _target(link: str, source: str, page_dir: str, repo_url: str) -> str:
     """A link written in the repository file ``source``, as seen from a page in ``page_dir``."""
+    if link.startswith("#") and source == "README.md":
+        page = readme_anchor_pages().get(link[1:])
+        return posixpath.relpath(page, page_dir or ".") + link if page else link
     if re.match(r"[a-z][a-z0-9+.-]*:|#|/", link):
         return link
     path, hash_, anchor = link.partition("#")

@@ -75,9 +75,22 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         that did not succeed, with their recorded requests and keys. Templated.
     :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per video and
         ``manifest.jsonl``. Templated. Required.
-    :param model, duration, dimension, seed, loop, logo, ratio, resolution, frames, framespersecond,
-        camera_fixed, watermark, service_tier, execution_expires_after, generate_audio, draft: request
-        fields shared by every item (default None: the API's default); an item's own value wins.
+    :param model: shared request field; an item's own value wins. Default None.
+    :param duration: shared request field; an item's own value wins. Default None.
+    :param dimension: shared request field; an item's own value wins. Default None.
+    :param seed: shared request field; an item's own value wins. Default None.
+    :param loop: shared request field; an item's own value wins. Default None.
+    :param logo: shared request field; an item's own value wins. Default None.
+    :param ratio: shared request field; an item's own value wins. Default None.
+    :param resolution: shared request field; an item's own value wins. Default None.
+    :param frames: shared request field; an item's own value wins. Default None.
+    :param framespersecond: shared request field; an item's own value wins. Default None.
+    :param camera_fixed: shared request field; an item's own value wins. Default None.
+    :param watermark: shared request field; an item's own value wins. Default None.
+    :param service_tier: shared request field; an item's own value wins. Default None.
+    :param execution_expires_after: shared request field; an item's own value wins. Default None.
+    :param generate_audio: shared request field; an item's own value wins. Default None.
+    :param draft: shared request field; an item's own value wins. Default None.
     :param max_in_flight: most remote tasks running at once (default 10).
     :param max_failed_items: failed items tolerated before the Airflow task fails, as a count
         (int) or a fraction of the batch (float, 0-1). Default 0. Decided once every item ended.
