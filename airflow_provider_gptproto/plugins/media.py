@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 from typing import Literal
-from urllib.parse import unquote, urlparse
 
-from airflow.configuration import conf
 from fastapi import HTTPException, status
 from starlette.responses import FileResponse
 
+from airflow_provider_gptproto.plugins.locations import inside_media_roots, local_path
 from airflow_provider_gptproto.plugins.records import VideoRecord
 
 MediaKind = Literal["video", "poster"]
@@ -25,22 +24,6 @@ MEDIA_TYPES = {
     "video": {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime"},
     "poster": {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"},
 }
-
-
-def media_roots() -> list[str]:
-    """``[gptproto] ui_media_roots``: comma-separated folders; empty means wherever tasks stored videos."""
-    raw = conf.get("gptproto", "ui_media_roots", fallback="") or ""
-    return [os.path.realpath(part.strip()) for part in raw.split(",") if part.strip()]
-
-
-def local_path(uri: str | None) -> str | None:
-    """The local file a recorded ``uri`` names (plain path or ``file://``), or None for other stores."""
-    if not uri:
-        return None
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file", "local") and (parsed.scheme == "" or parsed.netloc in ("", "localhost")):
-        return unquote(parsed.path) if parsed.scheme else uri
-    return None
 
 
 def servable_file(record: VideoRecord, kind: MediaKind) -> tuple[str, str]:
@@ -56,8 +39,7 @@ def servable_file(record: VideoRecord, kind: MediaKind) -> tuple[str, str]:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"No {kind} to serve: the recorded file is not a {kind}"
         )
-    roots = media_roots()
-    if roots and not any(os.path.commonpath([real, root]) == root for root in roots):
+    if not inside_media_roots(real):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"No {kind} to serve: outside [gptproto] ui_media_roots"
         )

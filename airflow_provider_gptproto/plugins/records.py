@@ -1,12 +1,15 @@
 """What the plugin knows about a video, read from Airflow's metadata DB.
 
 Two sources only: a task instance's own results (its ``return_value`` and the ``gptproto_video_url``
-XCom the provider's operators push) and events of the ``gptproto_videos`` asset. A file is ever
-served only from a location one of them recorded; callers pass ids, never paths.
+XCom the provider's operators push; for a batch, the manifest its result names) and events of the
+``gptproto_videos`` asset. A file is ever served only from a location one of them recorded; callers
+pass ids, never paths.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +21,7 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import func, select
 
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
+from airflow_provider_gptproto.plugins.locations import inside_media_roots, local_path
 from airflow_provider_gptproto.plugins.signed_urls import signed_url_expiry
 from airflow_provider_gptproto.utils.poster import POSTER_KEY
 
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
 
 VIDEOS_ASSET = "gptproto_videos"
 RETURN_VALUE = "return_value"
+# A batch result names its manifest; the Video tab shows this many of its videos (the manifest has all).
+MANIFEST_KEY = "manifest"
+BATCH_TAB_LIMIT = 100
 
 
 @dataclass
@@ -96,7 +103,11 @@ def task_records(
     """
     xcoms = _xcoms(session, dag_id, run_id, task_id, map_index)
     result = xcoms.get(RETURN_VALUE)
-    items = [result] if isinstance(result, Mapping) else list(result) if isinstance(result, list) else []
+    items: list[Any] = (
+        [result] if isinstance(result, Mapping) else list(result) if isinstance(result, list) else []
+    )
+    if isinstance(result, Mapping) and result.get(MANIFEST_KEY):
+        items = manifest_videos(_text(result.get(MANIFEST_KEY)))
     records = [
         _from_result(item, dag_id, run_id, task_id, map_index)
         for item in items
@@ -113,6 +124,30 @@ def task_records(
         if record.stored_uri is None and record.gptproto_task_id:
             _attach_stored_copy(session, record)
     return records
+
+
+def manifest_videos(manifest_uri: str | None, limit: int = BATCH_TAB_LIMIT) -> list[dict[str, Any]]:
+    """The first ``limit`` succeeded rows of a batch's ``manifest.jsonl``, when it is a readable local file.
+
+    The manifest's location comes from the task's own result, and it is read only inside
+    ``[gptproto] ui_media_roots`` (when set), like the videos themselves.
+    """
+    path = local_path(manifest_uri)
+    real = os.path.realpath(path) if path and os.path.isabs(path) else None
+    if real is None or not inside_media_roots(real) or not os.path.isfile(real):
+        return []
+    rows: list[dict[str, Any]] = []
+    with open(real, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # not a manifest line; the rest may still be
+            if isinstance(row, dict) and row.get("status") == "succeeded" and row.get("uri"):
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+    return rows
 
 
 def _from_result(
@@ -203,6 +238,10 @@ def event_record(event: AssetEvent) -> VideoRecord:
         event_id=event.id,
         timestamp=event.timestamp,
     )
+    if extra.get(MANIFEST_KEY) and record.prompt is None:  # one event per batch, see the batch operator
+        record.prompt = (
+            f"Batch: {extra.get('succeeded')} of {extra.get('total')} videos (see the task's Video tab)"
+        )
     return record
 
 

@@ -12,18 +12,18 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, NamedTuple
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
 from airflow_provider_gptproto.models import GenerationTask
-from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
+from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
 
 CANCEL_TIMEOUT_SECONDS = 30.0
 CANCEL_CONCURRENCY = 8
 
 
-class GPTProtoBatchTrigger(BaseTrigger):
+class GPTProtoBatchTrigger(GPTProtoPollingTrigger):
     """Poll a batch's in-flight tasks; fire once *enough* of them have finished.
 
     "Enough" means worth a worker phase: at least ``min_finished`` watched tasks are terminal (or
@@ -56,37 +56,16 @@ class GPTProtoBatchTrigger(BaseTrigger):
         max_wait_ready: float = 300.0,
         cancel_on_kill: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(gptproto_conn_id, poll_interval, deadline, cancel_on_kill)
         self.watch = dict(watch)
-        self.gptproto_conn_id = gptproto_conn_id
-        self.poll_interval = float(poll_interval)
-        self.deadline = deadline
         self.min_finished = max(1, min(int(min_finished), len(self.watch) or 1))
         self.max_wait_ready = float(max_wait_ready)
-        self.cancel_on_kill = cancel_on_kill
-        self._hook: GPTProtoHook | None = None
         self._finished: set[str] = set()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "watch": self.watch,
-                "gptproto_conn_id": self.gptproto_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "min_finished": self.min_finished,
-                "max_wait_ready": self.max_wait_ready,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
+        return self._serialized(
+            watch=self.watch, min_finished=self.min_finished, max_wait_ready=self.max_wait_ready
         )
-
-    @property
-    def hook(self) -> GPTProtoHook:
-        # One attempt per call: the poll loop below owns backoff.
-        if self._hook is None:
-            self._hook = GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
-        return self._hook
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         done: dict[str, GenerationTask] = {}
@@ -142,11 +121,6 @@ class GPTProtoBatchTrigger(BaseTrigger):
         finally:
             await self.cleanup()
 
-    async def _sleep(self, seconds: float) -> None:
-        if self.deadline is not None:
-            seconds = max(0.0, min(seconds, self.deadline - time.time()))
-        await asyncio.sleep(seconds)
-
     def _event(
         self,
         status: str,
@@ -165,23 +139,8 @@ class GPTProtoBatchTrigger(BaseTrigger):
             }
         )
 
-    async def cleanup(self) -> None:
-        """Release the shared HTTP session (always called by the triggerer, also on shutdown)."""
-        if self._hook is not None:
-            await self._hook.aclose()
-
-    async def on_kill(self) -> None:
-        """A user ended the Airflow task while deferred: cancel every watched task still running.
-
-        Guarded like the single trigger: a batch whose wait merely moved to another triggerer
-        (apache/airflow#73454) is never cancelled, only one a user confirmably stopped.
-        """
-        try:
-            if not self.cancel_on_kill or not await user_stopped_task(self, self.log):
-                return
-            await self._cancel_all([i for i in self.watch if i not in self._finished])
-        finally:
-            await self.cleanup()
+    async def cancel_remote(self) -> None:
+        await self._cancel_all([i for i in self.watch if i not in self._finished])
 
     async def _cancel_all(self, task_ids: list[str]) -> None:
         """Cancel the tasks still queued or running; a finished one is left alone (a DELETE would

@@ -1,7 +1,6 @@
 """GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot.
 
-It only polls (never creates), so a triggerer restart that re-runs it from its stored kwargs is
-harmless, and its deadline is absolute so a restart does not grant a fresh timeout. Transient
+Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``). Transient
 trouble (5xx, 429, dropped connections, garbled bodies) is waited out with backoff until the
 deadline; only a terminal task, the deadline or a permanent error (bad key, unknown task) ends it.
 """
@@ -13,17 +12,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
-from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
+from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
 
 CANCEL_TIMEOUT_SECONDS = 20.0
 
 
-class GPTProtoTaskTrigger(BaseTrigger):
+class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
     """Poll one GPTProto task until it ends; yield exactly one event.
 
     Event payload: ``{"status": "success" | "failed" | "timeout" | "error", "task_id", "task"
@@ -48,32 +47,11 @@ class GPTProtoTaskTrigger(BaseTrigger):
         deadline: float | None = None,
         cancel_on_kill: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(gptproto_conn_id, poll_interval, deadline, cancel_on_kill)
         self.gptproto_task_id = gptproto_task_id
-        self.gptproto_conn_id = gptproto_conn_id
-        self.poll_interval = float(poll_interval)
-        self.deadline = deadline
-        self.cancel_on_kill = cancel_on_kill
-        self._hook: GPTProtoHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "gptproto_task_id": self.gptproto_task_id,
-                "gptproto_conn_id": self.gptproto_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
-        )
-
-    @property
-    def hook(self) -> GPTProtoHook:
-        # One attempt per poll: the poll loop below owns backoff, so hook retries would only stack.
-        if self._hook is None:
-            self._hook = GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
-        return self._hook
+        return self._serialized(gptproto_task_id=self.gptproto_task_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
@@ -114,11 +92,6 @@ class GPTProtoTaskTrigger(BaseTrigger):
         finally:
             await self.cleanup()
 
-    async def _sleep(self, seconds: float) -> None:
-        if self.deadline is not None:
-            seconds = max(0.0, min(seconds, self.deadline - time.time()))
-        await asyncio.sleep(seconds)
-
     async def _finished_event(self, task: GenerationTask) -> TriggerEvent:
         succeeded = task.status is TaskStatus.SUCCEEDED
         size = await self.hook.avideo_size(task.video_url) if succeeded and task.video_url else None
@@ -138,29 +111,14 @@ class GPTProtoTaskTrigger(BaseTrigger):
             }
         )
 
-    async def cleanup(self) -> None:
-        """Release the shared HTTP session (always called by the triggerer, also on shutdown)."""
-        if self._hook is not None:
-            await self._hook.aclose()
-
-    async def on_kill(self) -> None:
-        """A user ended the Airflow task while deferred: stop paying for the remote task.
-
-        Airflow 3.3.0-3.3.2 also calls this when a stalled triggerer finds its wait moved to another
-        triggerer (apache/airflow#73454); :func:`user_stopped_task` tells the two apart by asking
-        Airflow whether the task is still deferred, and only a confirmed user action cancels.
-        """
+    async def cancel_remote(self) -> None:
         try:
-            if not self.cancel_on_kill or not await user_stopped_task(self, self.log):
-                return
             await asyncio.wait_for(self.hook.acancel_task(self.gptproto_task_id), CANCEL_TIMEOUT_SECONDS)
             self.log.info(
                 "Cancelled GPTProto task %s after the Airflow task was stopped", self.gptproto_task_id
             )
         except (GPTProtoError, asyncio.TimeoutError) as exc:
             self.log.warning("Could not cancel GPTProto task %s: %s", self.gptproto_task_id, exc)
-        finally:
-            await self.cleanup()
 
 
 class TriggerOutcome(NamedTuple):

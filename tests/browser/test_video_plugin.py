@@ -17,7 +17,14 @@ from urllib.parse import quote
 import pytest
 
 from tests.browser.ui import UI_TIMEOUT_MS, login, require_browser
-from tests.support.video_plugin_stack import ALPHA, BETA, SIGNED_ONLY, VideoPluginStack, video_plugin_stack
+from tests.support.video_plugin_stack import (
+    ALPHA,
+    BATCH,
+    BETA,
+    SIGNED_ONLY,
+    VideoPluginStack,
+    video_plugin_stack,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Frame, Page
@@ -112,8 +119,8 @@ def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack, 
     # can remount the iframe, so a Frame object taken early may be detached later.
     frame = page.frame_locator("iframe[title='GPTProto videos']")
     cards = frame.locator("article.card")
-    expect(cards).to_have_count(2)
-    for dag_id, prompt in ((ALPHA, "A red fox"), (BETA, "A paper boat")):
+    expect(cards).to_have_count(3)
+    for dag_id, prompt in ((ALPHA, "A red fox"), (BETA, "A paper boat"), (BATCH, "Batch: 2 of 2 videos")):
         card = cards.filter(has_text=prompt)
         expect(card.get_by_role("link", name=dag_id, exact=True)).to_be_visible()
         expect(card.get_by_role("link", name=plugin.run_id(dag_id), exact=True)).to_be_visible()

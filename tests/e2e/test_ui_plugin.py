@@ -1,7 +1,7 @@
 """The UI plugin's endpoints against a real api-server: permissions, file lookup, Range, secrets.
 
 One Airflow stack (api-server, scheduler, dag-processor, triggerer) for the module, with two
-emulators and four finished runs (see ``tests/support/video_plugin_stack.py``). Requests go over
+emulators and five finished runs (see ``tests/support/video_plugin_stack.py``). Requests go over
 HTTP like the browser's: a bearer token from ``POST /auth/token``, or nothing.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import requests
 
 from tests.support.video_plugin_stack import (
     ALPHA,
+    BATCH,
     BETA,
     HOSTILE,
     LIMITED_USER,
@@ -85,8 +87,8 @@ def _all_endpoints(plugin: VideoPluginStack) -> list[str]:
 def test_runs_succeed_and_downloads_record_posters(plugin: VideoPluginStack) -> None:
     assert {dag_id: run.state for dag_id, run in plugin.runs.items()} == dict.fromkeys(plugin.runs, "success")
     events = plugin.admin.asset_events("gptproto_videos")
-    assert {e["source_dag_id"] for e in events} == {ALPHA, BETA}
-    for event in events:
+    assert sorted(e["source_dag_id"] for e in events) == [ALPHA, BATCH, BETA]  # one event per batch
+    for event in (e for e in events if e["source_dag_id"] != BATCH):
         video, poster = Path(event["extra"]["uri"]), Path(event["extra"]["poster_uri"])
         assert poster == video.with_suffix(".jpg") and poster.is_file()
         assert poster.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
@@ -135,6 +137,27 @@ def test_video_tab_of_download_and_generate(plugin: VideoPluginStack) -> None:
     assert "A red fox running through fresh snow at dawn" in page and "Usage" in page
 
 
+def test_video_tab_of_a_batch_lists_its_videos_from_the_manifest(plugin: VideoPluginStack) -> None:
+    videos = _get(plugin, _ti_path(plugin, "api/ti", BATCH, "batch")).json()["videos"]
+    assert sorted(v["record"]["prompt"] for v in videos) == ["A kite over green hills", "A tram at night"]
+    manifest = [
+        json.loads(line)
+        for line in (plugin.output_dir / BATCH / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    sha_by_prompt = {row["prompt"]: row["sha256"] for row in manifest}
+    for video in videos:
+        record = video["record"]
+        assert video["source"] == video["stored"] and record["stored"] is True and record["seed"] == 11
+        served = _get(plugin, video["stored"])
+        assert served.status_code == 200 and served.headers["content-type"] == "video/mp4"
+        assert (
+            hashlib.sha256(served.content).hexdigest() == record["sha256"] == sha_by_prompt[record["prompt"]]
+        )
+    page = _get(plugin, _ti_path(plugin, "ti", BATCH, "batch")).text
+    assert page.count('<video controls preload="auto" src="/gptproto/media/ti/') == 2
+
+
 def test_video_is_served_with_range_support(plugin: VideoPluginStack) -> None:
     video = _get(plugin, _ti_path(plugin, "api/ti", ALPHA, "download")).json()["videos"][0]
     whole = _get(plugin, video["stored"])
@@ -153,17 +176,20 @@ def test_video_is_served_with_range_support(plugin: VideoPluginStack) -> None:
 
 def test_gallery_lists_newest_first_with_filter_and_paging(plugin: VideoPluginStack) -> None:
     data = _get(plugin, "/gptproto/api/videos").json()
-    assert data["total_entries"] == 2 and data["dag_ids"] == [ALPHA, BETA]
+    assert data["total_entries"] == 3 and data["dag_ids"] == [ALPHA, BATCH, BETA]
     stamps = [v["timestamp"] for v in data["videos"]]
     assert stamps == sorted(stamps, reverse=True)
     for video in data["videos"]:
         assert video["run_id"] == plugin.run_id(video["dag_id"]) and video["prompt"]
+        if video["dag_id"] == BATCH:  # the batch's one event names its manifest, not a video
+            assert video["prompt"].startswith("Batch: 2 of 2 videos") and video["poster"] is None
+            continue
         poster = _get(plugin, video["poster"])
         assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"
     only_beta = _get(plugin, f"/gptproto/api/videos?dag_id={BETA}").json()
     assert [v["dag_id"] for v in only_beta["videos"]] == [BETA] and only_beta["total_entries"] == 1
     second = _get(plugin, "/gptproto/api/videos?limit=1&offset=1").json()
-    assert second["total_entries"] == 2 and [v["event_id"] for v in second["videos"]] == [
+    assert second["total_entries"] == 3 and [v["event_id"] for v in second["videos"]] == [
         data["videos"][1]["event_id"]
     ]
     page = _get(plugin, "/gptproto/videos?limit=1").text

@@ -25,11 +25,12 @@ from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_em
 from tests.support.airflow_stack import REPO_ROOT, AirflowClient, AirflowStack, RunOutcome
 
 DAGS = Path(__file__).parent / "video_plugin_dags"
-ALPHA, BETA, SIGNED_ONLY, HOSTILE = (
+ALPHA, BETA, SIGNED_ONLY, HOSTILE, BATCH = (
     "ui_videos_alpha",
     "ui_videos_beta",
     "ui_videos_signed_only",
     "ui_videos_hostile",
+    "ui_videos_batch",
 )
 LIMITED_USER = "alice"
 SHORT_TTL = 8.0
@@ -56,7 +57,7 @@ class VideoPluginStack:
 
 @contextmanager
 def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
-    """Start everything, run the four DAGs once, yield; stop everything."""
+    """Start everything, run the five DAGs once, yield; stop everything."""
     output_dir, outside_dir = work / "videos", work / "outside"
     output_dir.mkdir()
     outside_dir.mkdir()
@@ -82,7 +83,7 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
         stack = AirflowStack(
             home,
             dags_folder=DAGS,
-            wait_for_dags=(ALPHA, BETA, SIGNED_ONLY, HOSTILE),
+            wait_for_dags=(ALPHA, BETA, SIGNED_ONLY, HOSTILE, BATCH),
             dags_paused=False,
             extra_env={
                 **{name: json.dumps(conn) for name, conn in conns.items()},
@@ -109,7 +110,7 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
         passwords.write_text(json.dumps({**json.loads(passwords.read_text()), LIMITED_USER: alice_password}))
         stack.start()
         client = stack.client
-        run_ids = [(dag_id, client.trigger(dag_id)) for dag_id in (ALPHA, BETA, SIGNED_ONLY, HOSTILE)]
+        run_ids = [(dag_id, client.trigger(dag_id)) for dag_id in (ALPHA, BETA, SIGNED_ONLY, HOSTILE, BATCH)]
         finished = client.wait_for_runs(run_ids, timeout=RUN_TIMEOUT, poll=0.5)
         runs = {dag_id: finished[(dag_id, run_id)] for dag_id, run_id in run_ids}
         alice = AirflowClient(stack.base_url, LIMITED_USER, alice_password)

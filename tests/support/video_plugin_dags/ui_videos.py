@@ -1,4 +1,4 @@
-"""DAGs for the UI plugin's tests: two producers, one without a download, one that records hostile paths.
+"""DAGs for the UI plugin's tests: two producers, a batch, one without a download, one with hostile paths.
 
 The output folder is the Variable ``gptproto_output_dir`` (the test stack sets it).
 """
@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Variable, task
 
+from airflow_provider_gptproto.operators.batch import GPTProtoBatchGenerateVideosOperator
 from airflow_provider_gptproto.operators.gptproto import (
     GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
@@ -35,6 +36,19 @@ for dag_id, prompt in (
         GPTProtoDownloadVideoOperator(
             task_id="download", gptproto_task=generate.output, destination=f"{OUTPUT_DIR}/{dag_id}/"
         )
+
+# Two videos as one batch task: its Video tab lists both (read from the manifest it names).
+with DAG(dag_id="ui_videos_batch", start_date=START, schedule=None, catchup=False):
+    GPTProtoBatchGenerateVideosOperator(
+        task_id="batch",
+        prompts=["A kite over green hills", {"prompt": "A tram at night", "key": "tram"}],
+        destination=f"{OUTPUT_DIR}/ui_videos_batch/",
+        duration="5s",
+        dimension="768:768",
+        seed=11,
+        poll_interval=1,
+        max_in_flight=2,
+    )
 
 # Generated, never downloaded, through an emulator whose links expire after a few seconds.
 with DAG(dag_id="ui_videos_signed_only", start_date=START, schedule=None, catchup=False):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi import HTTPException
 
-from airflow_provider_gptproto.plugins.media import local_path, servable_file
+from airflow_provider_gptproto.plugins.locations import local_path
+from airflow_provider_gptproto.plugins.media import servable_file
 from airflow_provider_gptproto.plugins.records import VideoRecord
 
 

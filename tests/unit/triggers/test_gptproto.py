@@ -21,6 +21,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoServerError,
 )
 from airflow_provider_gptproto.hooks._retry import MAX_POLL_BACKOFF_SECONDS
+from airflow_provider_gptproto.triggers import base as base_module
 from airflow_provider_gptproto.triggers import gptproto as trigger_module
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from tests.unit.fakes import VIDEO_URL, HookFactory, patch_hook, task
@@ -53,13 +54,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         await real_sleep(0)
 
     monkeypatch.setattr(trigger_module, "time", fake)
+    monkeypatch.setattr(base_module, "time", fake)  # the deadline cap on sleeps
     monkeypatch.setattr(asyncio, "sleep", sleep)
     return fake
 
 
 @pytest.fixture
 def factory(monkeypatch: pytest.MonkeyPatch) -> HookFactory:
-    return patch_hook(monkeypatch, trigger_module)
+    return patch_hook(monkeypatch, base_module)  # the triggers' hook is built in triggers.base
 
 
 async def run(trigger: GPTProtoTaskTrigger) -> list[dict[str, Any]]:
