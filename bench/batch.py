@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from typing import Any
 
@@ -37,38 +36,28 @@ TARGET_SLOT_SECONDS = 0.1
 TARGET_RATIO = 15.0
 
 
-class TreeRSS:
+class TreeRSS(common.PeriodicSampler):
     """Peak RSS of processes matching ``pick(pid, cmdline)`` under ``roots``' sessions, sampled 1/s."""
 
     def __init__(self, roots: list[int], pick: Any) -> None:
+        super().__init__(1.0, "tree-rss")
         self.roots, self.pick = roots, pick
         self.peak_single = 0
         self.peak_total = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            sids = {os.getsid(r) for r in self.roots if psutil.pid_exists(r)}
-            total = 0
-            for proc in psutil.process_iter(["pid", "cmdline"]):
-                try:
-                    if os.getsid(proc.pid) in sids and self.pick(" ".join(proc.info["cmdline"] or [])):
-                        rss = int(proc.memory_info().rss)
-                        total += rss
-                        self.peak_single = max(self.peak_single, rss)
-                except (psutil.Error, OSError):
-                    continue
-            self.peak_total = max(self.peak_total, total)
-            self._stop.wait(1.0)
+    def sample(self) -> bool:
+        sids = {os.getsid(r) for r in self.roots if psutil.pid_exists(r)}
+        total = 0
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if os.getsid(proc.pid) in sids and self.pick(" ".join(proc.info["cmdline"] or [])):
+                    rss = int(proc.memory_info().rss)
+                    total += rss
+                    self.peak_single = max(self.peak_single, rss)
+            except (psutil.Error, OSError):
+                continue
+        self.peak_total = max(self.peak_total, total)
+        return True
 
 
 def _run_dag(stack: Any, emu_url: str, dag_id: str, timeout: float) -> dict[str, Any]:

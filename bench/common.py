@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -152,17 +152,18 @@ class Sample:
     cpu: float
 
 
-class Sampler:
-    """Samples a process's sockets, fds, RSS and CPU from outside, once per ``interval`` (a thread)."""
+_Sampler = TypeVar("_Sampler", bound="PeriodicSampler")
 
-    def __init__(self, pid: int, interval: float = 1.0) -> None:
-        self.pid = pid
+
+class PeriodicSampler:
+    """A background thread that calls :meth:`sample` every ``interval`` seconds until the block ends."""
+
+    def __init__(self, interval: float, name: str) -> None:
         self.interval = interval
-        self.samples: list[Sample] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"sampler-{pid}")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self: _Sampler) -> _Sampler:
         self._thread.start()
         return self
 
@@ -171,22 +172,38 @@ class Sampler:
         self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                proc = psutil.Process(self.pid)
-                times = proc.cpu_times()
-                self.samples.append(
-                    Sample(
-                        time.time(),
-                        socket_fds(self.pid),
-                        proc.num_fds(),
-                        int(proc.memory_info().rss),
-                        float(times.user + times.system),
-                    )
-                )
-            except psutil.Error:
-                return
+        while not self._stop.is_set() and self.sample():
             self._stop.wait(self.interval)
+
+    def sample(self) -> bool:
+        """Take one sample; False stops sampling."""
+        raise NotImplementedError
+
+
+class Sampler(PeriodicSampler):
+    """Samples a process's sockets, fds, RSS and CPU from outside, once per ``interval`` (a thread)."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        super().__init__(interval, f"sampler-{pid}")
+        self.pid = pid
+        self.samples: list[Sample] = []
+
+    def sample(self) -> bool:
+        try:
+            proc = psutil.Process(self.pid)
+            times = proc.cpu_times()
+            self.samples.append(
+                Sample(
+                    time.time(),
+                    socket_fds(self.pid),
+                    proc.num_fds(),
+                    int(proc.memory_info().rss),
+                    float(times.user + times.system),
+                )
+            )
+        except psutil.Error:
+            return False
+        return True
 
     def between(self, start: float, end: float) -> list[Sample]:
         return [s for s in self.samples if start <= s.at <= end]
