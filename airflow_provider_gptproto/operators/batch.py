@@ -47,6 +47,7 @@ from airflow_provider_gptproto.utils.batch_journal import (
     read_manifest,
     write_manifest,
 )
+from airflow_provider_gptproto.utils.destination import check_destination, is_static
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -173,6 +174,8 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValueError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
         failure_budget(max_failed_items, 1)  # type and range, at parse time
+        # The folder's filesystem and storage connection, as far as a template lets us see them.
+        check_destination(destination, templated=not is_static({"destination": destination}))
         self.prompts = prompts
         self.requests_file = requests_file
         self.retry_failed_from = retry_failed_from

@@ -31,7 +31,7 @@ from airflow_provider_gptproto.hooks.gptproto import (
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
-from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
+from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
 from airflow_provider_gptproto.utils.poster import store_poster
 from airflow_provider_gptproto.utils.results import announce, deliver
 from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
@@ -176,7 +176,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self._result: dict[str, Any] | None = None  # the finished task, for OpenLineage
         if poll_interval <= 0 or self.timeout <= 0:
             raise ValueError("poll_interval and timeout must be positive")
-        if _is_static(self._request_params()):
+        if is_static(self._request_params()):
             self.build_request()  # fail at parse time, not at 3 a.m.
 
     # ------------------------------------------------------------------------------ helpers
@@ -388,23 +388,6 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             hook.close()
 
 
-def _is_static(params: dict[str, Any]) -> bool:
-    """True when no value is a template or a reference resolved at run time (XComArg, mapped arg)."""
-
-    def plain(value: Any) -> bool:
-        if isinstance(value, str):
-            return "{{" not in value and "{%" not in value
-        if isinstance(value, (int, float, bool, type(None))):
-            return True
-        if isinstance(value, dict):
-            return all(plain(v) for v in value.values())
-        if isinstance(value, (list, tuple)):
-            return all(plain(v) for v in value)
-        return False
-
-    return all(plain(v) for v in params.values())
-
-
 class GPTProtoDownloadVideoOperator(BaseOperator):
     """Land a finished video in storage and announce it as an asset event.
 
@@ -462,7 +445,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
             destination = kwargs["destination"]
             check_destination(
                 destination,
-                templated=not _is_static({"destination": destination}),
+                templated=not is_static({"destination": destination}),
                 check_connection=kwargs.get("check_storage_connection", True),
             )
 

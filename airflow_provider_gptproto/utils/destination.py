@@ -149,3 +149,20 @@ def check_if_exists(value: Any) -> str:
             field="if_exists",
         )
     return str(value)
+
+
+def is_static(params: dict[str, Any]) -> bool:
+    """True when no value is a template or a reference resolved at run time (XComArg, mapped arg)."""
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, str):
+            return "{{" not in value and "{%" not in value
+        if isinstance(value, (int, float, bool, type(None))):
+            return True
+        if isinstance(value, dict):
+            return all(plain(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        return False
+
+    return all(plain(v) for v in params.values())

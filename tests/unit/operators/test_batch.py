@@ -151,6 +151,13 @@ def test_invalid_item_fails_before_anything_is_paid(tmp_path: Path) -> None:
     assert hook.created == []
 
 
+def test_an_s3_destination_without_s3fs_fails_when_the_dag_is_parsed() -> None:
+    for destination in ("s3://aws_default@videos/nightly/", "s3://aws_default@videos/{{ ds }}/"):
+        with pytest.raises(GPTProtoRequestError, match=r"amazon\[s3fs\]") as err:
+            GPTProtoBatchGenerateVideosOperator(task_id="batch", prompts=["a"], destination=destination)
+        assert err.value.field == "destination"
+
+
 def test_partial_failures_are_recorded_and_the_budget_decides(tmp_path: Path) -> None:
     outcomes = {"policy": TaskStatus.FAILED, "broken": TaskStatus.FAILED, "late": TaskStatus.EXPIRED}
     prompts = ["ok 0", "policy 1", "broken 2", "ok 3", "late 4"]
