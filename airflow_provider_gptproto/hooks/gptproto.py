@@ -514,10 +514,14 @@ class GPTProtoHook(BaseHook):
             return self.wait_for_task(task.task_id, poll_interval, timeout)
         except GPTProtoTimeoutError:
             if cancel_on_timeout:
-                self._cancel_quietly(task.task_id)
+                self.cancel_after_timeout(task.task_id)
             raise
 
-    def _cancel_quietly(self, task_id: str) -> None:
+    def cancel_after_timeout(self, task_id: str) -> None:
+        """Cancel a task its caller stopped waiting for; log, never raise (the timeout is the error).
+
+        :param task_id: the remote task id.
+        """
         try:
             self.cancel_task(task_id)
             self.log.info("Cancelled GPTProto task %s after the timeout", task_id)

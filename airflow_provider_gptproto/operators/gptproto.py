@@ -246,7 +246,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
                     task.task_id, self.poll_interval, deadline=deadline, raise_on_failure=False
                 )
             except GPTProtoTimeoutError:
-                self._cancel_after_timeout(self.hook, task.task_id)
+                self.hook.cancel_after_timeout(task.task_id)
                 raise
         return self._finish(self.hook.video_size, task, context, state)
 
@@ -258,7 +258,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self._remote_task_id = task_id
         if status == "timeout":
             try:
-                self._cancel_after_timeout(self.hook, task_id)
+                self.hook.cancel_after_timeout(task_id)
             finally:
                 self.hook.close()
             raise GPTProtoTimeoutError(f"{message} (timeout {self.timeout:.0f} s)")
@@ -359,13 +359,6 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         state.clear()
         self._result = result
         return result
-
-    def _cancel_after_timeout(self, hook: GPTProtoHook, task_id: str) -> None:
-        try:
-            hook.cancel_task(task_id)
-            self.log.info("Cancelled GPTProto task %s after the timeout", task_id)
-        except GPTProtoError as exc:
-            self.log.warning("GPTProto task %s could not be cancelled (%s)", task_id, exc)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """Reference image URLs as inputs; the ``gptproto`` run facet (see utils/openlineage.py)."""

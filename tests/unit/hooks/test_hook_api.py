@@ -147,6 +147,15 @@ def test_generate_video_raises_when_the_task_ends_without_a_video(
     assert "render farm on fire" in str(caught.value)
 
 
+def test_cancel_after_timeout_logs_a_refusal_instead_of_raising(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ordered.delete(task_url(), status=400, json={"error": {"code": "InvalidParameter", "message": "running"}})
+    hook.cancel_after_timeout("t1")  # the timeout stays the error the caller raises
+    assert "GPTProto task t1 could not be cancelled" in capsys.readouterr().out
+    assert [c.request.method for c in ordered.calls] == ["DELETE"]
+
+
 def test_generate_video_cancels_a_task_still_queued_at_the_timeout(
     hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
 ) -> None:
