@@ -2,7 +2,8 @@
 
 Every Airflow process reads plugin lists, but only the api-server serves them, so the FastAPI app
 is built on its first request rather than when this module is imported. ``[gptproto]
-ui_plugin_enabled = False`` leaves the plugin empty: no tab, no menu entry, no endpoints.
+ui_plugin_enabled = False`` leaves the plugin empty: no tab, no menu entry, no endpoints. So does
+Airflow 3.0, whose UI has no ``external_views`` to show the tab and the page in.
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from airflow import __version__ as airflow_version
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
+from packaging.version import Version
 
 URL_PREFIX = "/gptproto"
 CONFIG_SECTION = "gptproto"
 
 
 def plugin_enabled() -> bool:
-    return conf.getboolean(CONFIG_SECTION, "ui_plugin_enabled", fallback=True)
+    """``[gptproto] ui_plugin_enabled``, on an Airflow whose UI shows plugin views (3.1+)."""
+    has_external_views = Version(Version(airflow_version).base_version) >= Version("3.1")
+    return has_external_views and conf.getboolean(CONFIG_SECTION, "ui_plugin_enabled", fallback=True)
 
 
 def ui_base_path() -> str:

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 from starlette.requests import Request
 
 from airflow_provider_gptproto.plugins import entrypoint
@@ -17,6 +19,7 @@ from airflow_provider_gptproto.plugins.app import _map_index, _public, _task_vid
 from airflow_provider_gptproto.plugins.gptproto import GPTProtoUIPlugin
 from airflow_provider_gptproto.plugins.records import VideoRecord
 
+AIRFLOW_VERSION = Version(Version(airflow_version).base_version).release[:2]
 REQUEST = Request({"type": "http", "root_path": "/gptproto", "path": "/", "headers": []})
 NOW = datetime.now(timezone.utc)
 
@@ -90,7 +93,10 @@ def _plugin_in_subprocess(**env: str) -> dict[str, object]:
 def test_config_option_turns_the_plugin_off() -> None:
     assert _plugin_in_subprocess(AIRFLOW__GPTPROTO__UI_PLUGIN_ENABLED="False") == {"views": [], "apps": 0}
     on = _plugin_in_subprocess(AIRFLOW__API__BASE_URL="https://airflow.example/sub/")
-    assert on["apps"] == 1 and on["views"][1] == "/sub/gptproto/videos"
+    if AIRFLOW_VERSION < (3, 1):  # `make test-oldest`: Airflow 3.0 has no plugin views to show
+        assert on == {"views": [], "apps": 0}
+    else:
+        assert on["apps"] == 1 and on["views"][1] == "/sub/gptproto/videos"
 
 
 def test_entry_point_steps_aside_when_provider_info_loads_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
