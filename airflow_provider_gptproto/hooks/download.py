@@ -8,11 +8,14 @@ never sent: video hosts are third parties and pre-signed URLs need no credential
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import timezone
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -37,6 +40,9 @@ WRITE_BYTES = 32 * 1024
 # Chunks waiting for the digest thread: memory stays at a few READ_BYTES whatever the video's size.
 HASH_QUEUE_CHUNKS = 4
 MAX_REDIRECTS = 5
+# A temporary file idle this long belongs to a killed download (a live one writes within the 60 s
+# read timeout); the next download of the same destination removes it.
+STALE_PART_SECONDS = 180.0
 ALLOWED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 
 
@@ -122,6 +128,7 @@ def write_atomically(
     An error writing the hidden temporary file is reported against ``destination``: that is the
     path the user chose and can fix; the temporary name means nothing to them.
     """
+    _sweep_stale_parts(destination)
     temp = destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
     written = 0
     try:
@@ -223,6 +230,24 @@ def _check_headers(resp: requests.Response, max_bytes: int | None) -> tuple[str,
     if max_bytes is not None and expected is not None and expected > max_bytes:
         raise VideoDownloadError(f"Video is {expected} bytes, over max_bytes={max_bytes}")
     return content_type, expected
+
+
+def _sweep_stale_parts(destination: ObjectStoragePath) -> None:
+    """Remove temporary siblings of ``destination`` that a killed download left behind.
+
+    A download killed outright (SIGKILL, a lost worker) cannot remove its ``.part`` file. A live one
+    writes at least once per read timeout or fails and removes its own, so one idle for longer than
+    :data:`STALE_PART_SECONDS` is such a leftover; a concurrent live download's file is left alone.
+    """
+    cutoff = time.time() - STALE_PART_SECONDS
+    with contextlib.suppress(OSError, NotImplementedError, ValueError):  # best effort: never fails a download
+        for part in destination.parent.glob(f".{glob.escape(destination.name)}.*.part"):
+            modified = part.fs.modified(part.path)
+            stamp = (
+                modified.timestamp() if modified.tzinfo else modified.replace(tzinfo=timezone.utc).timestamp()
+            )
+            if stamp < cutoff:
+                _discard(part)
 
 
 def _reason(exc: OSError) -> str:

@@ -102,7 +102,9 @@ def _assert_delivered_once(cluster: Cluster, run_id: str, marker: str, out: Path
     for video in videos:
         head = video.read_bytes()[:12]
         assert head[4:8] == b"ftyp", f"{video.name} is not a whole MP4"
-    assert [p.name for p in out.iterdir() if not p.name.endswith(".mp4")] == []
+    # Besides the videos only their poster frames (clip.mp4 -> clip.jpg, see utils/poster.py): no .part.
+    others = sorted(p.name for p in out.iterdir() if not p.name.endswith(".mp4"))
+    assert others in ([], sorted(v.with_suffix(".jpg").name for v in videos)), others
     assert len(outcome.tis("download")) == count
 
 
@@ -283,7 +285,8 @@ def test_killed_worker_pays_once(cluster: Cluster, tmp_path: Path, phase: str) -
     outcome = cluster.client.wait_for_run(DAG_ID, run_id, timeout=600, poll=2.0, expect=None)
     counts = _prompt_counts(cluster, marker)
     assert list(counts.values()) == [1], f"creates per prompt: {counts}"
-    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith((".mp4", ".part"))] == []
+    stray = [p.name for p in tmp_path.iterdir() if not p.name.endswith((".mp4", ".part", ".jpg"))]
+    assert stray == []  # videos (possibly a killed download's .part) and poster frames only
     for video in tmp_path.glob("*.mp4"):
         assert video.read_bytes()[4:8] == b"ftyp", f"{video.name} is not a whole MP4"
     if outcome.state == "success":

@@ -189,4 +189,7 @@ def test_download_lands_a_verified_mp4(emulator: Any, tmp_path: Any) -> None:
     assert saved["prompt"] == "a lighthouse"
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.width == 768
-    assert [p.name for p in (tmp_path / "videos").iterdir()] == [path.name]  # no temp file left
+    # The video and its poster frame (PyAV is installed here), no temporary file left.
+    poster = path.with_suffix(".jpg")
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == sorted([path.name, poster.name])
+    assert saved["poster_uri"].endswith(str(poster))

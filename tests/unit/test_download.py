@@ -149,6 +149,24 @@ def test_writes_the_whole_video_with_its_sha256(
     assert max(writes) == WRITE_BYTES and sum(writes) == len(data)  # big reads, bounded writes
 
 
+def test_a_killed_downloads_leftover_is_swept_and_a_live_one_kept(
+    dest: ObjectStoragePath, tmp_path: Path
+) -> None:
+    stale = tmp_path / ".video.mp4.0123abcd.part"  # what a SIGKILLed download leaves
+    live = tmp_path / ".video.mp4.4567cdef.part"  # a concurrent download still writing
+    other = tmp_path / ".other.mp4.89abcdef.part"  # another destination's: not ours to judge
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    idle = time.time() - _download.STALE_PART_SECONDS - 5
+    os.utime(stale, (idle, idle))
+    os.utime(other, (idle, idle))
+    data = os.urandom(1000)
+
+    download(FakeResponse(pieces(data), len(data)), dest)
+
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name, "video.mp4"])
+
+
 def test_an_empty_video_has_the_empty_digest(dest: ObjectStoragePath) -> None:
     video = download(FakeResponse(iter(()), 0), dest)
 
