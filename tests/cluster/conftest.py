@@ -7,6 +7,8 @@ quick; every other setting is what ``make cluster`` runs.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +22,18 @@ HEALTH_CHECK_THRESHOLD = 10
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("cluster")
+def cluster() -> Iterator[Cluster]:
+    # Not under pytest's basetemp: every pytest start resets /tmp/pytest-of-<user> to 0700, which
+    # would lock the postgres user out of its data directory before a restart.
+    root = Path(tempfile.mkdtemp(prefix="gptproto-cluster-"))
     open_for_postgres(root)  # Postgres runs as the postgres user when the tests run as root
+    try:
+        yield from _run_cluster(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_cluster(root: Path) -> Iterator[Cluster]:
     with Cluster(
         root,
         dags_folder=DAGS,
