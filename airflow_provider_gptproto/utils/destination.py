@@ -75,12 +75,19 @@ def check_destination(value: Any, *, templated: bool, check_connection: bool = T
         _check_connection(conn_id, value)
 
 
-def _check_filesystem(protocol: str, destination: str) -> None:
-    from airflow.sdk.io.fs import has_fs
+def filesystem_registered(protocol: str) -> bool:
+    """Whether an Airflow provider registered an ObjectStoragePath filesystem for ``protocol``."""
+    try:
+        from airflow.sdk.io.fs import has_fs
+    except ImportError:  # Airflow 3.0 keeps the filesystem registry in core
+        from airflow.io import has_fs  # type: ignore[no-redef,attr-defined,unused-ignore]
+    return bool(has_fs(protocol))
 
+
+def _check_filesystem(protocol: str, destination: str) -> None:
     install = PROVIDER_PACKAGES.get(protocol)
     try:
-        registered = has_fs(protocol)
+        registered = filesystem_registered(protocol)
     except ImportError as exc:  # a provider's filesystem module failed to import
         registered, cause = False, f" ({exc})"
     else:

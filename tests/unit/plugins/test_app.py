@@ -71,6 +71,7 @@ def test_map_index_placeholder_means_unmapped() -> None:
     assert _map_index("{MAP_INDEX}") == -1 and _map_index(None) == -1 and _map_index("3") == 3
 
 
+@pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="Airflow 3.0 has no plugin views; the plugin is empty")
 def test_plugin_views() -> None:
     views = {v["url_route"]: v for v in GPTProtoUIPlugin.external_views}
     assert views["gptproto-video"]["destination"] == "task_instance"
@@ -82,7 +83,8 @@ def test_plugin_views() -> None:
 def _plugin_in_subprocess(**env: str) -> dict[str, object]:
     code = (
         "import json; from airflow_provider_gptproto.plugins.gptproto import GPTProtoUIPlugin as P; "
-        "print(json.dumps({'views': [v['href'] for v in P.external_views], 'apps': len(P.fastapi_apps)}))"
+        "print(json.dumps({'views': [v['href'] for v in getattr(P, 'external_views', [])], "
+        "'apps': len(getattr(P, 'fastapi_apps', []))}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from airflow_provider_gptproto.exceptions import GPTProtoRequestError
+from airflow_provider_gptproto.utils import destination as destination_module
 from airflow_provider_gptproto.utils.destination import (
     check_destination,
     check_if_exists,
@@ -75,9 +76,7 @@ def test_a_registered_filesystem_without_its_library_names_the_library(
     """The amazon provider installed without s3fs: Airflow has the scheme, fsspec lacks the library."""
     import importlib.util
 
-    import airflow.sdk.io.fs as airflow_fs
-
-    monkeypatch.setattr(airflow_fs, "has_fs", lambda scheme: True)
+    monkeypatch.setattr(destination_module, "filesystem_registered", lambda scheme: True)
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "s3fs" else real_find_spec(name)
@@ -97,9 +96,7 @@ def test_a_templated_destination_is_checked_on_its_static_part() -> None:
 def test_an_existing_storage_connection_passes_and_the_check_can_be_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import airflow.sdk.io.fs as airflow_fs
-
-    monkeypatch.setattr(airflow_fs, "has_fs", lambda scheme: True)
+    monkeypatch.setattr(destination_module, "filesystem_registered", lambda scheme: True)
     monkeypatch.setattr("airflow_provider_gptproto.utils.destination._fsspec_library", lambda p: None)
     monkeypatch.setenv("AIRFLOW_CONN_MY_STORE", json.dumps({"conn_type": "aws"}))
     check_destination("s3://my_store@bucket/x/", templated=False)
