@@ -546,6 +546,7 @@ class GPTProtoHook(BaseHook):
         *,
         max_bytes: int | None = None,
         if_exists: str = "overwrite",
+        sweep_stale: bool = True,
     ) -> DownloadedVideo:
         """Stream a video into storage atomically, with flat memory; never sends the API key.
 
@@ -560,6 +561,10 @@ class GPTProtoHook(BaseHook):
         :param if_exists: what to do when ``destination`` already exists: ``"overwrite"`` (default;
             replaced atomically, so a retry repeats cleanly), ``"skip"`` (keep it, download nothing,
             describe the existing file) or ``"fail"``.
+        :param sweep_stale: first remove this destination's temporary files that a killed download
+            left behind, if idle for 3 minutes (this lists the destination's folder). Default True;
+            a caller writing many videos into one folder sweeps it once with
+            ``hooks.download.sweep_stale_parts`` and passes False.
         :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
         :raises GPTProtoRequestError: ``if_exists`` is not one of the three values.
         :raises VideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
@@ -574,7 +579,7 @@ class GPTProtoHook(BaseHook):
         resp = open_stream(
             self.session, url, (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS), USER_AGENT
         )
-        return write_atomically(resp, destination, max_bytes)
+        return write_atomically(resp, destination, max_bytes, sweep=sweep_stale)
 
     def video_size(self, url: str) -> int | None:
         """Size of a video by HEAD (no API key sent); never raises.
