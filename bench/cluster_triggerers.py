@@ -195,7 +195,7 @@ def run(smoke: bool = False) -> BenchResult:
     report = measure(n, interval, window, threshold, 1 if smoke else 4)
     result = BenchResult(
         "cluster_triggerers",
-        "6. Waits on the cluster's two triggerers, and triggerer failover",
+        "Benchmark 6: waits on the cluster's two triggerers, and triggerer failover",
         "smoke" if smoke else "full",
         method=METHOD,
     )

@@ -25,8 +25,8 @@ BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "worker_slots": worker_slots.run,
     "download": download.run,
     "client_overhead": client_overhead.run,
-    "cluster_triggerers": cluster_triggerers.run,
     "batch": batch.run,
+    "cluster_triggerers": cluster_triggerers.run,
 }
 RESULTS_MD = common.REPO_ROOT / "bench" / "results.md"
 

@@ -11,9 +11,11 @@ import contextlib
 import glob
 import hashlib
 import queue
+import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timezone
 from types import TracebackType
@@ -44,6 +46,8 @@ MAX_REDIRECTS = 5
 # read timeout); the next download of the same destination removes it.
 STALE_PART_SECONDS = 180.0
 ALLOWED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
+# What write_atomically names its temporary files: ".<destination name>.<hex>.part".
+_PART_NAME = re.compile(r"^\..+\.[0-9a-f]+\.part$")
 
 
 @dataclass(frozen=True)
@@ -121,14 +125,17 @@ def _exists(destination: ObjectStoragePath) -> bool:
 
 
 def write_atomically(
-    resp: requests.Response, destination: ObjectStoragePath, max_bytes: int | None
+    resp: requests.Response, destination: ObjectStoragePath, max_bytes: int | None, *, sweep: bool = True
 ) -> DownloadedVideo:
     """Stream ``resp`` into ``destination`` (an ObjectStoragePath) via a temporary sibling.
 
     An error writing the hidden temporary file is reported against ``destination``: that is the
-    path the user chose and can fix; the temporary name means nothing to them.
+    path the user chose and can fix; the temporary name means nothing to them. ``sweep=False``
+    skips looking for a killed download's leftovers of this destination (which lists its folder),
+    for a caller that runs :func:`sweep_stale_parts` on the whole folder instead.
     """
-    _sweep_stale_parts(destination)
+    if sweep:
+        _remove_stale(destination.parent.glob(f".{glob.escape(destination.name)}.*.part"))
     temp = destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
     written = 0
     try:
@@ -232,16 +239,26 @@ def _check_headers(resp: requests.Response, max_bytes: int | None) -> tuple[str,
     return content_type, expected
 
 
-def _sweep_stale_parts(destination: ObjectStoragePath) -> None:
-    """Remove temporary siblings of ``destination`` that a killed download left behind.
+def sweep_stale_parts(folder: ObjectStoragePath) -> None:
+    """Remove the temporary files that killed downloads left anywhere in ``folder``: one listing.
+
+    For a caller writing many videos into one folder (the batch operator, once per worker phase):
+    sweeping per video would list the whole folder for every video, which grows with the square of
+    the batch (and is one paged LIST request per video on object stores).
+    """
+    _remove_stale(p for p in folder.glob(".*.part") if _PART_NAME.match(p.name))
+
+
+def _remove_stale(parts: Iterable[ObjectStoragePath]) -> None:
+    """Remove those of ``parts`` idle for longer than :data:`STALE_PART_SECONDS`.
 
     A download killed outright (SIGKILL, a lost worker) cannot remove its ``.part`` file. A live one
     writes at least once per read timeout or fails and removes its own, so one idle for longer than
-    :data:`STALE_PART_SECONDS` is such a leftover; a concurrent live download's file is left alone.
+    that is such a leftover; a concurrent live download's file is left alone.
     """
     cutoff = time.time() - STALE_PART_SECONDS
     with contextlib.suppress(OSError, NotImplementedError, ValueError):  # best effort: never fails a download
-        for part in destination.parent.glob(f".{glob.escape(destination.name)}.*.part"):
+        for part in parts:
             modified = part.fs.modified(part.path)
             stamp = (
                 modified.timestamp() if modified.tzinfo else modified.replace(tzinfo=timezone.utc).timestamp()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,7 +26,6 @@ from airflow_provider_gptproto import get_provider_info as provider_info
 from airflow_provider_gptproto.exceptions import (
     GPTProtoAPIError,
     GPTProtoAuthError,
-    GPTProtoBadRequestError,
     GPTProtoConnectionError,
     GPTProtoError,
     GPTProtoListUnavailableError,
@@ -37,6 +36,16 @@ from airflow_provider_gptproto.exceptions import (
 
 # The trigger, the sensor and the operator wait with the hook's policy (PollBackoff,
 # is_transient_poll_error): they import it from here, the hooks' public module.
+from airflow_provider_gptproto.hooks._many_tasks import (
+    ListRead,
+    Read,
+    Reply,
+    SingleRead,
+    arun_plan,
+    list_unsupported,
+    read_many,
+    run_plan,
+)
 from airflow_provider_gptproto.hooks._retry import (
     PollBackoff,
     is_ambiguous_create_failure,
@@ -88,8 +97,6 @@ DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 DEFAULT_WAIT_TIMEOUT_SECONDS = 2 * 3600.0
 # Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
 RECONCILE_SKEW_SECONDS = 5.0
-# Ids per status read on the list endpoint (its page_size allows 500; URLs stay short at 100).
-BATCH_READ_IDS = 100
 
 
 def _as_is(body: Any) -> Any:
@@ -115,9 +122,13 @@ def _build_request(
     return VideoGenerationRequest.build(**{**(request or {}), **fields})
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
+def _raise_unless_nothing_found(read: Read, exc: GPTProtoAPIError) -> None:
+    """Let a read of many tasks go on past a task that is gone, or a list endpoint that is missing."""
+    if isinstance(read, SingleRead) and isinstance(exc, GPTProtoNotFoundError):
+        return  # deleted, or past the retention window: left out of the result
+    if isinstance(read, ListRead) and list_unsupported(exc):
+        return  # read those ids one by one instead
+    raise exc
 
 
 class GPTProtoHook(BaseHook):
@@ -535,6 +546,7 @@ class GPTProtoHook(BaseHook):
         *,
         max_bytes: int | None = None,
         if_exists: str = "overwrite",
+        sweep_stale: bool = True,
     ) -> DownloadedVideo:
         """Stream a video into storage atomically, with flat memory; never sends the API key.
 
@@ -549,6 +561,10 @@ class GPTProtoHook(BaseHook):
         :param if_exists: what to do when ``destination`` already exists: ``"overwrite"`` (default;
             replaced atomically, so a retry repeats cleanly), ``"skip"`` (keep it, download nothing,
             describe the existing file) or ``"fail"``.
+        :param sweep_stale: first remove this destination's temporary files that a killed download
+            left behind, if idle for 3 minutes (this lists the destination's folder). Default True;
+            a caller writing many videos into one folder sweeps it once with
+            ``hooks.download.sweep_stale_parts`` and passes False.
         :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
         :raises GPTProtoRequestError: ``if_exists`` is not one of the three values.
         :raises VideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
@@ -563,7 +579,7 @@ class GPTProtoHook(BaseHook):
         resp = open_stream(
             self.session, url, (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS), USER_AGENT
         )
-        return write_atomically(resp, destination, max_bytes)
+        return write_atomically(resp, destination, max_bytes, sweep=sweep_stale)
 
     def video_size(self, url: str) -> int | None:
         """Size of a video by HEAD (no API key sent); never raises.
@@ -623,44 +639,50 @@ class GPTProtoHook(BaseHook):
     async def aget_tasks(self, task_ids: Sequence[str]) -> dict[str, GenerationTask]:
         """Status of many tasks in few calls: the list endpoint filtered by id, 100 ids per call.
 
-        Ids the list leaves out (older than its 7-day window, or a server without the endpoint)
-        are read one by one; ids unknown to the server (404) are left out of the result. Used by
-        the batch trigger, so a hundred watched tasks cost one request
-        per poll instead of a hundred.
+        Used by the batch trigger, so a hundred watched tasks cost one request per poll instead of
+        a hundred. Ids the list leaves out (older than its 7-day window, or a server without the
+        endpoint) are read one by one; ids unknown to the server (404) are left out of the result.
+
+        :param task_ids: the remote task ids.
+        :return: the tasks found, by id.
+        :raises GPTProtoAuthError: the key was rejected (401/403).
+        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
+        :raises GPTProtoConnectionError: the API could not be reached.
         """
         settings = await self.aget_settings()
-        found: dict[str, GenerationTask] = {}
-        for chunk in _chunks(task_ids, BATCH_READ_IDS):
-            params = list_params(None, chunk, None, 1, len(chunk))
+
+        async def perform(read: Read) -> Reply:
             try:
-                page = await self._arequest("GET", settings.tasks_url, parse=parse_task_list, params=params)
-            except (GPTProtoNotFoundError, GPTProtoBadRequestError):
-                page = TaskList(items=[], total=0)  # no list endpoint: fall back to single reads
-            found.update((t.task_id, t) for t in page.items if t.task_id in chunk)
-        for task_id in task_ids:
-            if task_id not in found:
-                try:
-                    found[task_id] = await self.aget_task(task_id)
-                except GPTProtoNotFoundError:
-                    continue  # gone (deleted, or past the retention window): left out
-        return found
+                if isinstance(read, SingleRead):
+                    return await self.aget_task(read.task_id)
+                params = list_params(None, read.ids, None, 1, len(read.ids))
+                return await self._arequest("GET", settings.tasks_url, parse=parse_task_list, params=params)
+            except GPTProtoAPIError as exc:
+                _raise_unless_nothing_found(read, exc)
+                return None
+
+        return await arun_plan(read_many(task_ids), perform)
 
     def get_tasks(self, task_ids: Sequence[str]) -> dict[str, GenerationTask]:
-        """Sync twin of :meth:`aget_tasks`, for the batch operator's non-deferrable path."""
-        found: dict[str, GenerationTask] = {}
-        for chunk in _chunks(task_ids, BATCH_READ_IDS):
+        """Sync twin of :meth:`aget_tasks`, for the batch operator's non-deferrable path.
+
+        :param task_ids: the remote task ids.
+        :return: the tasks found, by id.
+        :raises GPTProtoAuthError: the key was rejected (401/403).
+        :raises GPTProtoAPIError: any other error reply, after retries.
+        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
+        """
+
+        def perform(read: Read) -> Reply:
             try:
-                page = self.list_tasks(task_ids=chunk, page_size=len(chunk))
-            except (GPTProtoNotFoundError, GPTProtoBadRequestError):
-                page = TaskList(items=[], total=0)
-            found.update((t.task_id, t) for t in page.items if t.task_id in chunk)
-        for task_id in task_ids:
-            if task_id not in found:
-                try:
-                    found[task_id] = self.get_task(task_id)
-                except GPTProtoNotFoundError:
-                    continue
-        return found
+                if isinstance(read, SingleRead):
+                    return self.get_task(read.task_id)
+                return self.list_tasks(task_ids=read.ids, page_size=len(read.ids))
+            except GPTProtoAPIError as exc:
+                _raise_unless_nothing_found(read, exc)
+                return None
+
+        return run_plan(read_many(task_ids), perform)
 
     async def acancel_task(self, task_id: str) -> None:
         """Async twin of :meth:`cancel_task`.

@@ -29,6 +29,7 @@ from airflow_provider_gptproto.exceptions import (
     VideoDownloadError,
     VideoURLExpiredError,
 )
+from airflow_provider_gptproto.hooks.download import sweep_stale_parts
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.models.batch import (
@@ -397,6 +398,8 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         folder: ObjectStoragePath,
     ) -> None:
         by_id = journal.in_flight()
+        if any(task.status is TaskStatus.SUCCEEDED for task in tasks.values()):
+            sweep_stale_parts(folder)  # once per phase, not once per video (each lists the folder)
         for rid in timed_out:
             if rid in by_id:
                 self._cancel(rid)
@@ -424,7 +427,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
             try:
                 if not url:
                     raise VideoDownloadError(f"GPTProto task {task.task_id} succeeded but has no video URL")
-                video = self.hook.download_video(url, folder / f"{item.key}.mp4")
+                video = self.hook.download_video(url, folder / f"{item.key}.mp4", sweep_stale=False)
             except VideoURLExpiredError:
                 if attempt + 1 < DOWNLOAD_ATTEMPTS:
                     url = self.hook.get_task(task.task_id).video_url

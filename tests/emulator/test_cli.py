@@ -156,7 +156,8 @@ def test_state_file_survives_a_restart_and_lifecycles_continue(tmp_path: Path) -
     state = tmp_path / "state" / "tasks.json"
     with start_emulator(state_file=str(state)) as first:
         done = _create(first, "[[queue:0]] [[run:0]] finished before restart")
-        progressing = _create(first, "[[queue:1]] [[run:1]] finishes after restart")
+        # Queued long enough that a slow machine still sees it unfinished before the restart.
+        progressing = _create(first, "[[queue:4]] [[run:1]] finishes after restart")
         cancelled = _create(first, "[[queue:60]] cancelled")
         requests.delete(
             f"{first.url}{TASKS}/{cancelled}", headers={"Authorization": first.api_key}, timeout=10
@@ -175,7 +176,7 @@ def test_state_file_survives_a_restart_and_lifecycles_continue(tmp_path: Path) -
         assert _get(second, done).json()["data"]["status"] == "completed"
         assert _get(second, cancelled).json()["data"]["status"] == "cancelled"
         assert _get(second, deleted).status_code == 404
-        wait_for(lambda: _get(second, progressing).json()["data"]["status"] == "completed", timeout=5)
+        wait_for(lambda: _get(second, progressing).json()["data"]["status"] == "completed", timeout=30)
         moved = old_link.replace(old_link.split("/_emulator")[0], second.url)
         video = requests.get(moved, timeout=30)  # the signing secret was persisted too
         assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"

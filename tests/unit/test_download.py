@@ -167,6 +167,36 @@ def test_a_killed_downloads_leftover_is_swept_and_a_live_one_kept(
     assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name, "video.mp4"])
 
 
+def test_sweep_false_leaves_the_folder_unlisted(dest: ObjectStoragePath, tmp_path: Path) -> None:
+    stale = tmp_path / ".video.mp4.0123abcd.part"
+    stale.write_bytes(b"partial")
+    idle = time.time() - _download.STALE_PART_SECONDS - 5
+    os.utime(stale, (idle, idle))
+    data = os.urandom(1000)
+
+    _download.write_atomically(FakeResponse(pieces(data), len(data)), dest, None, sweep=False)  # type: ignore[arg-type]
+
+    assert sorted(os.listdir(tmp_path)) == sorted([stale.name, "video.mp4"])
+
+
+def test_a_folder_sweep_removes_every_killed_downloads_leftover_in_one_listing(tmp_path: Path) -> None:
+    idle = time.time() - _download.STALE_PART_SECONDS - 5
+    stale = [tmp_path / ".a.mp4.0123abcd.part", tmp_path / f".b.mp4.{'f' * 32}.part"]
+    kept = [
+        tmp_path / ".c.mp4.4567cdef.part",  # a live download: written to just now
+        tmp_path / ".notes.part",  # not a name write_atomically makes
+        tmp_path / "a.mp4",
+    ]
+    for path in (*stale, *kept):
+        path.write_bytes(b"x")
+    for path in (*stale, kept[1], kept[2]):
+        os.utime(path, (idle, idle))
+
+    _download.sweep_stale_parts(ObjectStoragePath(f"file://{tmp_path}"))
+
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in kept)
+
+
 def test_an_empty_video_has_the_empty_digest(dest: ObjectStoragePath) -> None:
     video = download(FakeResponse(iter(()), 0), dest)
 

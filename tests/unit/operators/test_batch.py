@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +18,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoRequestError,
     GPTProtoTaskMayExistError,
 )
-from airflow_provider_gptproto.hooks.download import DownloadedVideo
+from airflow_provider_gptproto.hooks.download import STALE_PART_SECONDS, DownloadedVideo
 from airflow_provider_gptproto.models import GenerationTask, TaskList, TaskStatus
 from airflow_provider_gptproto.operators.batch import GPTProtoBatchGenerateVideosOperator
 from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
@@ -39,6 +41,7 @@ class FakeHook:
         self.kill_on_read = False
         self.create_error: dict[str, BaseException] = {}
         self.settings = SimpleNamespace(timeout=0.0)
+        self.download_kwargs: list[dict[str, Any]] = []
 
     def create_task(self, request: Any) -> GenerationTask:
         if request.prompt in self.create_error:
@@ -69,7 +72,8 @@ class FakeHook:
     def get_task(self, task_id: str) -> GenerationTask:
         return self._task(task_id)
 
-    def download_video(self, url: str, destination: Any, **_: Any) -> DownloadedVideo:
+    def download_video(self, url: str, destination: Any, **kwargs: Any) -> DownloadedVideo:
+        self.download_kwargs.append(kwargs)
         Path(destination.path).write_bytes(b"mp4 " + url.encode())
         return DownloadedVideo(str(destination), 4 + len(url), "ab" * 32, "video/mp4")
 
@@ -140,6 +144,20 @@ def test_batch_runs_with_bounded_concurrency_and_writes_the_manifest(tmp_path: P
     assert rows[0]["usage"] == {"total_tokens": 100} and rows[0]["seed"] == 7
     assert context["outlet_events"].by_name["gptproto_videos"].extra["succeeded"] == 7  # one event per batch
     assert store.data == {}  # the journal is forgotten once the batch succeeded
+
+
+def test_a_killed_downloads_leftovers_are_swept_once_per_phase_not_per_video(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    stale = tmp_path / "out" / ".00003.mp4.0123abcd.part"  # a download SIGKILLed in an earlier try
+    stale.write_bytes(b"partial")
+    idle = time.time() - STALE_PART_SECONDS - 5
+    os.utime(stale, (idle, idle))
+    hook = FakeHook()
+
+    _operator(hook, tmp_path).execute(_context(DictKV()))  # type: ignore[arg-type]
+
+    assert not stale.exists()
+    assert hook.download_kwargs == [{"sweep_stale": False}] * 7  # the videos do not each list the folder
 
 
 def test_invalid_item_fails_before_anything_is_paid(tmp_path: Path) -> None:

@@ -110,14 +110,20 @@ def test_on_kill_cancels_unfinished_tasks_only_when_a_user_stopped_it(
     trigger.task_instance = task_instance()
 
     async def main() -> None:
-        run = asyncio.ensure_future(trigger.run().__anext__())
-        # Wait for the second poll rather than a fixed time: a loaded machine may poll
-        # late. One task ends per poll, so most of the 50 still run when it is cancelled.
-        async def two_polls() -> None:
-            while len(hook.polls) < 2:
-                await asyncio.sleep(0.001)
+        # Wait for the second poll rather than a fixed time: a loaded machine may poll late.
+        # One task ends per poll, so most of the 50 still run when the wait is cancelled.
+        second_poll = asyncio.Event()
+        read = hook.aget_tasks
 
-        await asyncio.wait_for(two_polls(), timeout=30)
+        async def counted(ids: list[str]) -> dict[str, GenerationTask]:
+            tasks = await read(ids)
+            if len(hook.polls) >= 2:
+                second_poll.set()
+            return tasks
+
+        hook.aget_tasks = counted  # type: ignore[method-assign]
+        run = asyncio.ensure_future(trigger.run().__anext__())
+        await asyncio.wait_for(second_poll.wait(), timeout=30)
         run.cancel()
         await trigger.on_kill()
 
