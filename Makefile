@@ -96,7 +96,7 @@ test-cluster: install
 test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-## All benchmarks against same-run baselines (about 30 minutes) -> bench/results.md.
+## All benchmarks against same-run baselines (about an hour) -> bench/results.md.
 bench: install
 	$(PY) -m bench.run
 
