@@ -33,9 +33,6 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
 )
-
-# The trigger, the sensor and the operator wait with the hook's policy (PollBackoff,
-# is_transient_poll_error): they import it from here, the hooks' public module.
 from airflow_provider_gptproto.hooks._many_tasks import (
     ListRead,
     Read,
@@ -46,6 +43,9 @@ from airflow_provider_gptproto.hooks._many_tasks import (
     read_many,
     run_plan,
 )
+
+# The trigger, the sensor and the operator wait with the hook's policy (PollBackoff,
+# is_transient_poll_error): they import it from here, the hooks' public module.
 from airflow_provider_gptproto.hooks._retry import (
     PollBackoff,
     is_ambiguous_create_failure,
