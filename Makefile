@@ -11,7 +11,8 @@ AIRFLOW_OLDEST ?= 3.0.6
 # 3.0 ObjectStoragePath). README "Airflow versions" has the details.
 OLDEST_PINS ?= "apache-airflow-task-sdk==1.0.6" "fastapi<0.132" "cadwyn<9" "universal-pathlib<0.3"
 PY = $(VENV)/bin/python
-PYTEST_ARGS ?=
+# The 15 slowest tests close every run, so a slow suite (CI has 45 minutes) shows where time goes.
+PYTEST_ARGS ?= --durations=15
 CHROMIUM ?= /usr/bin/chromium
 # With Chromium installed the browser tests must run: a missing piece is then an error, not a skip.
 BROWSER_TESTS = $(if $(wildcard $(CHROMIUM)),required,)

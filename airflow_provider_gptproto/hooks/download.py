@@ -136,7 +136,7 @@ def write_atomically(
     """
     if sweep:
         _remove_stale(destination.parent.glob(f".{glob.escape(destination.name)}.*.part"))
-    temp = destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
+    temp = _temp_sibling(destination)
     written = 0
     try:
         content_type, expected = _check_headers(resp, max_bytes)
@@ -170,6 +170,27 @@ def write_atomically(
     finally:
         resp.close()
     return DownloadedVideo(str(destination), written, digest.hexdigest(), content_type)
+
+
+def write_bytes_atomically(data: bytes, destination: ObjectStoragePath) -> None:
+    """Write a small file (a poster frame) whole or not at all: a temporary sibling, then a rename.
+
+    A reader never sees half a file, and a write killed midway leaves only a temporary file that
+    :func:`sweep_stale_parts` clears later. Raises :class:`OSError` when the write fails.
+    """
+    temp = _temp_sibling(destination)
+    try:
+        with temp.fs.open(temp.path, mode="wb") as out:  # not temp.open(): no lineage for the temp name
+            out.write(data)
+        temp.rename(destination)
+    except BaseException:
+        _discard(temp)
+        raise
+
+
+def _temp_sibling(destination: ObjectStoragePath) -> ObjectStoragePath:
+    """A hidden, unique name next to ``destination`` that :data:`_PART_NAME` matches."""
+    return destination.parent / f".{destination.name}.{uuid.uuid4().hex}.part"
 
 
 class _BackgroundSha256:

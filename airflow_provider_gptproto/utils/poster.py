@@ -13,6 +13,8 @@ from typing import IO, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+from airflow_provider_gptproto.hooks.download import write_bytes_atomically
+
 POSTER_KEY = "poster_uri"  # in the download result and the asset event's extra
 POSTER_SUFFIX = ".jpg"
 POSTER_WIDTH = 480  # enough for a gallery card; about 20-40 KB
@@ -38,8 +40,7 @@ def store_poster(video_uri: str, log: logging.Logger | Any) -> dict[str, str]:
     try:
         with ObjectStoragePath(video_uri).open("rb") as source:
             jpeg = extract_poster(source)
-        with target.open("wb") as sink:
-            sink.write(jpeg)
+        write_bytes_atomically(jpeg, target)
     except (av.FFmpegError, OSError, ValueError) as exc:
         log.warning("No poster frame for %s: %s", video_uri, exc)
         return {}

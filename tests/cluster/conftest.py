@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,12 @@ def _run_cluster(root: Path) -> Iterator[Cluster]:
         yield running
         leftovers = running.stop()
     assert not leftovers, f"Airflow processes survived the cluster: {leftovers}"
+
+
+@pytest.fixture(autouse=True)
+def healthy(cluster: Cluster) -> None:
+    """Each test starts on a whole cluster: a component an earlier test's fault left exited is
+    restarted (and reported), and every Job component heartbeats."""
+    revived = cluster.ensure_healthy()
+    if revived:
+        warnings.warn(f"restarted before this test, exited after an earlier one: {revived}", stacklevel=1)

@@ -21,6 +21,7 @@ import pytest
 from airflow_provider_gptproto.emulator.harness import wait_for
 from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
 from tests.cluster.conftest import HEALTH_CHECK_THRESHOLD
+from tests.support.airflow_stack import AirflowRunError
 from tests.support.cluster import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -64,12 +65,16 @@ def _wait_deferred(cluster: Cluster, run_id: str, count: int, timeout: float = 2
         held = _holders(cluster, run_id)
         return held if len(held) == count else None
 
-    return wait_until(
-        all_held,
-        timeout,
-        f"{count} generates deferred on a triggerer",
-        interval=1.0,
-    )
+    try:
+        return wait_until(all_held, timeout, f"{count} generates deferred on a triggerer", interval=1.0)
+    except AssertionError as exc:  # say where the run stands: task table, task logs, component logs
+        try:
+            outcome = cluster.client.wait_for_run(DAG_ID, run_id, timeout=0, expect=None)
+        except AirflowRunError as unfinished:  # its message holds all of that already
+            raise AssertionError(f"{exc}\n{unfinished}") from None
+        raise AssertionError(
+            f"{exc}\n{cluster.client.describe_run(outcome)}\n{cluster.stack.diagnostics()}"
+        ) from None
 
 
 def _remote_id(cluster: Cluster, run_id: str, map_index: int) -> str:
@@ -112,24 +117,6 @@ def _trigger_logs(cluster: Cluster, run_id: str, job_id: int) -> str:
     """Every trigger log a triggerer Job wrote for this run's generates."""
     base = cluster.stack.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=generate"
     return "\n".join(p.read_text(errors="replace") for p in sorted(base.glob(f"*/*.trigger.{job_id}.log")))
-
-
-def _wait_healthy(cluster: Cluster, component: str) -> None:
-    """Wait until the component's Job heartbeats again (after a SIGCONT)."""
-    job_id = cluster.stack.job_id(component)
-    assert job_id is not None
-
-    def fresh() -> bool:
-        jobs = {j["id"]: j for j in cluster.client.jobs("TriggererJob", state="running")}
-        job = jobs.get(job_id)
-        if not job or not job.get("latest_heartbeat"):
-            return False
-        from datetime import datetime
-
-        beat = datetime.fromisoformat(job["latest_heartbeat"].replace("Z", "+00:00")).timestamp()
-        return time.time() - beat < 3
-
-    wait_until(fresh, 60, f"{component} heartbeating again")
 
 
 # -------------------------------------------------------------------------------------------- tests
@@ -176,7 +163,7 @@ def test_stalled_triggerer_never_cancels_the_waits_that_moved(cluster: Cluster, 
     finally:
         cluster.stack.signal_session(b, signal.SIGCONT)
     assert set(holders.values()) == {a}, holders
-    _wait_healthy(cluster, b)
+    cluster.wait_heartbeating([b], fresh=3, timeout=60)
     remote_ids = [_remote_id(cluster, run_id, i) for i in range(3)]
     job_a, job_b = cluster.stack.job_id(a), cluster.stack.job_id(b)
     assert job_a is not None and job_b is not None
@@ -308,9 +295,9 @@ def test_restarting_a_service_mid_run_pays_nothing_twice(
     run_id = _start(cluster, tmp_path, 4, f"[[run:15]] a {service} restart {marker}")
     _wait_deferred(cluster, run_id, 4)
     server = cluster.postgres if service == "postgres" else cluster.redis
-    server.restart()
-    revived = cluster.revive()  # a component that exited on the outage comes back, as under systemd
-    outcome = cluster.client.wait_for_run(DAG_ID, run_id, timeout=600, poll=2.0, expect=None)
+    with cluster.supervised() as revived:  # a component that exits on the outage comes back
+        server.restart()
+        outcome = cluster.client.wait_for_run(DAG_ID, run_id, timeout=600, poll=2.0, expect=None)
     counts = _prompt_counts(cluster, marker)
     assert len(counts) == 4 and set(counts.values()) == {1}, f"creates per prompt: {counts}"
     if outcome.state == "success":

@@ -85,16 +85,27 @@ def test_get_renders_each_state_in_envelope_words(api: Any) -> None:
 
 
 def test_a_task_moves_through_queued_running_succeeded_on_the_cli_timings(api: Any) -> None:
-    start = time.monotonic()
     task_id = api.new_task("a cat")  # the fixture runs with queue 0.2 s, run 0.5 s
     task = api.task(task_id)
     assert (task["queue_seconds"], task["run_seconds"]) == (0.2, 0.5)
-    seen = []
-    while (status := api.task(task_id)["status"]) != "succeeded":
+    # Each read is checked against the phase its whole request window falls in (seconds since the
+    # emulator created the task), so a slow request on a busy machine cannot make the test flaky.
+    phases = [("queued", 0.0, 0.2), ("running", 0.2, 0.7), ("succeeded", 0.7, float("inf"))]
+    seen: list[str] = []
+    checked: set[str] = set()
+    while not seen or seen[-1] != "succeeded":
+        before = time.time() - task["created_at"]
+        status = api.task(task_id)["status"]
+        after = time.time() - task["created_at"]
         seen.append(status)
+        for phase, begins, ends in phases:
+            if begins + 0.02 < before and after < ends - 0.02:  # 20 ms of slack for the clock
+                assert status == phase, f"{status} read {before:.3f}-{after:.3f} s after create"
+                checked.add(phase)
         time.sleep(0.02)
-    assert time.monotonic() - start >= 0.7
-    assert "running" in seen and seen == sorted(seen, key=["queued", "running"].index)
+    assert after >= 0.7 - 0.02
+    assert seen == sorted(seen, key=["queued", "running", "succeeded"].index), seen
+    assert checked, seen  # at least one read fell wholly inside a phase (all do, unless reads take 0.2 s)
 
 
 def test_scripted_failure_expiry_and_random_seed(api: Any) -> None:

@@ -16,17 +16,21 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_gptproto.emulator.harness import MODULE, EmulatorAdmin, emulator_args
 from tests.support.airflow_stack import (
     EXAMPLE_DAGS,
+    JOB_TYPES,
     AirflowStack,
     StackError,
     _is_zombie,
+    component_kind,
     free_ports,
     session_members,
 )
@@ -189,6 +193,60 @@ class Cluster:
         for name in dead:
             self.stack.start(name)
         return dead
+
+    def wait_heartbeating(
+        self, components: Sequence[str] | None = None, *, fresh: float = 15.0, timeout: float = 120.0
+    ) -> None:
+        """Wait until each Job component (scheduler, dag-processor, triggerers; default: all) has
+        heartbeaten its own Job row within the last ``fresh`` seconds."""
+        names = [n for n in (components or self.stack.components) if component_kind(n) in JOB_TYPES]
+
+        def age(name: str) -> float:
+            jobs = self.client.jobs(JOB_TYPES[component_kind(name)], state="running")
+            beat = next((j["latest_heartbeat"] for j in jobs if j["id"] == self.stack.job_id(name)), None)
+            if not beat:
+                return float("inf")
+            return time.time() - datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
+
+        deadline = time.monotonic() + timeout
+        while late := [f"{n} (job {self.stack.job_id(n)})" for n in names if age(n) > fresh]:
+            if time.monotonic() > deadline:
+                diagnostics = self.stack.diagnostics()
+                raise StackError(f"not heartbeating after {timeout:.0f} s: {late}\n{diagnostics}")
+            time.sleep(1.0)
+
+    def ensure_healthy(self) -> list[str]:
+        """Revive exited components and wait until every Job component heartbeats; returns the revived."""
+        revived = self.revive()
+        self.wait_heartbeating()
+        return revived
+
+    @contextlib.contextmanager
+    def supervised(self, interval: float = 1.0) -> Iterator[list[str]]:
+        """Revive exited components every ``interval`` seconds while the block runs, as a supervisor
+        (systemd ``Restart=always``, a Kubernetes Deployment) would; yields the growing list of them.
+
+        A one-off :meth:`revive` misses a component that exits a moment later, e.g. a scheduler
+        that only notices a database outage on its next query.
+        """
+        revived: list[str] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(interval):
+                try:
+                    revived.extend(self.revive())
+                except Exception as exc:  # an api-server still starting; try again next round
+                    revived.append(f"<revive failed: {exc}>")
+
+        thread = threading.Thread(target=watch, name="cluster-supervisor", daemon=True)
+        thread.start()
+        try:
+            yield revived
+        finally:
+            done.set()
+            thread.join()
+            revived.extend(self.revive())
 
     def worker_running(self, ti_id: str) -> str | None:
         """The Celery worker whose session runs the task process of this task instance, if any."""

@@ -115,8 +115,12 @@ class _Server:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
 
-    def restart(self, sig: int = signal.SIGTERM) -> None:
-        self.stop(sig)
+    def restart(self, sig: int | None = None) -> None:
+        """Stop (by default with the server's own clean-shutdown signal, see :meth:`stop`) and start."""
+        if sig is None:
+            self.stop()
+        else:
+            self.stop(sig)
         self.start()
 
 

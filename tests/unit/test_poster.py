@@ -59,3 +59,26 @@ def test_an_undecodable_file_costs_only_the_poster(tmp_path: Path, caplog: pytes
         assert store_poster(str(broken), LOG) == {}
     assert "No poster frame for" in caplog.text
     assert not broken.with_suffix(".jpg").exists()
+
+
+def test_the_poster_is_written_whole_through_a_temporary_sibling(video: Path, tmp_path: Path) -> None:
+    target = tmp_path / "whole.mp4"
+    target.write_bytes(video.read_bytes())
+    assert store_poster(str(target), LOG) == {POSTER_KEY: str(target.with_suffix(".jpg"))}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.jpg", "whole.mp4"]  # no .part left
+
+
+def test_a_failed_poster_write_leaves_no_file_behind(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "full.mp4"
+    target.write_bytes(video.read_bytes())
+
+    def disk_full(self: object, *args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("airflow.sdk.ObjectStoragePath.rename", disk_full)
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        assert store_poster(str(target), LOG) == {}
+    assert "No space left on device" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.mp4"]  # neither a poster nor a .part
