@@ -8,8 +8,10 @@ pass ids, never paths.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -134,8 +136,21 @@ def manifest_videos(manifest_uri: str | None, limit: int = BATCH_TAB_LIMIT) -> l
     """
     path = local_path(manifest_uri)
     real = os.path.realpath(path) if path and os.path.isabs(path) else None
-    if real is None or not inside_media_roots(real) or not os.path.isfile(real):
+    if real is None or not inside_media_roots(real):
         return []
+    try:
+        info = os.stat(real)
+    except OSError:
+        return []
+    if not stat.S_ISREG(info.st_mode):
+        return []
+    return [dict(row) for row in _succeeded_rows(real, info.st_mtime_ns, info.st_size, limit)]
+
+
+@functools.lru_cache(maxsize=32)
+def _succeeded_rows(real: str, mtime_ns: int, size: int, limit: int) -> tuple[dict[str, Any], ...]:
+    """Parse a manifest once per version of it: the Video tab and each of its media requests ask
+    again, and a batch's manifest does not change once its task has ended (the key covers a rewrite)."""
     rows: list[dict[str, Any]] = []
     with open(real, encoding="utf-8") as handle:
         for line in handle:
@@ -147,7 +162,7 @@ def manifest_videos(manifest_uri: str | None, limit: int = BATCH_TAB_LIMIT) -> l
                 rows.append(row)
                 if len(rows) >= limit:
                     break
-    return rows
+    return tuple(rows)
 
 
 def _from_result(

@@ -45,3 +45,26 @@ def test_manifests_it_may_not_read_give_nothing(tmp_path: Path, monkeypatch: pyt
     assert manifest_videos("s3://bucket/manifest.jsonl") == []  # not a local file
     assert manifest_videos("manifest.jsonl") == []  # relative: never resolved against the cwd
     assert manifest_videos(str(inside / "missing.jsonl")) == [] and manifest_videos(None) == []
+
+
+def test_a_manifest_is_parsed_once_per_version_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _manifest(tmp_path, ROWS)
+    parsed: list[str] = []
+    real_loads = json.loads
+
+    def counting_loads(text: str) -> object:
+        parsed.append(text)
+        return real_loads(text)
+
+    monkeypatch.setattr("airflow_provider_gptproto.plugins.records.json.loads", counting_loads)
+    first = manifest_videos(str(path))
+    lines = len(parsed)
+    assert lines > 0
+    first[0]["prompt"] = "changed by a caller"
+    again = manifest_videos(str(path))
+    assert len(parsed) == lines  # the Video tab's next request: no second parse
+    assert [r["prompt"] for r in again] == ["a", "c"]  # and a caller's change did not leak into it
+    _manifest(tmp_path, [*ROWS, {"status": "succeeded", "uri": "/v/d.mp4", "prompt": "d"}])
+    assert [r["prompt"] for r in manifest_videos(str(path))] == ["a", "c", "d"]  # rewritten: read again
