@@ -21,7 +21,6 @@ import pytest
 from airflow_provider_gptproto.emulator.harness import wait_for
 from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
 from tests.cluster.conftest import HEALTH_CHECK_THRESHOLD
-from tests.support.airflow_stack import AirflowRunError
 from tests.support.cluster import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -68,13 +67,7 @@ def _wait_deferred(cluster: Cluster, run_id: str, count: int, timeout: float = 2
     try:
         return wait_until(all_held, timeout, f"{count} generates deferred on a triggerer", interval=1.0)
     except AssertionError as exc:  # say where the run stands: task table, task logs, component logs
-        try:
-            outcome = cluster.client.wait_for_run(DAG_ID, run_id, timeout=0, expect=None)
-        except AirflowRunError as unfinished:  # its message holds all of that already
-            raise AssertionError(f"{exc}\n{unfinished}") from None
-        raise AssertionError(
-            f"{exc}\n{cluster.client.describe_run(outcome)}\n{cluster.stack.diagnostics()}"
-        ) from None
+        raise AssertionError(f"{exc}\n{cluster.client.explain_run(DAG_ID, run_id)}") from None
 
 
 def _remote_id(cluster: Cluster, run_id: str, map_index: int) -> str:

@@ -1071,6 +1071,12 @@ class AirflowClient:
             (dag_id, run_id)
         ]
 
+    def explain_run(self, dag_id: str, run_id: str) -> str:
+        """Where a run stands right now, for a failure message: its task table, the log tails of its
+        tasks that did not succeed, and every component's log tail and exit status."""
+        now = RunOutcome(dag_id, run_id, self.dag_run(dag_id, run_id), self.task_instances(dag_id, run_id))
+        return self.describe_run(now) + "\n\n" + self._diag()
+
     def describe_run(self, outcome: RunOutcome, log_lines: int = 30) -> str:
         """Task table of a run plus the log tail of every task that is not successful."""
         lines = [f"=== {outcome.dag_id} / {outcome.run_id}: {outcome.state} ==="]

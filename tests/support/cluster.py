@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_gptproto.emulator.harness import MODULE, EmulatorAdmin, emulator_args
+from airflow_provider_gptproto.emulator.harness import MODULE, EmulatorAdmin, emulator_args, wait_for
 from tests.support.airflow_stack import (
     EXAMPLE_DAGS,
     JOB_TYPES,
@@ -201,19 +201,24 @@ class Cluster:
         heartbeaten its own Job row within the last ``fresh`` seconds."""
         names = [n for n in (components or self.stack.components) if component_kind(n) in JOB_TYPES]
 
-        def age(name: str) -> float:
-            jobs = self.client.jobs(JOB_TYPES[component_kind(name)], state="running")
-            beat = next((j["latest_heartbeat"] for j in jobs if j["id"] == self.stack.job_id(name)), None)
-            if not beat:
-                return float("inf")
-            return time.time() - datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
+        def late() -> list[str]:
+            running = {
+                kind: {job["id"]: job for job in self.client.jobs(kind, state="running")}
+                for kind in {JOB_TYPES[component_kind(n)] for n in names}
+            }
+            stale = []
+            for name in names:
+                job_id = self.stack.job_id(name)
+                job = running[JOB_TYPES[component_kind(name)]].get(job_id) or {}
+                beat = job.get("latest_heartbeat")
+                if not beat or time.time() - datetime.fromisoformat(beat).timestamp() > fresh:
+                    stale.append(f"{name} (job {job_id})")
+            return stale
 
-        deadline = time.monotonic() + timeout
-        while late := [f"{n} (job {self.stack.job_id(n)})" for n in names if age(n) > fresh]:
-            if time.monotonic() > deadline:
-                diagnostics = self.stack.diagnostics()
-                raise StackError(f"not heartbeating after {timeout:.0f} s: {late}\n{diagnostics}")
-            time.sleep(1.0)
+        try:
+            wait_for(lambda: not late(), timeout, 1.0, "every Job component heartbeating", error=StackError)
+        except StackError as exc:
+            raise StackError(f"{exc}; late: {late()}\n{self.stack.diagnostics()}") from None
 
     def ensure_healthy(self) -> list[str]:
         """Revive exited components and wait until every Job component heartbeats; returns the revived."""

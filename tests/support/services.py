@@ -70,6 +70,7 @@ class _Server:
     """A server process in its own session, restartable on the same port and data."""
 
     name = "server"
+    stop_signal = signal.SIGTERM  # the server's clean shutdown
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
@@ -98,12 +99,15 @@ class _Server:
     def start(self, timeout: float = 60.0) -> None:
         raise NotImplementedError
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Stop by PID (SIGKILL after ``timeout``); SIGKILL at once crashes it like a lost machine."""
+    def stop(self, sig: int | None = None, timeout: float = 30.0) -> None:
+        """Stop by PID with ``sig`` (default :attr:`stop_signal`; SIGKILL after ``timeout``).
+
+        SIGKILL at once crashes it like a lost machine.
+        """
         if self.process is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(sig)
+            self.process.send_signal(self.stop_signal if sig is None else sig)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -116,11 +120,8 @@ class _Server:
         self.process = None
 
     def restart(self, sig: int | None = None) -> None:
-        """Stop (by default with the server's own clean-shutdown signal, see :meth:`stop`) and start."""
-        if sig is None:
-            self.stop()
-        else:
-            self.stop(sig)
+        """Stop (by default with :attr:`stop_signal`) and start again on the same port and data."""
+        self.stop(sig)
         self.start()
 
 
@@ -128,6 +129,7 @@ class PostgresServer(_Server):
     """``postgres`` on a private data directory: database and user ``airflow``, trust auth, loopback."""
 
     name = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown (SIGTERM would wait for every client to leave)
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         super().__init__(data_dir, port)
@@ -211,10 +213,6 @@ class PostgresServer(_Server):
             if time.monotonic() > deadline:
                 raise ServiceError(f"createdb failed: {result.stderr}")
             time.sleep(0.3)
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
-        """SIGINT is Postgres's fast shutdown (SIGTERM would wait for every client to leave)."""
-        super().stop(sig, timeout)
 
 
 class RedisServer(_Server):
