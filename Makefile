@@ -17,7 +17,8 @@ CHROMIUM ?= /usr/bin/chromium
 # With Chromium installed the browser tests must run: a missing piece is then an error, not a skip.
 BROWSER_TESTS = $(if $(wildcard $(CHROMIUM)),required,)
 
-.PHONY: install install-oldest lint test test-fast test-oldest test-e2e test-browser screenshots demo airflow bench clean
+.PHONY: install install-oldest lint test test-all test-fast test-oldest test-e2e test-browser screenshots demo airflow bench clean
+.PHONY: coverage
 .PHONY: docs dist
 .PHONY: cluster cluster-stop test-cluster
 
@@ -41,10 +42,29 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/check_test_sleeps.py
 
-## The whole suite on the latest Airflow: lint, docs, unit, emulator, integration, end-to-end, bench smoke.
+## The README's command, under 10 minutes: lint, the strict docs build, unit, emulator, integration and
+## reliability tests in-process, and one end-to-end smoke on real Airflow processes (tests not marked slow).
 test: lint docs
-	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## Everything `make test` leaves out (marked slow): clusters, soak, the wheel, the browser, the UI plugin
+## end to end, benchmark smokes and the rest of end to end. CI runs both (see .ci/run).
+test-all: install
+	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## Line coverage of the provider (emulator apart) for `make test`'s tests and for the whole suite,
+## subprocesses included -> coverage-test.txt, coverage-all.txt (a few minutes more than the tiers).
+coverage: install
+	rm -rf .coverage-data && mkdir -p .coverage-data
+	COVERAGE_FILE=$(CURDIR)/.coverage-data/test $(PY) -m coverage run -m pytest -m "not slow" -q
+	COVERAGE_FILE=$(CURDIR)/.coverage-data/slow GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) \
+		$(PY) -m coverage run -m pytest -m slow -q
+	cd .coverage-data && $(PY) -m coverage combine --keep --data-file=test test.* >/dev/null
+	cd .coverage-data && $(PY) -m coverage combine --keep --data-file=all test.* slow.* >/dev/null
+	$(PY) -m coverage report --data-file=.coverage-data/test | tee coverage-test.txt | tail -1
+	$(PY) -m coverage report --data-file=.coverage-data/all | tee coverage-all.txt | tail -1
 
 ## The documentation site in site/, strict: a broken link or a missing reference fails the build.
 docs: install

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.support import shared
+from tests.support.video_plugin_stack import VideoPluginStack, video_plugin_stack
+
 # Must run before anything imports airflow (conftest files load before test modules).
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gptproto-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -49,3 +52,31 @@ def airflow_db() -> Iterator[Path]:
         stderr=subprocess.PIPE,
     )
     yield home
+
+
+# ---------------------------------------------------------------- stacks shared across modules
+shared.SHARED_NAMES.add("video_plugin")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shared.group_users(items)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    shared.release_unused(nextitem)
+
+
+@pytest.fixture(scope="session")
+def video_plugin(tmp_path_factory: pytest.TempPathFactory) -> VideoPluginStack:
+    """The UI plugin's stack with its finished runs, for tests/e2e/test_ui_plugin.py and the browser.
+
+    Started by its first user and stopped after its last (tests/support/shared.py): one start-up
+    and one round of runs instead of one per module.
+    """
+    return shared.acquire(
+        "video_plugin",
+        lambda: video_plugin_stack(
+            tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")
+        ),
+    )

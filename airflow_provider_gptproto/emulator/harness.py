@@ -96,6 +96,18 @@ class EmulatorAdmin:
         deliveries: list[dict[str, Any]] = self._call("GET", "/callbacks")["deliveries"]
         return deliveries
 
+    def advance(self, *task_ids: str, to_end: bool = False) -> list[dict[str, str]]:
+        """Move tasks (all unfinished ones when none are named) to their next phase now.
+
+        With ``to_end=True`` they jump straight to their outcome: a test that does not study the
+        generation itself never waits for one. Returns ``[{"id", "from", "to"}, ...]``.
+        """
+        body: dict[str, Any] = {"to": "end" if to_end else "next"}
+        if task_ids:
+            body["task_ids"] = list(task_ids)
+        moved: list[dict[str, str]] = self._call("POST", "/advance", json=body)["advanced"]
+        return moved
+
     def config(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/config")
         return result

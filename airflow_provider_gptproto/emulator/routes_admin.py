@@ -183,6 +183,29 @@ async def tasks(request: Request) -> dict[str, Any]:
     return {"tasks": [_task_view(task, now) for task in emulator(request).store.tasks.values()]}
 
 
+@router.post("/advance", response_model=None)
+async def advance(request: Request) -> dict[str, Any] | JSONResponse:
+    """The clock tests control: move tasks to their next phase now, or (``"to": "end"``) to their outcome.
+
+    Body (optional): ``{"task_ids": [...], "to": "next" | "end"}``; no ids means every unfinished task.
+    """
+    try:
+        payload = await _json(request) or {}
+    except ValueError:
+        return _bad_request("the body is not valid JSON")
+    if not isinstance(payload, dict) or set(payload) - {"task_ids", "to"}:
+        return _bad_request("the body must be a JSON object with task_ids and/or to")
+    to = payload.get("to", "next")
+    if to not in ("next", "end"):
+        return _bad_request("to: must be one of next, end")
+    task_ids = payload.get("task_ids")
+    if task_ids is not None and (
+        not isinstance(task_ids, list) or not all(isinstance(i, str) for i in task_ids)
+    ):
+        return _bad_request("task_ids: must be a list of task id strings")
+    return {"advanced": emulator(request).store.advance(task_ids, to_end=to == "end")}
+
+
 @router.get("/config")
 async def get_config(request: Request) -> dict[str, Any]:
     return emulator(request).config.runtime_view()

@@ -68,6 +68,23 @@ class Task:
             return "running"
         return self.outcome
 
+    def advance(self, now: float, to_end: bool = False) -> bool:
+        """Move to the next phase now (or straight to the outcome): the clock tests control.
+
+        ``created_at`` stays true; the phase that is under way is cut short to end at ``now``.
+        Returns False for a task already finished or cancelled.
+        """
+        status = self.status(now)
+        if status == "queued":
+            self.queue_seconds = max(0.0, now - self.created_at)
+            if to_end:
+                self.run_seconds = 0.0
+        elif status == "running":
+            self.run_seconds = max(0.0, now - self.started_at)
+        else:
+            return False
+        return True
+
     def updated_at(self, now: float | None = None) -> float:
         """When the status last changed."""
         status = self.status(now)
@@ -198,6 +215,19 @@ class TaskStore:
         matches.sort(key=lambda task: task.created_at, reverse=True)
         start = (query.page_num - 1) * query.page_size
         return matches[start : start + query.page_size], len(matches)
+
+    def advance(self, task_ids: Iterable[str] | None, to_end: bool = False) -> list[dict[str, str]]:
+        """Advance the named tasks (every unfinished one when None); unknown ids raise not_found."""
+        now = time.time()
+        tasks = [self.get(task_id) for task_id in task_ids] if task_ids is not None else self.tasks.values()
+        moved: list[dict[str, str]] = []
+        for task in list(tasks):
+            before = task.status(now)
+            if task.advance(now, to_end):
+                moved.append({"id": task.id, "from": before, "to": task.status(now)})
+        if moved:
+            self.save()
+        return moved
 
     def clear(self) -> None:
         self.tasks.clear()

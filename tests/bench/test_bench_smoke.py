@@ -14,7 +14,7 @@ import pytest
 from bench import batch, client_overhead, cluster_triggerers, download, run, trigger_polling, worker_slots
 from bench.common import BenchResult
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _check(result: BenchResult, name: str) -> None:

@@ -46,7 +46,7 @@ require_browser()
 
 from playwright.sync_api import expect  # noqa: E402  (only importable once the check above passed)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(480)]
 
 T2V = "gptproto_text_to_video"
 TYPE_NAME = "GPTProto"  # hook-name: what the Connection Type list shows

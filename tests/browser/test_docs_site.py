@@ -29,7 +29,7 @@ require_browser()
 
 from playwright.sync_api import expect  # noqa: E402  (only importable once the check above passed)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,7 +9,6 @@ tested over HTTP in ``tests/e2e/test_ui_plugin.py``; here the same pages are use
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -23,7 +22,6 @@ from tests.support.video_plugin_stack import (
     BETA,
     SIGNED_ONLY,
     VideoPluginStack,
-    video_plugin_stack,
 )
 
 if TYPE_CHECKING:
@@ -33,17 +31,15 @@ require_browser()
 
 from playwright.sync_api import expect  # noqa: E402  (only importable once the check above passed)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(600)]
 
 VIDEO_SECONDS = 5.0  # the DAGs ask for "5s"
 
 
 @pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoPluginStack]:
-    with video_plugin_stack(
-        tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")
-    ) as p:
-        yield p
+def plugin(video_plugin: VideoPluginStack) -> VideoPluginStack:
+    """The shared UI-plugin stack (tests/conftest.py), started once for this module and its sibling."""
+    return video_plugin
 
 
 @pytest.fixture(scope="module")

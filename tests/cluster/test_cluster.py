@@ -23,7 +23,7 @@ from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
 from tests.cluster.conftest import HEALTH_CHECK_THRESHOLD
 from tests.support.cluster import Cluster
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster]
 
 T = TypeVar("T")
 DAG_ID = "cluster_videos"
@@ -118,26 +118,6 @@ def test_forty_mapped_videos_each_created_once_and_downloaded(cluster: Cluster, 
     marker = f"fanout-{secrets.token_hex(4)}"
     run_id = _start(cluster, tmp_path, 40, f"a fanout {marker}")
     _assert_delivered_once(cluster, run_id, marker, tmp_path, 40)
-
-
-def test_mark_deferred_generate_failed_cancels_its_remote_task(cluster: Cluster, tmp_path: Path) -> None:
-    """(f) A user marks a deferred generate failed (REST API): its queued remote task is cancelled."""
-    marker = f"markfailed-{secrets.token_hex(4)}"
-    run_id = _start(cluster, tmp_path, 1, f"[[queue:600]] a glacier {marker}")
-    _wait_deferred(cluster, run_id, 1)
-    remote_id = _remote_id(cluster, run_id, 0)
-    wait_until(lambda: _polls_after(cluster, remote_id, 0), 60, "the trigger's first poll")
-
-    cluster.client.request(
-        "PATCH",
-        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/generate/0",
-        json={"new_state": "failed"},
-    )
-    cancelled = wait_until(
-        lambda: [t for t in _remote(cluster, marker) if t["status"] == "cancelled"], 90, "the remote cancel"
-    )
-    assert [t["id"] for t in cancelled] == [remote_id]
-    assert len(_remote(cluster, marker)) == 1
 
 
 def test_stalled_triggerer_never_cancels_the_waits_that_moved(cluster: Cluster, tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """Every DAG shown in README.md and docs/*.md runs as shown against the emulator (issue 14 item 1).
 
-A ```python block that defines a DAG (``@dag`` or ``DAG(...)``) is written out as it stands and
-run with ``airflow dags test`` in a throw-away Airflow home, with ``gptproto_default`` pointing at
-the emulator. A block that needs a package we do not install says so in a comment,
-``# needs: s3fs``; while that package is missing, the test checks that loading the DAG fails with
-an error naming it, before any task runs (nothing is paid for).
+A ```python block that defines a DAG (``@dag`` or ``DAG(...)``) is written out as it stands to a
+DAG bundle of its own and run in-process with ``DAG.test()`` (what ``airflow dags test`` runs, less a
+CLI start-up per block), with ``gptproto_default`` pointing at the emulator. A block that needs a
+package we do not install says so in a comment, ``# needs: s3fs``; while that package is missing,
+the test checks that loading the DAG fails with an error naming it, before anything is created
+(nothing is paid for).
 """
 
 from __future__ import annotations
@@ -12,23 +13,18 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.dagrun import SYNC_BEFORE_TEST, DagBag, _reserialize, _takes_include_examples
+
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
 NEEDS = re.compile(r"#\s*needs:\s*([A-Za-z0-9_.\-\[\]]+)", re.I)
-
-pytestmark = pytest.mark.e2e
 
 
 @dataclass(frozen=True)
@@ -92,24 +88,24 @@ def _missing(requirement: str) -> bool:
     return False
 
 
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+
+
 @pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory, gptproto_emulator: Any) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("docs-dags-home")
-    env = _env(home, home / "dags", gptproto_emulator)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    yield home
+def shown_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the ``docs-shown`` bundle: one file, the block under test."""
+    return tmp_path_factory.mktemp("docs-shown")
 
 
-def _env(home: Path, dags: Path, emulator: Any) -> dict[str, str]:
-    conn = {"conn_type": "gptproto", "host": emulator.url, "password": emulator.api_key}
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    return {
-        **env,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_GPTPROTO_DEFAULT": json.dumps(conn),
-    }
+@pytest.fixture
+def docs_bundle(shown_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test DAG folder's bundle plus ``docs-shown``, so ``DAG.test()`` finds the block's DAG."""
+    bundles = [
+        {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+        {"name": "docs-shown", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(shown_folder)}},
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    return shown_folder
 
 
 def test_the_docs_show_dags() -> None:
@@ -118,23 +114,25 @@ def test_the_docs_show_dags() -> None:
 
 
 @pytest.mark.parametrize("shown", shown_dags(), ids=lambda dag: dag.source)
-def test_dag_shown_in_the_docs_runs_as_shown(
-    shown: ShownDag, airflow_home: Path, gptproto_emulator: Any, tmp_path: Path
-) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "shown.py").write_text(shown.code, encoding="utf-8")
-    env = _env(airflow_home, dags, gptproto_emulator)
+@pytest.mark.usefixtures("airflow_db")
+def test_dag_shown_in_the_docs_runs_as_shown(shown: ShownDag, docs_bundle: Path, emulator: Any) -> None:
+    (docs_bundle / "shown.py").write_text(shown.code, encoding="utf-8")
+    no_examples = {"include_examples": False} if _takes_include_examples() else {}
+    bag = DagBag(dag_folder=str(docs_bundle), **no_examples)
+    errors = "\n".join(str(error) for error in bag.import_errors.values())
     missing = [req for req in shown.needs if _missing(req)]
+    if missing:
+        assert errors, f"{shown.source}: loaded although {missing} is not installed"
+        for requirement in missing:
+            assert re.sub(r"\[.*\]", "", requirement) in errors, errors[-3000:]
+        assert emulator.stats()["tasks_created"] == 0  # refused before anything was paid for
+        return
+    assert not errors, f"{shown.source} does not load:\n{errors[-5000:]}"
+    if SYNC_BEFORE_TEST:
+        _reserialize()
     for dag_id in shown.dag_ids:
-        result = subprocess.run(
-            [AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, timeout=600
-        )
-        output = result.stdout + result.stderr
-        if missing:
-            assert result.returncode != 0, f"{shown.source}: ran although {missing} is not installed"
-            for requirement in missing:
-                assert re.sub(r"\[.*\]", "", requirement) in output, output[-3000:]
-            assert "Created GPTProto task" not in output  # refused before anything was paid for
-        else:
-            assert result.returncode == 0, f"{shown.source} ({dag_id}) failed:\n{output[-5000:]}"
+        dag = bag.get_dag(dag_id)
+        assert dag is not None, f"{shown.source}: no DAG {dag_id}"
+        run = dag.test()
+        failed = [ti.task_id for ti in run.get_task_instances() if ti.state != "success"]
+        assert str(run.state) == "success" and not failed, f"{shown.source} ({dag_id}): {failed} failed"

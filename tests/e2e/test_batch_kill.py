@@ -24,7 +24,7 @@ from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_em
 from tests.support.airflow_stack import AirflowStack, session_members
 from tests.support.reliability_stack import command_line, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(400)]
 
 DAG_ID = "gptproto_catalog_batch"
 EXAMPLE = Path(__file__).resolve().parents[2] / "dags_examples" / "gptproto_catalog_batch.py"

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -28,21 +27,17 @@ from tests.support.video_plugin_stack import (
     SHORT_TTL,
     SIGNED_ONLY,
     VideoPluginStack,
-    video_plugin_stack,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 PASSWD_LINE = "root:x:0:0"
 
 
 @pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoPluginStack]:
-    with video_plugin_stack(
-        tmp_path_factory.mktemp("ui-airflow-home"), tmp_path_factory.mktemp("ui-work")
-    ) as p:
-        print("\nAirflow stack ready:", {k: round(v, 1) for k, v in p.stack.timings.items()})
-        yield p
+def plugin(video_plugin: VideoPluginStack) -> VideoPluginStack:
+    """The shared UI-plugin stack (tests/conftest.py), started once for this module and its sibling."""
+    return video_plugin
 
 
 def _ti_path(plugin: VideoPluginStack, kind: str, dag_id: str, task_id: str, suffix: str = "") -> str:

@@ -320,3 +320,31 @@ def test_no_list_endpoint_answers_like_an_unknown_route(
     # Everything else is still served.
     assert api.get(task_id).status_code == 200
     assert api.delete(task_id).status_code == 200
+
+
+def test_advance_moves_tasks_through_their_phases_on_command(api: Any, emu: Any) -> None:
+    slow = "[[queue:600]] [[run:600]]"
+    first, second, third = (api.new_task(f"{slow} {n}") for n in ("one", "two", "three"))
+    created_at = api.task(first)["created_at"]
+    assert emu.advance(first) == [{"id": first, "from": "queued", "to": "running"}]
+    assert api.get(first).json()["data"]["status"] == "processing"
+    assert emu.advance(first) == [{"id": first, "from": "running", "to": "succeeded"}]
+    assert api.get(first).json()["data"]["status"] == "completed"
+    assert api.task(first)["created_at"] == created_at  # the phases are cut short, history stays true
+    assert emu.advance(first) == []  # a finished task has no next phase
+    # No ids: every unfinished task; to_end: straight to the outcome.
+    moved = emu.advance(to_end=True)
+    assert sorted((m["id"], m["from"], m["to"]) for m in moved) == sorted(
+        [(second, "queued", "succeeded"), (third, "queued", "succeeded")]
+    )
+    failing = api.new_task(f"{slow} [[fail:policy]] bad")
+    assert emu.advance(failing, to_end=True) == [{"id": failing, "from": "queued", "to": "failed"}]
+
+
+def test_advance_refuses_unknown_tasks_and_bad_bodies(api: Any, emu: Any) -> None:
+    url = emu.url + "/_emulator/advance"
+    assert requests.post(url, json={"task_ids": ["task_missing"]}, timeout=10).status_code == 404
+    bad = requests.post(url, json={"to": "later"}, timeout=10)
+    assert bad.status_code == 400 and "to: must be one of next, end" in bad.text
+    assert requests.post(url, json={"task_ids": "x"}, timeout=10).status_code == 400
+    assert requests.post(url, json={"ids": []}, timeout=10).status_code == 400

@@ -119,6 +119,7 @@ def test_trigger_on_kill_cancels_every_in_flight_task_only_when_a_user_stopped_i
     import asyncio
     import time
 
+    from airflow_provider_gptproto.emulator.harness import wait_for
     from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
     from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
     from tests.support.supervisor_comms import FakeComms, supervisor_comms, task_instance
@@ -131,7 +132,8 @@ def test_trigger_on_kill_cancels_every_in_flight_task_only_when_a_user_stopped_i
         trigger = GPTProtoBatchTrigger({i: None for i in ids}, poll_interval=0.1, deadline=time.time() + 60)
         trigger.task_instance = task_instance()
         run = asyncio.ensure_future(trigger.run().__anext__())
-        await asyncio.sleep(0.5)
+        # The wait is under way (the emulator answered a poll), then it is stopped.
+        await asyncio.to_thread(wait_for, lambda: emulator.requests_log("list"), 30, what="the first poll")
         run.cancel()
         await trigger.on_kill()
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_gptproto.emulator.harness import wait_for
 from airflow_provider_gptproto.hooks import _aiosession
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
@@ -170,7 +171,8 @@ def test_on_kill_cancels_only_what_a_user_stopped(
         )
         trigger.task_instance = task_instance()
         run = asyncio.ensure_future(_events(trigger))
-        await asyncio.sleep(0.3)
+        # The wait is under way (the emulator answered a poll), then it is stopped.
+        await asyncio.to_thread(wait_for, lambda: emulator.requests_log("get"), 30, what="the first poll")
         run.cancel()
         await trigger.on_kill()
         await trigger.cleanup()

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "gptproto_text_to_video"
 
-pytestmark = [pytest.mark.packaging, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slow, pytest.mark.packaging, pytest.mark.timeout(1500)]
 
 
 def _airflow_latest() -> str:

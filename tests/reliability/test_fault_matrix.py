@@ -148,6 +148,7 @@ ROWS = [
         "failed",
         2,
         says="the last check failed: Unknown GPTProto task status 'mystery_state'",
+        dag="rel_pipeline_short_deadline",
         tries={"generate": 2},
     ),
     Row(

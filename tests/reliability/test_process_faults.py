@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.reliability_stack import ReliabilityEnv, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _marker(name: str) -> str:

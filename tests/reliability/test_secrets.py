@@ -29,7 +29,7 @@ import pytest
 
 from tests.support.reliability_stack import ReliabilityEnv
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 DAG_ID = "rel_failures"
 ECHO = "Incorrect API key provided: {key}. You can find your API key in your account settings."

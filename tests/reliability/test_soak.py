@@ -26,7 +26,7 @@ import pytest
 from tests.support.airflow_stack import STATE_MISMATCH
 from tests.support.reliability_stack import POOL_SLOTS, ReliabilityEnv
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 VIDEOS = int(os.environ.get("GPTPROTO_SOAK_VIDEOS", "200"))
 FAULT_RATE = 0.10

@@ -307,7 +307,9 @@ def stop_by_state(state: Mapping[str, Any]) -> list[str]:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 5
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
         if _alive(pid):
             problems.append(f"{name} pid {pid} survived")
     return problems
