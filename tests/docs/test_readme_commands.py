@@ -22,7 +22,7 @@ from airflow_provider_gptproto.emulator.harness import EmulatorProcess
 ROOT = Path(__file__).resolve().parents[2]
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.M | re.S)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # an airflow CLI process
 
 
 def readme_bash_blocks(containing: str) -> list[str]:
