@@ -3,7 +3,8 @@
 Postgres and Redis as this script's own servers (data under .cluster/, free non-default ports),
 Airflow with CeleryExecutor: api-server, scheduler, dag-processor, two Celery workers, two triggerers;
 the emulator and the gptproto_default connection; the example DAGs. The processes keep running after
-this script returns; .cluster/state.json lists their PIDs, and `make cluster-stop` stops them by PID.
+this script returns; .cluster/state.json lists their PIDs, and `make cluster-stop` stops them by PID
+(GPTPROTO_CLUSTER_DIR moves .cluster/).
 The implementation is tests/support/cluster.py, which the cluster tests start too.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.cluster import Cluster, stop_by_state  # noqa: E402
 
-CLUSTER_DIR = ROOT / ".cluster"
+CLUSTER_DIR = Path(os.environ.get("GPTPROTO_CLUSTER_DIR") or ROOT / ".cluster").resolve()
 STATE = CLUSTER_DIR / "state.json"
 USER, PASSWORD = "admin", "admin"
 

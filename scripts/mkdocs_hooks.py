@@ -3,6 +3,12 @@
 The README stays the one source of what it says; the site shows the same text, with its relative
 links rewritten so that they still resolve from the page (``mkdocs build --strict`` checks them),
 and its ``#anchor`` links sent to the page that shows that README section.
+
+Every page in docs/ also reads on its own as a file (on a code host, where no marker is expanded):
+it has its own title and text, and links written as repository paths (``../README.md#install``,
+``../bench/README.md``, ``../../airflow_provider_gptproto/hooks/gptproto.py``). The hook rewrites
+those too: a README anchor to the page that shows that section, a file with a page of its own to
+that page, any other file to the repository browser.
 Markers, each alone on a line of a page in docs/:
 
 - ``<!-- readme: Failure handling -->``: that ``##`` section of README.md (headings one level up
@@ -56,7 +62,22 @@ def readme_anchor_pages() -> dict[str, str]:
             if part is not None:
                 for heading in [part.splitlines()[0], *re.findall(r"^#{3,} (.+)$", part, re.M)]:
                     pages.setdefault(_anchor(heading), page.relative_to(ROOT / "docs").as_posix())
+    # A README section no page shows, which points to the one docs page with its details: that page.
+    for part in sections.values():
+        linked = set(re.findall(r"\]\(docs/([^)#\s]+\.md)\)", part))
+        if len(linked) == 1:
+            pages.setdefault(_anchor(part.splitlines()[0]), linked.pop())
     return pages
+
+
+def _demoted(markdown: str) -> str:
+    """Every heading one level down, outside fenced code blocks."""
+    lines, fenced = [], False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("#" + line if not fenced and re.match(r"#+ ", line) else line)
+    return "".join(lines)
 
 
 def _target(link: str, source: str, page_dir: str, repo_url: str) -> str:
@@ -68,6 +89,8 @@ def _target(link: str, source: str, page_dir: str, repo_url: str) -> str:
         return link
     path, hash_, anchor = link.partition("#")
     repo_path = posixpath.normpath(posixpath.join(posixpath.dirname(source), path)).rstrip("/")
+    if repo_path == "README.md" and source != "README.md" and readme_anchor_pages().get(anchor):
+        return posixpath.relpath(readme_anchor_pages()[anchor], page_dir or ".") + hash_ + anchor
     if repo_path in PAGES:
         docs_path = PAGES[repo_path]
     elif repo_path.startswith("docs/"):
@@ -128,11 +151,13 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         kind, arg, optional, dags = match.groups()
         if dags:
             return example_dags()
-        if kind == "include":
-            text = (ROOT / arg).read_text(encoding="utf-8")
-            return _relinked(text, arg, page_dir, repo_url)
         # The first section's heading is the page title, unless the page has one before the marker.
         titled = re.search(r"^(# |<!-- readme: )", match.string[: match.start()], re.M) is not None
+        if kind == "include":
+            text = (ROOT / arg).read_text(encoding="utf-8")
+            if titled:  # the file's own headings one level down, under the page's title
+                text = _demoted(text)
+            return _relinked(text, arg, page_dir, repo_url)
         section = readme_section(arg, promote=not titled)
         if section is None:
             anchor = re.sub(r"[^a-z0-9 -]", "", arg.lower()).replace(" ", "-")
@@ -141,4 +166,5 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             raise ValueError(f"{page.file.src_uri}: README.md has no '## {arg}' section")
         return _relinked(section, "README.md", page_dir, repo_url)
 
-    return MARKER.sub(expand, markdown)
+    own = _relinked(markdown, f"docs/{page.file.src_uri}", page_dir, repo_url)
+    return MARKER.sub(expand, own)

@@ -99,6 +99,15 @@ def _task_video(request: Request, record: VideoRecord, index: int) -> dict[str, 
     return {"record": record, "source": source, "stored": stored, "poster": poster, "notice": notice}
 
 
+def _servable(record: VideoRecord, kind: MediaKind) -> bool:
+    """Whether the media endpoint would serve this record's stored file (a card plays only those)."""
+    try:
+        servable_file(record, kind)
+    except HTTPException:
+        return False
+    return True
+
+
 def _public(record: VideoRecord) -> dict[str, Any]:
     """A record as JSON: metadata and ids, not the server-side locations."""
     data = asdict(record)
@@ -116,7 +125,7 @@ def _readable_dag_ids(user: Any) -> set[str]:
 class Gallery:
     """One page of the gallery for the requesting user."""
 
-    cards: list[tuple[VideoRecord, str | None]]  # record, poster URL
+    cards: list[tuple[VideoRecord, str | None, str | None]]  # record, poster URL, stored video URL
     dag_ids: list[str]
     total: int
     dag_id: str | None
@@ -135,7 +144,14 @@ def read_gallery(
     readable = _readable_dag_ids(user)
     records, total = gallery_page(session, readable, dag_id or None, offset, limit)
     media = _media_base(request)
-    cards = [(r, f"{media}/event/{r.event_id}/poster" if r.poster_uri else None) for r in records]
+    cards = [
+        (
+            r,
+            f"{media}/event/{r.event_id}/poster" if r.poster_uri else None,
+            f"{media}/event/{r.event_id}/video" if _servable(r, "video") else None,
+        )
+        for r in records
+    ]
     return Gallery(cards, gallery_dag_ids(session, readable), total, dag_id or None, offset, limit)
 
 
@@ -214,7 +230,7 @@ def gallery_data(found: GalleryDep) -> dict[str, Any]:
     return {
         "total_entries": found.total,
         "dag_ids": found.dag_ids,
-        "videos": [{**_public(r), "poster": poster} for r, poster in found.cards],
+        "videos": [{**_public(r), "poster": poster, "video": video} for r, poster, video in found.cards],
     }
 
 

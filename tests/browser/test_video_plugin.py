@@ -25,7 +25,7 @@ from tests.support.video_plugin_stack import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Frame, Page
+    from playwright.sync_api import BrowserContext, Frame, FrameLocator, Page
 
 require_browser()
 
@@ -105,7 +105,7 @@ def test_video_tab_says_when_the_link_expired(ui_page: Page, plugin: VideoPlugin
     expect(frame.locator("video")).to_have_count(0)
 
 
-def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack, shots: Path) -> None:
+def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack) -> None:
     page = ui_page
     page.goto(plugin.stack.base_url + "/")
     page.get_by_role("button", name="Browse").click()
@@ -125,7 +125,6 @@ def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack, 
     while not frame.locator("img").evaluate_all(posters_loaded):
         assert time.monotonic() < deadline, "the poster frames did not load"
         page.wait_for_timeout(200)
-    page.screenshot(path=str(shots / "plugin-videos-gallery.png"), animations="disabled")
 
     frame.get_by_role("combobox", name="DAG").select_option(BETA)
     expect(frame.locator("article.card")).to_have_count(1)
@@ -135,3 +134,139 @@ def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack, 
     frame.get_by_role("link", name=plugin.run_id(BETA), exact=True).click()
     page.wait_for_url(f"**/dags/{BETA}/runs/**", timeout=UI_TIMEOUT_MS)
     assert "/plugin/" not in page.url
+
+
+def _gallery(page: Page, plugin: VideoPluginStack, theme: str = "light") -> FrameLocator:
+    """The gallery in Airflow's UI, with the UI in ``theme`` (Airflow keeps it in localStorage)."""
+    page.goto(plugin.stack.base_url + "/")
+    page.evaluate("(theme) => localStorage.setItem('theme', theme)", theme)
+    page.goto(plugin.stack.base_url + "/plugin/gptproto-videos")
+    page.wait_for_function(
+        "(dark) => document.documentElement.classList.contains('dark') === dark",
+        arg=theme == "dark",
+        timeout=UI_TIMEOUT_MS,
+    )
+    frame = page.frame_locator("iframe[title='GPTProto videos']")
+    expect(frame.locator("article.card")).to_have_count(3)
+    loaded = "(imgs) => imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0)"
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not frame.locator("img").evaluate_all(loaded):
+        assert time.monotonic() < deadline, "the poster frames did not load"
+        page.wait_for_timeout(200)
+    return frame
+
+
+@pytest.mark.slow
+def test_clicking_a_card_plays_its_video(ui_page: Page, plugin: VideoPluginStack) -> None:
+    page = ui_page
+    frame = _gallery(page, plugin)
+    frame.locator("article.card").filter(has_text="A red fox").get_by_role(
+        "button", name="Play the video"
+    ).click()
+    dialog = frame.locator("dialog[open]")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("A red fox running through fresh snow at dawn")
+    video = frame.locator("dialog video")
+    video.evaluate("(v) => { v.muted = true; }")  # headless Chromium has no audio output
+    playing = "(v) => v.readyState >= 2 && !v.paused && v.currentTime > 0.5"
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not video.evaluate(playing):
+        assert time.monotonic() < deadline, video.evaluate("(v) => [v.src, v.readyState, v.paused, v.error]")
+        page.wait_for_timeout(200)
+    assert abs(video.evaluate("(v) => v.duration") - VIDEO_SECONDS) < 0.5
+    page.keyboard.press("Escape")
+    expect(frame.locator("dialog[open]")).to_have_count(0)
+    assert video.evaluate("(v) => v.paused")
+
+    # The batch's card has no single video: it opens the batch task's Video tab, in the whole window.
+    frame.locator("article.card").filter(has_text="Batch: 2 of 2").get_by_role(
+        "link", name="Open the task's Video tab"
+    ).click()
+    page.wait_for_url(f"**/dags/{BATCH}/runs/**/tasks/batch/plugin/gptproto-video", timeout=UI_TIMEOUT_MS)
+    tab = _plugin_frame(page, "/gptproto/ti/")
+    expect(tab.locator("video")).to_have_count(2)
+
+
+# Where the poster's picture is painted inside its <img> box, from object-fit: the whole frame must
+# be visible (nothing cropped) and undistorted (one scale for both axes).
+PAINTED = """(img) => {
+  const fit = getComputedStyle(img).objectFit, w = img.clientWidth, h = img.clientHeight;
+  const nw = img.naturalWidth, nh = img.naturalHeight;
+  const scale = { contain: Math.min(w / nw, h / nh), cover: Math.max(w / nw, h / nh), none: 1,
+    "scale-down": Math.min(1, w / nw, h / nh) }[fit];
+  const [sx, sy] = fit === "fill" ? [w / nw, h / nh] : [scale, scale];
+  return { fit, w, h, nw, nh, shownW: nw * sx, shownH: nh * sy, sx, sy };
+}"""
+
+
+@pytest.mark.slow
+def test_posters_show_the_whole_frame_of_any_shape(ui_page: Page, plugin: VideoPluginStack) -> None:
+    frame = _gallery(ui_page, plugin)
+    shapes = {}
+    for prompt in ("A red fox", "A paper boat"):
+        card = frame.locator("article.card").filter(has_text=prompt)
+        box = card.evaluate("(c) => c.getBoundingClientRect().toJSON()")
+        img = card.locator("img")
+        painted = img.evaluate(PAINTED)
+        shapes[prompt] = (painted["nw"], painted["nh"])
+        assert painted["shownW"] <= painted["w"] + 1 and painted["shownH"] <= painted["h"] + 1, painted
+        assert abs(painted["sx"] - painted["sy"]) < 0.01, painted
+        assert max(painted["shownW"] / painted["w"], painted["shownH"] / painted["h"]) > 0.98, painted
+        inner = img.evaluate("(i) => i.getBoundingClientRect().toJSON()")
+        assert inner["left"] >= box["left"] - 1 and inner["right"] <= box["right"] + 1, (inner, box)
+    assert shapes["A paper boat"][0] == shapes["A paper boat"][1], shapes  # the 768:768 video
+    assert shapes["A red fox"][0] > shapes["A red fox"][1], shapes  # the 1280:768 one
+
+
+# Airflow's own look, resolved in the UI's document: its theme variables applied to a probe element.
+AIRFLOW_LOOK = """() => {
+  const probe = document.createElement("div");
+  probe.style.cssText = "background: var(--chakra-colors-bg); color: var(--chakra-colors-fg); "
+    + "border: 1px solid var(--chakra-colors-border); border-radius: var(--chakra-radii-l2); "
+    + "font-family: var(--chakra-fonts-body)";
+  document.body.appendChild(probe);
+  const s = getComputedStyle(probe);
+  const look = { bg: s.backgroundColor, fg: s.color, border: s.borderTopColor, radius: s.borderTopLeftRadius,
+    font: s.fontFamily };
+  probe.remove();
+  return look;
+}"""
+CONTROL_LOOK = """(el) => {
+  const s = getComputedStyle(el);
+  return { bg: s.backgroundColor, fg: s.color, border: s.borderTopColor, radius: s.borderTopLeftRadius,
+    font: s.fontFamily, height: el.getBoundingClientRect().height, appearance: s.appearance };
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_gallery_filter_and_paging_look_like_airflow(
+    ui_page: Page, plugin: VideoPluginStack, shots: Path, theme: str
+) -> None:
+    page = ui_page
+    frame = _gallery(page, plugin, theme)
+    airflow = page.evaluate(AIRFLOW_LOOK)
+    body = frame.locator("body").evaluate(CONTROL_LOOK)
+    assert (body["bg"], body["fg"], body["font"]) == (airflow["bg"], airflow["fg"], airflow["font"]), (
+        body,
+        airflow,
+    )
+    select = frame.get_by_role("combobox", name="DAG")
+    controls = [select, frame.locator("nav.pager .button").first]
+    for control in controls:
+        look = control.evaluate(CONTROL_LOOK)
+        assert (look["border"], look["radius"], look["fg"], look["font"]) == (
+            airflow["border"],
+            airflow["radius"],
+            airflow["fg"],
+            airflow["font"],
+        ), (look, airflow)
+        assert look["bg"] in (airflow["bg"], "rgba(0, 0, 0, 0)"), (look, airflow)
+        assert 32 <= look["height"] <= 40, look  # Chakra's sm/md control heights
+    assert select.evaluate(CONTROL_LOOK)["appearance"] == "none", "the browser's own select, not Airflow's"
+    # A card's border and muted text follow the theme too.
+    card = frame.locator("article.card").first.evaluate(CONTROL_LOOK)
+    assert card["border"] == airflow["border"], (card, airflow)
+    name = "plugin-videos-gallery.png" if theme == "light" else "plugin-videos-gallery-dark.png"
+    page.screenshot(path=str(shots / name), animations="disabled")
+    page.evaluate("() => localStorage.removeItem('theme')")

@@ -178,9 +178,14 @@ def test_gallery_lists_newest_first_with_filter_and_paging(plugin: VideoPluginSt
         assert video["run_id"] == plugin.run_id(video["dag_id"]) and video["prompt"]
         if video["dag_id"] == BATCH:  # the batch's one event names its manifest, not a video
             assert video["prompt"].startswith("Batch: 2 of 2 videos") and video["poster"] is None
+            assert video["video"] is None  # its card opens the batch task's Video tab instead
             continue
         poster = _get(plugin, video["poster"])
         assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"
+        # What a click on the card plays: the stored video, whole.
+        played = _get(plugin, video["video"])
+        assert played.status_code == 200 and played.headers["content-type"] == "video/mp4"
+        assert len(played.content) == video["bytes"]
     only_beta = _get(plugin, f"/gptproto/api/videos?dag_id={BETA}").json()
     assert [v["dag_id"] for v in only_beta["videos"]] == [BETA] and only_beta["total_entries"] == 1
     second = _get(plugin, "/gptproto/api/videos?limit=1&offset=1").json()

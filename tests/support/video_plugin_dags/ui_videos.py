@@ -19,9 +19,10 @@ from airflow_provider_gptproto.operators.gptproto import (
 OUTPUT_DIR = "{{ var.value.gptproto_output_dir }}"
 START = datetime(2026, 1, 1)
 
-for dag_id, prompt in (
-    ("ui_videos_alpha", "A red fox running through fresh snow at dawn"),
-    ("ui_videos_beta", "A paper boat drifting down a rainy street"),
+# Two shapes: the gallery shows a square video's poster whole, not cropped to the card.
+for dag_id, prompt, dimension in (
+    ("ui_videos_alpha", "A red fox running through fresh snow at dawn", "1280:768"),
+    ("ui_videos_beta", "A paper boat drifting down a rainy street", "768:768"),
 ):
     with DAG(dag_id=dag_id, start_date=START, schedule=None, catchup=False, tags=["gptproto-ui-test"]):
         generate = GPTProtoGenerateVideoOperator(
@@ -29,7 +30,7 @@ for dag_id, prompt in (
             prompt=prompt,
             seed=7,
             duration="5s",
-            dimension="1280:768",
+            dimension=dimension,
             poll_interval=1,
             timeout=timedelta(minutes=10),
         )

@@ -39,7 +39,7 @@ def test_video_tab_without_a_source_says_why() -> None:
 
 def test_gallery_cards_pager_and_filter() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    cards = [(_record(prompt=HOSTILE, event_id=9, timestamp=when), "/gptproto/media/event/9/poster")]
+    cards = [(_record(prompt=HOSTILE, event_id=9, timestamp=when), "/gptproto/media/event/9/poster", None)]
     html = pages.gallery("/base", cards, ["dag<1>", "other"], "other", 24, 24, 60)
     assert HOSTILE not in html
     assert '<img src="/gptproto/media/event/9/poster"' in html
@@ -52,3 +52,24 @@ def test_gallery_cards_pager_and_filter() -> None:
     assert "25-48 of 60" in html
     empty = pages.gallery("", [], [], None, 0, 24, 0)
     assert "No videos yet." in empty and "rel=" not in empty
+
+
+def test_a_card_plays_its_stored_video_else_opens_the_tasks_video_tab() -> None:
+    stored = _record(prompt="A fox", event_id=9)
+    batch = _record(prompt="Batch: 2 of 2 videos", event_id=10, map_index=3)
+    html = pages.gallery(
+        "/base",
+        [(stored, "/m/9/poster", "/m/9/video"), (batch, None, None)],
+        ["dag<1>"],
+        None,
+        0,
+        24,
+        2,
+    )
+    assert '<button type="button" class="poster" data-video="/m/9/video"' in html
+    assert 'aria-label="Play the video: A fox"' in html
+    assert '<dialog id="player"' in html and "showModal()" in html
+    tab = "/base/dags/dag%3C1%3E/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/download/mapped/3"
+    assert f'<a class="poster" data-top href="{tab}/plugin/gptproto-video"' in html
+    # One page: both ends of the pager shown, disabled, like Airflow's pagination.
+    assert html.count('<span class="button" aria-disabled="true">') == 2 and "1-2 of 2" in html
