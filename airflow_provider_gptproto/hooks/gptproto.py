@@ -456,9 +456,9 @@ class GPTProtoHook(BaseHook):
             backoff.succeeded()
             if last is None or task.status != last.status:
                 self.log.info(
-                    "GPTProto task %s is %s (%.1f s elapsed)",
+                    "GPTProto task %s %s (%.1f s elapsed)",
                     task_id,
-                    task.status.value,
+                    task.status.phrase,
                     time.monotonic() - started,
                 )
             last = task

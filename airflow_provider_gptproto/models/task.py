@@ -37,6 +37,11 @@ class TaskStatus(str, enum.Enum):
     def is_terminal(self) -> bool:
         return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
 
+    @property
+    def phrase(self) -> str:
+        """The state as the rest of a sentence, for log lines: "GPTProto task t1 has succeeded"."""
+        return _PHRASES[self]
+
     @classmethod
     def parse(cls, word: Any) -> TaskStatus:
         if isinstance(word, TaskStatus):  # str(member) is "TaskStatus.X" before Python 3.12
@@ -48,6 +53,15 @@ class TaskStatus(str, enum.Enum):
             )
         return status
 
+
+_PHRASES = {
+    TaskStatus.PENDING: "is queued",
+    TaskStatus.RUNNING: "is running",
+    TaskStatus.SUCCEEDED: "has succeeded",
+    TaskStatus.FAILED: "has failed",
+    TaskStatus.CANCELLED: "was cancelled",
+    TaskStatus.EXPIRED: "has expired",
+}
 
 _STATUS_WORDS = {
     **dict.fromkeys(("pending", "queued", "created", "submitted"), TaskStatus.PENDING),

@@ -277,16 +277,16 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
                 task = None
             if task is not None and (not task.is_terminal or task.status is TaskStatus.SUCCEEDED):
                 self.log.info(
-                    "Reattaching to GPTProto task %s from an earlier try (%s)",
+                    "Reattaching to GPTProto task %s from an earlier try: it %s",
                     task.task_id,
-                    task.status.value,
+                    task.status.phrase,
                 )
                 announce(context["ti"], task.task_id)
                 return task, record.deadline or time.time() + self.timeout
             self.log.info(
-                "GPTProto task %s from an earlier try is %s; submitting a new one",
+                "GPTProto task %s from an earlier try %s; submitting a new one",
                 record.task_id,
-                task.status.value if task else "gone",
+                task.status.phrase if task else "is gone",
             )
         else:
             self._check_interrupted_create(hook, state)

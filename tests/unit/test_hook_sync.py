@@ -626,12 +626,28 @@ def test_wait_for_task_polls_until_terminal(
     assert clock.sleeps == [5, 5, 5]
 
 
-@pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
+def test_wait_for_task_logs_each_status_change_as_an_english_sentence(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, logs: LogCapture
+) -> None:
+    FakeClock(monkeypatch)
+    for status in ("queued", "running"):
+        ordered.get(task_url("t1"), json=task_b("t1", status))
+    ordered.get(task_url("t1"), json=task_b("t1", "succeeded", content={"video_url": "https://cdn/v.mp4"}))
+    hook.wait_for_task("t1", poll_interval=5)
+    text = logs.text()
+    for line in ("GPTProto task t1 is queued", "GPTProto task t1 is running", "GPTProto task t1 has succeeded"):
+        assert line in text, text
+    assert "is succeeded" not in text and "is pending" not in text
+
+
+@pytest.mark.parametrize(
+    "status, says", [("failed", "failed"), ("cancelled", "was cancelled"), ("expired", "expired")]
+)
 def test_wait_for_task_raises_for_unsuccessful_terminal_tasks(
-    hook: GPTProtoHook, rsps: responses.RequestsMock, status: str
+    hook: GPTProtoHook, rsps: responses.RequestsMock, status: str, says: str
 ) -> None:
     rsps.get(task_url("t1"), json=task_b("t1", status))
-    with pytest.raises(GPTProtoTaskFailedError, match=f"GPTProto task t1 ended {status}"):
+    with pytest.raises(GPTProtoTaskFailedError, match=rf"^GPTProto task t1 {says} \("):
         hook.wait_for_task("t1")
 
 
