@@ -19,7 +19,7 @@ about 40 KB). Each entry is a small dict; ``s`` is its state:
 ``c``       create started at ``t`` (unix seconds), no id known yet: maybe paid, reconcile
 ``r``       running remotely as ``id``, created at ``t``
 ``d``       done: video stored; ``b`` bytes, ``h`` sha256, ``seed``, ``u`` usage
-``f``       failed: ``st`` status word, ``e`` error, ``k`` kind (see ``RETRY_KINDS``)
+``f``       failed: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
 ==========  ===============================================================================
 """
 
@@ -41,9 +41,21 @@ JOURNAL_DIR = ".gptproto-journal"
 MANIFEST_NAME = "manifest.jsonl"
 
 # Failure kinds a new try of the Airflow task retries, and to which state. A content-policy
-# rejection is not retried (the same prompt is rejected again), nor an ambiguous create (a retry
-# could pay twice); a failed download re-reads the finished task instead of paying again.
+# rejection is not retried unless the user opts in (the same prompt is usually rejected again, and
+# each attempt is paid), nor an ambiguous create (a retry could pay twice); a failed download
+# re-reads the finished task instead of paying again. ``retry_failed_from`` follows the same rule.
 RETRY_KINDS = {"remote": "todo", "timeout": "todo", "create": "todo", "download": "r"}
+POLICY_KIND = "policy"
+
+
+def retry_target(kind: str | None, retry_policy_failures: bool = False) -> str | None:
+    """The state a failed item of ``kind`` goes back to when retried, or None: not retried.
+
+    The one rule for a resume inside a batch and for ``retry_failed_from``.
+    """
+    if kind == POLICY_KIND:
+        return "todo" if retry_policy_failures else None
+    return RETRY_KINDS.get(kind or "")
 
 
 class KeyValueStore(Protocol):
@@ -160,6 +172,10 @@ class BatchJournal:
         else:
             self._log(then_begin, {"s": "c", "t": now})
 
+    def reattach(self, index: int, remote_id: str) -> None:
+        """An item whose remote task already exists (an earlier batch's failed download): watch it."""
+        self._set(index, {"s": "r", "id": remote_id, "t": time.time()})
+
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
         self._log(index, None)
@@ -195,11 +211,11 @@ class BatchJournal:
             },
         )
 
-    def retry_failed(self) -> int:
+    def retry_failed(self, retry_policy_failures: bool = False) -> int:
         """At the start of a new try: failures worth another attempt go back to work."""
         count = 0
         for index, entry in list(self.entries.items()):
-            target = RETRY_KINDS.get(entry.get("k", "")) if entry.get("s") == "f" else None
+            target = retry_target(entry.get("k"), retry_policy_failures) if entry.get("s") == "f" else None
             if target == "todo":
                 self._set(index, None)
             elif target == "r" and entry.get("id"):
