@@ -99,6 +99,15 @@ class GenerationTask(BaseModel):
     def is_content_policy_violation(self) -> bool:
         return looks_like_content_policy(self.error_code, self.error_message)
 
+    def with_seed(self, seed: int | None) -> GenerationTask:
+        """This task, carrying the ``seed`` it was created with when the reply reported none.
+
+        A seed the server reports wins; ``-1`` (server's choice) is not a seed and is left out.
+        """
+        if self.seed is not None or seed is None or seed == -1:
+            return self
+        return self.model_copy(update={"seed": seed})
+
     def raise_for_status(self) -> None:
         """Raise for a task that ended without a video; content-policy failures get their own class."""
         if self.status in (TaskStatus.FAILED, TaskStatus.EXPIRED, TaskStatus.CANCELLED):

@@ -283,7 +283,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         for item in items:
             row = earlier.get(item.key) or {}
             if retry_target(row.get("error_kind")) == "r" and row.get("task_id"):
-                journal.reattach(item.index, str(row["task_id"]))
+                journal.reattach(item.index, str(row["task_id"]), row.get("seed"))
         journal.flush()
 
     def _defer(self, journal: BatchJournal, items: list[BatchItem]) -> None:
@@ -350,7 +350,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                 )
                 break
             following = wave[position + 1].index if position + 1 < len(wave) else None
-            journal.created(item.index, task.task_id, then_begin=following)
+            journal.created(item.index, task.task_id, then_begin=following, seed=task.seed)
             intent_recorded = following is not None
             created += 1
         if created:

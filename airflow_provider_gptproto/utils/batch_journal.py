@@ -17,7 +17,7 @@ about 40 KB). Each entry is a small dict; ``s`` is its state:
 
 ==========  ===============================================================================
 ``c``       create started at ``t`` (unix seconds), no id known yet: maybe paid, reconcile
-``r``       running remotely as ``id``, created at ``t``
+``r``       running remotely as ``id``, created at ``t`` (with the ``seed`` sent)
 ``d``       done: video stored; ``b`` bytes, ``h`` sha256, ``seed``, ``u`` usage
 ``f``       failed: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
 ==========  ===============================================================================
@@ -162,19 +162,23 @@ class BatchJournal:
     def begin_create(self, index: int) -> None:
         self._log(index, {"s": "c", "t": time.time()})
 
-    def created(self, index: int, remote_id: str, then_begin: int | None = None) -> None:
-        """Record the remote id; with ``then_begin``, also the next create's intent, in one write."""
+    def created(
+        self, index: int, remote_id: str, then_begin: int | None = None, seed: int | None = None
+    ) -> None:
+        """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        self._set(index, {"s": "r", "id": remote_id, "t": now})
+        self._set(
+            index, {"s": "r", "id": remote_id, "t": now, **({"seed": seed} if seed is not None else {})}
+        )
         self._tail[index] = self.entries[index]
         if then_begin is None:
             self._log(index, self.entries[index])
         else:
             self._log(then_begin, {"s": "c", "t": now})
 
-    def reattach(self, index: int, remote_id: str) -> None:
+    def reattach(self, index: int, remote_id: str, seed: int | None = None) -> None:
         """An item whose remote task already exists (an earlier batch's failed download): watch it."""
-        self._set(index, {"s": "r", "id": remote_id, "t": time.time()})
+        self._set(index, {"s": "r", "id": remote_id, "t": time.time(), "seed": seed})
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
@@ -190,6 +194,7 @@ class BatchJournal:
     # ------------------------------------------------------------------ outcomes (durable at flush)
     def done(self, index: int, nbytes: int, sha256: str, seed: int | None, usage: Any) -> None:
         entry = self.entries[index]
+        seed = seed if seed is not None else entry.get("seed")  # the reply's, else the one sent
         self._set(
             index, {"s": "d", "id": entry.get("id"), "b": nbytes, "h": sha256, "seed": seed, "u": usage}
         )
@@ -207,7 +212,7 @@ class BatchJournal:
                 "st": status,
                 "e": error[:500],
                 "u": usage,
-                "seed": seed,
+                "seed": seed if seed is not None else entry.get("seed"),
             },
         )
 

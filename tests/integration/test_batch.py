@@ -163,3 +163,17 @@ def test_trigger_on_kill_cancels_every_in_flight_task_only_when_a_user_stopped_i
 
     statuses = {t["id"]: t["status"] for t in emulator.tasks()}
     assert [statuses[i] for i in ids] == (["cancelled"] * 4 if cancelled else ["queued"] * 4)
+
+
+def test_the_manifest_names_the_seed_of_every_video(batch_emulator: Any, tmp_path: Path) -> None:
+    """GPTProto documents no list call and its envelope reports no seed: each row names the one sent."""
+    batch_emulator.add_fault(endpoint="list", action="status", status=404)  # statuses read one by one
+    prompts = ["seeded 0", {"prompt": "seeded 1", "seed": 1234}, "seeded 2"]
+    result = run_dag("it_batch_sync", prompts=prompts, destination=str(tmp_path / "out"))
+
+    assert result.state == "success"
+    seeds = {t["id"]: t["seed"] for t in batch_emulator.tasks()}
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["succeeded"] * 3
+    assert [r["seed"] for r in rows] == [seeds[r["task_id"]] for r in rows]
+    assert rows[1]["seed"] == 1234 and None not in [r["seed"] for r in rows]

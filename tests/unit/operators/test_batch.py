@@ -284,7 +284,16 @@ def _first_run_with_failures(tmp_path: Path) -> tuple[FakeHook, list[dict[str, A
     op = _operator(hook, tmp_path, requests_file=str(catalogue), max_failed_items=4)
     op.execute(_context(DictKV()))  # type: ignore[arg-type]
     rows = _manifest(tmp_path)
-    assert [r["error_kind"] for r in rows] == [None, "policy", None, "remote", None, "remote", None, "download"]
+    assert [r["error_kind"] for r in rows] == [
+        None,
+        "policy",
+        None,
+        "remote",
+        None,
+        "remote",
+        None,
+        "download",
+    ]
     return hook, rows
 
 
@@ -313,7 +322,9 @@ def test_retry_into_another_destination_leaves_the_earlier_manifest_and_keeps_po
     earlier, first = _first_run_with_failures(tmp_path)
     before = (tmp_path / "out" / "manifest.jsonl").read_bytes()
     manifest = str(tmp_path / "out" / "manifest.jsonl")
-    _operator(_same_server(earlier), tmp_path / "rerun", retry_failed_from=manifest).execute(_context(DictKV()))  # type: ignore[arg-type]
+    _operator(_same_server(earlier), tmp_path / "rerun", retry_failed_from=manifest).execute(
+        _context(DictKV())
+    )  # type: ignore[arg-type]
 
     assert (tmp_path / "out" / "manifest.jsonl").read_bytes() == before
     rows = _manifest(tmp_path / "rerun")
@@ -330,9 +341,9 @@ def test_retry_failed_from_skips_policy_rejections_like_a_resume_does(tmp_path: 
     assert sorted(hook.created) == ["broken 3", "late 5"]  # nothing paid again for "policy 1"
 
     opted_in = _same_server(earlier)
-    _operator(
-        opted_in, tmp_path / "rerun2", retry_failed_from=manifest, retry_policy_failures=True
-    ).execute(_context(DictKV()))  # type: ignore[arg-type]
+    _operator(opted_in, tmp_path / "rerun2", retry_failed_from=manifest, retry_policy_failures=True).execute(
+        _context(DictKV())
+    )  # type: ignore[arg-type]
     assert sorted(opted_in.created) == ["broken 3", "late 5", "policy 1"]
 
 
