@@ -134,15 +134,19 @@ class SavedVideo:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for a ``@task``'s return value: the Video tab shows it (seed included).
 
+        Fields without a value are left out: a ``@task`` annotated ``-> dict`` pushes each key as
+        its own XCom, and Airflow 3.0 refuses a None one.
+
         :return: the task's fields plus ``uri``, ``bytes``, ``sha256`` and ``request``.
         """
-        return {
+        fields = {
             **self.task.to_dict(),
             "uri": self.file.uri,
             "bytes": self.file.bytes,
             "sha256": self.file.sha256,
             "request": dict(self.request),
         }
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 def _build_request(

@@ -248,8 +248,10 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     ) -> dict[str, Any] | None:
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
+        digest = fingerprint(items)
+        scope = f"retry-{digest}" if self.retry_failed_from is not None else None
         journal = BatchJournal.open(
-            journal_store(context, folder), fingerprint(items), len(items), time.time() + self.deadline
+            journal_store(context, folder, scope), digest, len(items), time.time() + self.deadline
         )
         if new_try:
             counts = journal.counts()

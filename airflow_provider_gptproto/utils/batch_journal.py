@@ -86,8 +86,8 @@ class FolderKV:
     Each value is written to a temporary sibling and renamed, so a reader sees whole values only.
     """
 
-    def __init__(self, folder: Any) -> None:
-        self._folder = folder / JOURNAL_DIR
+    def __init__(self, folder: Any, scope: str | None = None) -> None:
+        self._folder = folder / JOURNAL_DIR if scope is None else folder / JOURNAL_DIR / scope
 
     def get(self, key: str) -> Any:
         path = self._folder / f"{key}.json"
@@ -104,9 +104,11 @@ class FolderKV:
         (self._folder / f"{key}.json").unlink(missing_ok=True)
 
 
-def journal_store(context: Any, destination: Any) -> KeyValueStore:
+def journal_store(context: Any, destination: Any, scope: str | None = None) -> KeyValueStore:
+    """The task's state store, else a folder of ``destination`` (``scope``: a subfolder of it, so a
+    ``retry_failed_from`` run into the earlier batch's destination never meets that batch's journal)."""
     store = context.get("task_state_store") if hasattr(context, "get") else None
-    return TaskStateStoreKV(store) if store is not None else FolderKV(destination)
+    return TaskStateStoreKV(store) if store is not None else FolderKV(destination, scope)
 
 
 class BatchJournal:

@@ -370,6 +370,23 @@ def test_retry_failed_from_with_only_policy_rejections_says_how_to_opt_in(tmp_pa
     assert hook.created == []
 
 
+def test_without_a_state_store_a_retry_into_the_same_destination_meets_no_foreign_journal(
+    tmp_path: Path,
+) -> None:
+    """Older Airflow: the failed batch's journal stays in its destination for an Airflow retry."""
+    prompts = ["ok 0", "broken 1"]
+    first = FakeHook({"broken": TaskStatus.FAILED})
+    with pytest.raises(GPTProtoError, match="1 of 2 items failed"):
+        _operator(first, tmp_path, prompts=prompts).execute(_context(None))  # type: ignore[arg-type]
+    assert (tmp_path / "out" / ".gptproto-journal" / "gptproto_batch.json").exists()
+
+    hook = _same_server(first)
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    summary = _operator(hook, tmp_path, retry_failed_from=manifest).execute(_context(None))  # type: ignore[arg-type]
+    assert hook.created == ["broken 1"] and summary["succeeded"] == 1
+    assert [r["status"] for r in _manifest(tmp_path)] == ["succeeded", "succeeded"]
+
+
 def test_a_resume_retries_policy_rejections_only_when_asked(tmp_path: Path) -> None:
     prompts = ["ok 0", "policy 1"]
     store = DictKV()
