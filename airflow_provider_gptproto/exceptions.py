@@ -86,6 +86,10 @@ class GPTProtoListUnavailableError(GPTProtoNotFoundError):
     """
 
 
+# How a task's end reads in a sentence, by status word ("GPTProto task t1 was cancelled (...)").
+_ENDED = {"failed": "failed", "expired": "expired", "cancelled": "was cancelled"}
+
+
 class GPTProtoTaskFailedError(GPTProtoError):
     """The remote task ended failed, expired or cancelled."""
 
@@ -95,7 +99,8 @@ class GPTProtoTaskFailedError(GPTProtoError):
         self.code = code
         self.error_message = message
         detail = ": ".join(p for p in (code, message) if p) or "no error detail from the server"
-        super().__init__(f"GPTProto task {task_id} ended {status} ({detail})")
+        ended = _ENDED.get(status, f"ended {status}")
+        super().__init__(f"GPTProto task {task_id} {ended} ({detail})")
 
 
 class GPTProtoTaskContentPolicyError(GPTProtoTaskFailedError):

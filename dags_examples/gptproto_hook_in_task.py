@@ -1,11 +1,12 @@
-"""The hook inside a ``@task``: generate a video and save it with two calls, no operators.
+"""The hook inside a ``@task``: generate a video and save it with one call, no operators.
 
 For code the operators do not cover (your own loop or checks between the steps, another storage
-client). ``generate_video`` creates the task, waits (riding out API outages until its timeout) and
-returns the finished task; it raises ``GPTProtoTaskFailedError`` if the task ends failed, expired or
-cancelled, so a ``@task`` never "succeeds" without a video. What the generate operator adds is not
-here: the worker slot is held while the video renders (no deferral), and a retry of this task pays
-for a new video (nothing records the task id across tries), hence ``retries=0``.
+client). ``generate_video`` checks the destination, creates the task, waits (riding out API
+outages until its timeout) and stores the video; it raises ``GPTProtoTaskFailedError`` if the task
+ends failed, expired or cancelled, so a ``@task`` never "succeeds" without a video. What the
+generate operator adds is not here: the worker slot is held while the video renders (no deferral),
+and a retry of this task pays for a new video (nothing records the task id across tries), hence
+``retries=0``.
 """
 
 from __future__ import annotations
@@ -29,24 +30,29 @@ from airflow.sdk import Param, dag, task
 )
 def gptproto_hook_in_task() -> None:
     @task(retries=0)
-    def generate_and_save(params: dict | None = None) -> dict:
+    def generate_and_save(params: dict | None = None, ts_nodash: str | None = None) -> dict:
         from airflow.sdk import ObjectStoragePath
 
         from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 
         params = params or {}
+        folder = ObjectStoragePath(params["output_dir"] or "/tmp/gptproto_videos")
         hook = GPTProtoHook()  # the gptproto_default connection
         try:
-            video = hook.generate_video(
-                prompt=params["prompt"], duration="5s", dimension="1280:768", poll_interval=2, timeout=1800
+            # destination is checked before anything is paid for (an s3:// folder without its
+            # provider fails here, naming the package to install) and written once the video is ready.
+            saved = hook.generate_video(
+                prompt=params["prompt"],
+                duration="5s",
+                dimension="1280:768",
+                poll_interval=2,
+                timeout=1800,
+                destination=folder / f"paper-boat-{ts_nodash}.mp4",
             )
-            folder = ObjectStoragePath(params["output_dir"] or "/tmp/gptproto_videos")
-            folder.mkdir(parents=True, exist_ok=True)
-            saved = hook.download_video(video.video_url, folder / f"{video.task_id}.mp4")
         finally:
             hook.close()
-        print(f"GPTProto task {video.task_id}: {saved.bytes} bytes at {saved.uri}")
-        return {"task_id": video.task_id, "uri": saved.uri, "bytes": saved.bytes, "sha256": saved.sha256}
+        print(f"GPTProto task {saved.task_id} (seed {saved.seed}): {saved.file.bytes} bytes at {saved.uri}")
+        return saved.to_dict()  # task id, seed, request, stored file: what the Video tab shows
 
     generate_and_save()
 

@@ -13,12 +13,13 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import requests
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath, mask_secret
 from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
@@ -32,6 +33,8 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoNotFoundError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
+    VideoDownloadError,
+    VideoURLExpiredError,
 )
 from airflow_provider_gptproto.hooks._many_tasks import (
     ListRead,
@@ -82,11 +85,11 @@ from airflow_provider_gptproto.models import (
     parse_task,
     parse_task_list,
 )
-from airflow_provider_gptproto.utils.destination import check_if_exists
+from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
 
 if TYPE_CHECKING:
     import aiohttp
-    from airflow.sdk import Connection, ObjectStoragePath
+    from airflow.sdk import Connection
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -101,6 +104,49 @@ RECONCILE_SKEW_SECONDS = 5.0
 
 def _as_is(body: Any) -> Any:
     return body
+
+
+@dataclass(frozen=True)
+class SavedVideo:
+    """What ``generate_video(destination=...)`` returns: the finished task and its stored video.
+
+    :param task: the succeeded task (its ``seed`` is the one sent, when the API reports none).
+    :param file: the stored video: ``uri``, ``bytes``, ``sha256``, ``content_type``.
+    :param request: the request's scalar fields (``prompt``, ``model``, ``seed``, ``duration``, ...).
+    """
+
+    task: GenerationTask
+    file: DownloadedVideo
+    request: dict[str, Any]
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def seed(self) -> int | None:
+        return self.task.seed
+
+    @property
+    def uri(self) -> str:
+        return self.file.uri
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, for a ``@task``'s return value: the Video tab shows it (seed included).
+
+        Fields without a value are left out: a ``@task`` annotated ``-> dict`` pushes each key as
+        its own XCom, and Airflow 3.0 refuses a None one.
+
+        :return: the task's fields plus ``uri``, ``bytes``, ``sha256`` and ``request``.
+        """
+        fields = {
+            **self.task.to_dict(),
+            "uri": self.file.uri,
+            "bytes": self.file.bytes,
+            "sha256": self.file.sha256,
+            "request": dict(self.request),
+        }
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 def _build_request(
@@ -120,6 +166,20 @@ def _build_request(
             "or pass the fields as keywords, e.g. create_task(prompt='a red fox')"
         )
     return VideoGenerationRequest.build(**{**(request or {}), **fields})
+
+
+def _prepare_destination(destination: ObjectStoragePath | str) -> ObjectStoragePath:
+    """Check a video's destination and make its folder, before anything is paid for."""
+    check_destination(str(destination), templated=False)
+    path = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VideoDownloadError(
+            f"Cannot create the folder of destination {path}: {exc.strerror or type(exc).__name__}; "
+            "nothing was generated"
+        ) from exc
+    return path
 
 
 def _raise_unless_nothing_found(read: Read, exc: GPTProtoAPIError) -> None:
@@ -272,6 +332,10 @@ class GPTProtoHook(BaseHook):
         mapping or a :class:`~airflow_provider_gptproto.models.VideoGenerationRequest`; keywords
         given with a mapping override its keys. It is validated before anything is sent.
 
+        Without a ``seed`` the hook draws one and sends it (the returned task carries it, as do
+        :meth:`generate_video`'s), so a result always names the seed that made its video, whether or
+        not the API reports it. ``seed=-1`` leaves the choice to the server.
+
         A create is resent only when the server provably did not act on it (connection refused, 429,
         503). Any other failure (reply lost, 500, read timeout, a reply without an id) may have
         created a task, so it raises :class:`GPTProtoTaskMayExistError`, naming the tasks of this
@@ -283,23 +347,24 @@ class GPTProtoHook(BaseHook):
         :param fields: request fields (``prompt``, ``model``, ``duration``, ``dimension``, ``seed``,
             ``loop``, ``logo``, ``images``, ``content``, ``ratio``, ``resolution``, ...; see the README's
             "Request parameters").
-        :return: the created task, with its ``task_id``.
+        :return: the created task, with its ``task_id`` and the ``seed`` sent.
         :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent).
         :raises GPTProtoTaskMayExistError: the request may have reached the server; a task may exist.
         :raises GPTProtoAuthError: the key was rejected (401/403), e.g. no balance.
         :raises GPTProtoAPIError: any other error reply, after the retries the policy allows.
         :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
-        req = _build_request(request, fields)
+        req = _build_request(request, fields).with_seed()
         sent_at = time.time()
         try:
-            return self._request(
+            task = self._request(
                 "POST",
                 self.settings.tasks_url,
                 json_body=req.to_payload(),
                 idempotent=False,
                 parse=parse_create,
             )
+            return task.with_seed(req.seed)
         except GPTProtoError as exc:
             if not is_ambiguous_create_failure(exc):
                 raise
@@ -456,9 +521,9 @@ class GPTProtoHook(BaseHook):
             backoff.succeeded()
             if last is None or task.status != last.status:
                 self.log.info(
-                    "GPTProto task %s is %s (%.1f s elapsed)",
+                    "GPTProto task %s %s (%.1f s elapsed)",
                     task_id,
-                    task.status.value,
+                    task.status.phrase,
                     time.monotonic() - started,
                 )
             last = task
@@ -487,21 +552,53 @@ class GPTProtoHook(BaseHook):
             )
         time.sleep(pause)
 
+    @overload
     def generate_video(
         self,
         request: VideoGenerationRequest | Mapping[str, Any] | None = None,
         /,
         *,
+        destination: None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT_SECONDS,
         cancel_on_timeout: bool = True,
         **fields: Any,
-    ) -> GenerationTask:
+    ) -> GenerationTask: ...
+
+    @overload
+    def generate_video(
+        self,
+        request: VideoGenerationRequest | Mapping[str, Any] | None = None,
+        /,
+        *,
+        destination: ObjectStoragePath | str,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT_SECONDS,
+        cancel_on_timeout: bool = True,
+        **fields: Any,
+    ) -> SavedVideo: ...
+
+    def generate_video(
+        self,
+        request: VideoGenerationRequest | Mapping[str, Any] | None = None,
+        /,
+        *,
+        destination: ObjectStoragePath | str | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT_SECONDS,
+        cancel_on_timeout: bool = True,
+        **fields: Any,
+    ) -> GenerationTask | SavedVideo:
         """Create a task, wait for it and return the finished task: ``create_task`` + ``wait_for_task``.
 
         ``hook.generate_video(prompt="a red fox", duration="5s").video_url`` is the whole job in a
         ``@task``. Unlike the generate operator this keeps no record across Airflow retries: a retry
         of the calling task creates (and pays for) a new video. Use the operator where that matters.
+
+        With ``destination`` the video is also stored there (as :meth:`download_video` does), and the
+        destination is checked **before** anything is paid for: its filesystem can be loaded (an
+        error names the package to install, e.g. ``apache-airflow-providers-amazon[s3fs]`` for
+        ``s3://``), the storage connection it names exists, and its folder can be made.
 
         :param request: the whole request, as for :meth:`create_task`. Default None: the keywords.
         :param fields: request fields as keywords (``prompt``, ``duration``, ``dimension``, ``seed``, ...).
@@ -510,23 +607,47 @@ class GPTProtoHook(BaseHook):
             None waits without limit.
         :param cancel_on_timeout: cancel the remote task when the timeout passes (it still can be if
             queued). Default True.
-        :return: the succeeded task; ``video_url`` is where to download the video from (see
-            :meth:`download_video`).
-        :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent or paid).
+        :param destination: where to store the video: an ``ObjectStoragePath`` or a path/URL of the
+            file (``/data/fox.mp4``, ``s3://aws_default@bucket/fox.mp4``); missing folders are made.
+            Default None: not stored (download it with :meth:`download_video`).
+        :return: without ``destination``, the succeeded task (``video_url`` is where to download the
+            video from; ``seed`` is the seed sent); with it, a :class:`SavedVideo` (``task``, ``file``,
+            ``request``; ``to_dict()`` for XCom).
+        :raises GPTProtoRequestError: a field or the destination is invalid (nothing was sent or paid).
         :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
         :raises GPTProtoTaskContentPolicyError: it failed because of content moderation.
         :raises GPTProtoTimeoutError: the task did not finish within ``timeout``.
         :raises GPTProtoTaskMayExistError: the create's reply was lost; a task may exist (see
             :meth:`create_task`).
+        :raises VideoDownloadError: storing the video failed (it was paid for: the task id is named).
         """
-        task = self.create_task(request, **fields)
-        self.log.info("Created GPTProto task %s", task.task_id)
+        req = _build_request(request, fields).with_seed()
+        target = _prepare_destination(destination) if destination is not None else None
+        task = self.create_task(req)
+        self.log.info("Created GPTProto task %s (seed %s)", task.task_id, task.seed)
         try:
-            return self.wait_for_task(task.task_id, poll_interval, timeout)
+            finished = self.wait_for_task(task.task_id, poll_interval, timeout).with_seed(req.seed)
         except GPTProtoTimeoutError:
             if cancel_on_timeout:
                 self.cancel_after_timeout(task.task_id)
             raise
+        if target is None:
+            return finished
+        return SavedVideo(finished, self._store(finished, target), req.summary())
+
+    def _store(self, task: GenerationTask, target: ObjectStoragePath) -> DownloadedVideo:
+        """Download a finished task's video, asking once for a fresh URL if the first expired."""
+        url = task.video_url
+        for attempt in range(2):
+            if not url:
+                raise VideoDownloadError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+            try:
+                return self.download_video(url, target)
+            except VideoURLExpiredError:
+                if attempt:
+                    raise
+                url = self.get_task(task.task_id).video_url
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def cancel_after_timeout(self, task_id: str) -> None:
         """Cancel a task its caller stopped waiting for; log, never raise (the timeout is the error).
@@ -566,13 +687,17 @@ class GPTProtoHook(BaseHook):
             a caller writing many videos into one folder sweeps it once with
             ``hooks.download.sweep_stale_parts`` and passes False.
         :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
-        :raises GPTProtoRequestError: ``if_exists`` is not one of the three values.
+        :raises GPTProtoRequestError: ``if_exists`` is not one of the three values, or the
+            destination's filesystem cannot be loaded (the message names the package to install).
         :raises VideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
         :raises VideoURLExpiredError: the URL answered 403/404/410 (get the task again for a fresh one).
         :raises VideoDownloadError: any other failure (non-video content, truncated stream, over
             ``max_bytes``, refused scheme, destination not writable); nothing is left at the destination.
         """
-        existing = existing_video(destination, check_if_exists(if_exists))
+        check_if_exists(if_exists)
+        # Before any byte moves: "Install s3fs to access S3" names neither the provider nor the field.
+        check_destination(str(destination), templated=False, check_connection=False)
+        existing = existing_video(destination, if_exists)
         if existing is not None:
             self.log.info("%s already exists; if_exists='skip' keeps it", destination)
             return existing

@@ -11,6 +11,8 @@ Every rule names the field and the allowed values, and runs before any request i
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -273,6 +275,18 @@ class VideoGenerationRequest(BaseModel):
         uses_upstream = self.upstream_fields() or self.seed == -1 or self.extra_body
         return "upstream" if uses_upstream else "seed"
 
+    def with_seed(self, seed: int | None = None) -> VideoGenerationRequest:
+        """This request with a concrete seed, so its result can say which seed made the video.
+
+        Not every reply reports the seed, and without one the server draws its own, which nobody
+        could then name. A seed asked for is kept, and so are ``-1`` (the server draws; the upstream
+        format) and a ``--seed`` flag in the prompt. Otherwise ``seed`` is set (default: drawn at
+        random from 1..2147483647, as the server would have).
+        """
+        if self.seed is not None or (self.prompt is not None and _SEED_FLAG.search(self.prompt)):
+            return self
+        return self.model_copy(update={"seed": seed if seed is not None else random.randint(*SEED_RANGE)})
+
     def summary(self) -> dict[str, Any]:
         """The set scalar options (no images, logo or extra body): small and JSON-safe, for XCom."""
         return {
@@ -311,6 +325,15 @@ class VideoGenerationRequest(BaseModel):
                 body[name] = value
         body.update(self.extra_body)
         return body
+
+
+_SEED_FLAG = re.compile(r"(?:^|\s)--seed\b")
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed in 1..2147483647 that depends only on ``parts`` (e.g. a task instance's identity)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % SEED_RANGE[1] + 1
 
 
 def _describe(err: ValidationError) -> tuple[str | None, str]:

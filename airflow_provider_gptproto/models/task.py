@@ -37,6 +37,11 @@ class TaskStatus(str, enum.Enum):
     def is_terminal(self) -> bool:
         return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
 
+    @property
+    def phrase(self) -> str:
+        """The state as the rest of a sentence, for log lines: "GPTProto task t1 has succeeded"."""
+        return _PHRASES[self]
+
     @classmethod
     def parse(cls, word: Any) -> TaskStatus:
         if isinstance(word, TaskStatus):  # str(member) is "TaskStatus.X" before Python 3.12
@@ -48,6 +53,15 @@ class TaskStatus(str, enum.Enum):
             )
         return status
 
+
+_PHRASES = {
+    TaskStatus.PENDING: "is queued",
+    TaskStatus.RUNNING: "is running",
+    TaskStatus.SUCCEEDED: "has succeeded",
+    TaskStatus.FAILED: "has failed",
+    TaskStatus.CANCELLED: "was cancelled",
+    TaskStatus.EXPIRED: "has expired",
+}
 
 _STATUS_WORDS = {
     **dict.fromkeys(("pending", "queued", "created", "submitted"), TaskStatus.PENDING),
@@ -84,6 +98,15 @@ class GenerationTask(BaseModel):
     @property
     def is_content_policy_violation(self) -> bool:
         return looks_like_content_policy(self.error_code, self.error_message)
+
+    def with_seed(self, seed: int | None) -> GenerationTask:
+        """This task, carrying the ``seed`` it was created with when the reply reported none.
+
+        A seed the server reports wins; ``-1`` (server's choice) is not a seed and is left out.
+        """
+        if self.seed is not None or seed is None or seed == -1:
+            return self
+        return self.model_copy(update={"seed": seed})
 
     def raise_for_status(self) -> None:
         """Raise for a task that ended without a video; content-policy failures get their own class."""

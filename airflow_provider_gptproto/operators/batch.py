@@ -43,12 +43,14 @@ from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SEC
 from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
 from airflow_provider_gptproto.utils.batch_journal import (
     MANIFEST_NAME,
+    POLICY_KIND,
     BatchJournal,
     journal_store,
     read_manifest,
+    retry_target,
     write_manifest,
 )
-from airflow_provider_gptproto.utils.destination import check_destination, is_static
+from airflow_provider_gptproto.utils.destination import check_destination, is_static, same_location
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,7 +76,10 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     :param requests_file: ObjectStoragePath (or URI) of a ``.jsonl`` or ``.csv`` file, one item per
         line or row, whose columns are request fields (and optionally ``key``). Templated.
     :param retry_failed_from: path of an earlier batch's ``manifest.jsonl``: re-run only its items
-        that did not succeed, with their recorded requests and keys. Templated.
+        that did not succeed, with their recorded requests and keys, by the same rule as a resume
+        (content-policy rejections and ambiguous creates are left out; a failed download is fetched
+        again from its finished task, not paid again). Into the same destination the earlier
+        manifest is updated in place: retried rows replaced, every other row kept. Templated.
     :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per video and
         ``manifest.jsonl``. Templated. Required.
     :param model: shared request field; an item's own value wins. Default None.
@@ -93,6 +98,9 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     :param execution_expires_after: shared request field; an item's own value wins. Default None.
     :param generate_audio: shared request field; an item's own value wins. Default None.
     :param draft: shared request field; an item's own value wins. Default None.
+    :param retry_policy_failures: also retry items that the API rejected by content policy, on a new
+        try of the task and with ``retry_failed_from``. Default False: the same prompt is usually
+        rejected again, and every attempt is paid.
     :param max_in_flight: most remote tasks running at once (default 10).
     :param max_failed_items: failed items tolerated before the Airflow task fails, as a count
         (int) or a fraction of the batch (float, 0-1). Default 0. Decided once every item ended.
@@ -113,8 +121,9 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     counts, ``manifest`` URI and ``destination``.
 
     A new try of the Airflow task resumes the journal: finished items are kept, in-flight ones are
-    reattached, failed ones are retried unless they were content-policy rejections or ambiguous
-    creates. The journal is deleted once the batch succeeds, so clearing the task regenerates.
+    reattached, failed ones are retried unless they were content-policy rejections (see
+    ``retry_policy_failures``) or ambiguous creates. The journal is deleted once the batch succeeds,
+    so clearing the task regenerates.
     """
 
     template_fields: Sequence[str] = (
@@ -156,6 +165,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         execution_expires_after: int | None = None,
         generate_audio: bool | None = None,
         draft: bool | None = None,
+        retry_policy_failures: bool = False,
         max_in_flight: int = 10,
         max_failed_items: int | float = 0,
         poll_interval: float = 10.0,
@@ -197,6 +207,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         self.execution_expires_after = execution_expires_after
         self.generate_audio = generate_audio
         self.draft = draft
+        self.retry_policy_failures = retry_policy_failures
         self.max_in_flight = max_in_flight
         self.max_failed_items = max_failed_items
         self.poll_interval = float(poll_interval)
@@ -237,14 +248,18 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     ) -> dict[str, Any] | None:
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
+        digest = fingerprint(items)
+        scope = f"retry-{digest}" if self.retry_failed_from is not None else None
         journal = BatchJournal.open(
-            journal_store(context, folder), fingerprint(items), len(items), time.time() + self.deadline
+            journal_store(context, folder, scope), digest, len(items), time.time() + self.deadline
         )
         if new_try:
             counts = journal.counts()
             if counts["d"] or counts["r"] or counts["c"] or counts["f"]:
-                retried = journal.retry_failed()
+                retried = journal.retry_failed(self.retry_policy_failures)
                 self.log.info("Resuming batch: %s; %d failed items retried", _describe(counts), retried)
+            elif self.retry_failed_from is not None:
+                self._reattach_downloads(journal, items)
         if outcome is not None:
             if outcome.status == "error":
                 journal.flush()
@@ -263,6 +278,15 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
             if self.deferrable:
                 self._defer(journal, items)
             self._poll_in_worker(journal, items, folder)
+
+    def _reattach_downloads(self, journal: BatchJournal, items: list[BatchItem]) -> None:
+        """Items whose video was made but not stored: fetch them from their task, never pay again."""
+        earlier = {row.get("key"): row for row in self._earlier_rows()}
+        for item in items:
+            row = earlier.get(item.key) or {}
+            if retry_target(row.get("error_kind")) == "r" and row.get("task_id"):
+                journal.reattach(item.index, str(row["task_id"]), row.get("seed"))
+        journal.flush()
 
     def _defer(self, journal: BatchJournal, items: list[BatchItem]) -> None:
         watch = {rid: self._item_deadline(journal, i) for rid, i in self._in_flight.items()}
@@ -328,7 +352,7 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                 )
                 break
             following = wave[position + 1].index if position + 1 < len(wave) else None
-            journal.created(item.index, task.task_id, then_begin=following)
+            journal.created(item.index, task.task_id, then_begin=following, seed=task.seed)
             intent_recorded = following is not None
             created += 1
         if created:
@@ -452,8 +476,8 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         self, context: Context, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath
     ) -> dict[str, Any]:
         rows = [manifest_row(item, journal.entries[item.index], folder) for item in items]
-        manifest = write_manifest(folder, rows)
         failed = sum(1 for row in rows if row["status"] != "succeeded")
+        manifest = write_manifest(folder, self._with_earlier_rows(rows, folder))
         summary: dict[str, Any] = {
             "total": len(rows),
             "succeeded": len(rows) - failed,
@@ -476,6 +500,31 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         return summary
 
     # ------------------------------------------------------------------------------ input
+    def _earlier_rows(self) -> list[dict[str, Any]]:
+        return read_manifest(ObjectStoragePath(str(self.retry_failed_from)))
+
+    def _with_earlier_rows(
+        self, rows: list[dict[str, Any]], folder: ObjectStoragePath
+    ) -> list[dict[str, Any]]:
+        """The manifest to write. A retry never loses the record of the run it retries.
+
+        Retried rows keep their original ``index`` and ``line``. Retrying into the earlier run's own
+        destination updates its manifest: retried rows replaced, every other row kept, in order.
+        """
+        if self.retry_failed_from is None:
+            return rows
+        earlier = self._earlier_rows()
+        positions = {row.get("key"): row for row in earlier}
+        for row in rows:
+            first = positions.get(row["key"]) or {}
+            row["index"], row["line"] = first.get("index", row["index"]), first.get("line", row["line"])
+        source = ObjectStoragePath(str(self.retry_failed_from))
+        if not same_location(source, folder / MANIFEST_NAME):
+            return rows  # written beside the earlier manifest, which stays as it was
+        retried = {row["key"]: row for row in rows}
+        merged = [retried.pop(row.get("key"), row) for row in earlier]
+        return merged + list(retried.values())
+
     def _folder(self) -> ObjectStoragePath:
         folder = ObjectStoragePath(self.destination)
         folder.mkdir(parents=True, exist_ok=True)
@@ -502,9 +551,31 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
                 rows_from_text(path.read_text(), fmt), shared, source=str(path), validate=validate
             )
         path = ObjectStoragePath(str(self.retry_failed_from))
-        rows = [r for r in read_manifest(path) if r.get("status") != "succeeded"]
+        failed = [r for r in read_manifest(path) if r.get("status") != "succeeded"]
+        rows = [r for r in failed if retry_target(r.get("error_kind"), self.retry_policy_failures)]
+        policy = [
+            r["key"] for r in failed if r.get("error_kind") == POLICY_KIND and not self.retry_policy_failures
+        ]
+        kept = len(failed) - len(rows)
+        if kept:
+            self.log.info(
+                "Not re-running %d of %d failed items of %s: %d content-policy rejections%s (pass "
+                "retry_policy_failures=True to re-run them), %d ambiguous creates (a task may exist)",
+                kept,
+                len(failed),
+                path,
+                len(policy),
+                f" ({policy[:10]})" if policy else "",
+                kept - len(policy),
+            )
         if not rows:
-            raise AirflowFailException(f"{path} lists no failed items: nothing to re-run")
+            raise AirflowFailException(
+                f"{path} lists no failed items to re-run ({len(failed)} failed, {len(policy)} of them by "
+                "content policy, which is re-run only with retry_policy_failures=True; the rest were "
+                "ambiguous creates, which may have been paid)"
+                if failed
+                else f"{path} lists no failed items: nothing to re-run"
+            )
         return build_items(
             ((None, {"key": r["key"], **r["request"]}) for r in rows), shared, source=str(path)
         )

@@ -30,6 +30,7 @@ from airflow_provider_gptproto.hooks.gptproto import (
 )
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
+from airflow_provider_gptproto.models.request import stable_seed
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
 from airflow_provider_gptproto.utils.poster import store_poster
@@ -68,7 +69,9 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         Default None: the server's (5 s).
     :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None: the
         server's (``768:768``).
-    :param seed: 1..2147483647 (-1 = random, upstream format). Default None: random.
+    :param seed: 1..2147483647 (-1 = the server draws one, upstream format). Default None: one drawn
+        from the task instance's identity (DAG, run, task, map index), so every try and phase of it
+        sends the same seed, and its result names it whether or not the API reports it.
     :param loop: seed format: loop the video. Default None (server default False).
     :param logo: seed format: watermark logo ``{"position": ..., "url": ...}``. Default None.
     :param images: upstream format: image URLs or ``{"url", "role"}`` items with roles
@@ -183,8 +186,13 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
     def _request_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in REQUEST_FIELDS}
 
-    def build_request(self) -> VideoGenerationRequest:
-        return VideoGenerationRequest.build(**self._request_params())
+    def build_request(self, context: Context | None = None) -> VideoGenerationRequest:
+        """The validated request; with ``context``, as sent (a seed drawn when none was given)."""
+        request = VideoGenerationRequest.build(**self._request_params())
+        if context is None:
+            return request
+        ti = context["ti"]
+        return request.with_seed(stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
 
     @cached_property
     def hook(self) -> GPTProtoHook:
@@ -199,7 +207,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             self.hook.close()
 
     def _execute(self, context: Context) -> dict[str, Any] | None:
-        request = self.build_request()  # rendered values, validated before any request
+        request = self.build_request(context)  # rendered values, validated before any request
         hook = self.hook
         state = TaskState(context)
         task, deadline = self._reattach_or_create(hook, state, request, context)
@@ -277,16 +285,16 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
                 task = None
             if task is not None and (not task.is_terminal or task.status is TaskStatus.SUCCEEDED):
                 self.log.info(
-                    "Reattaching to GPTProto task %s from an earlier try (%s)",
+                    "Reattaching to GPTProto task %s from an earlier try: it %s",
                     task.task_id,
-                    task.status.value,
+                    task.status.phrase,
                 )
                 announce(context["ti"], task.task_id)
                 return task, record.deadline or time.time() + self.timeout
             self.log.info(
-                "GPTProto task %s from an earlier try is %s; submitting a new one",
+                "GPTProto task %s from an earlier try %s; submitting a new one",
                 record.task_id,
-                task.status.value if task else "gone",
+                task.status.phrase if task else "is gone",
             )
         else:
             self._check_interrupted_create(hook, state)
@@ -347,15 +355,16 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         context: Context,
         state: TaskState,
     ) -> dict[str, Any]:
+        request = self.build_request(context)
         result = deliver(
             video_size,
-            task,
+            task.with_seed(request.seed),  # the seed sent, when the reply reports none
             context["ti"],
             self.log,
             retry_on_content_policy=self.retry_on_content_policy,
             id_published=True,  # by _reattach_or_create, in this try (a deferral keeps XComs)
         )
-        result["request"] = self.build_request().summary()
+        result["request"] = request.summary()
         state.clear()
         self._result = result
         return result

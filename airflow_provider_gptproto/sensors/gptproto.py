@@ -113,7 +113,7 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         self._save_failures(store, before, 0)
         self._backoff_seconds = None
         if not task.is_terminal:
-            self.log.info("GPTProto task %s is %s", task.task_id, task.status.value)
+            self.log.info("GPTProto task %s %s", task.task_id, task.status.phrase)
             return False
         result = deliver(
             hook.video_size,

@@ -79,9 +79,9 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
                 backoff.succeeded()
                 if last is None or task.status != last.status:
                     self.log.info(
-                        "GPTProto task %s is %s (%.1f s in the triggerer)",
+                        "GPTProto task %s %s (%.1f s in the triggerer)",
                         self.gptproto_task_id,
-                        task.status.value,
+                        task.status.phrase,
                         time.monotonic() - started,
                     )
                 last = task
@@ -95,7 +95,7 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
     async def _finished_event(self, task: GenerationTask) -> TriggerEvent:
         succeeded = task.status is TaskStatus.SUCCEEDED
         size = await self.hook.avideo_size(task.video_url) if succeeded and task.video_url else None
-        message = f"GPTProto task {self.gptproto_task_id} ended {task.status.value}"
+        message = f"GPTProto task {self.gptproto_task_id} {task.status.phrase}"
         return self._event("success" if succeeded else "failed", task, message, video_bytes=size)
 
     def _event(

@@ -17,9 +17,9 @@ about 40 KB). Each entry is a small dict; ``s`` is its state:
 
 ==========  ===============================================================================
 ``c``       create started at ``t`` (unix seconds), no id known yet: maybe paid, reconcile
-``r``       running remotely as ``id``, created at ``t``
+``r``       running remotely as ``id``, created at ``t`` (with the ``seed`` sent)
 ``d``       done: video stored; ``b`` bytes, ``h`` sha256, ``seed``, ``u`` usage
-``f``       failed: ``st`` status word, ``e`` error, ``k`` kind (see ``RETRY_KINDS``)
+``f``       failed: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
 ==========  ===============================================================================
 """
 
@@ -41,9 +41,21 @@ JOURNAL_DIR = ".gptproto-journal"
 MANIFEST_NAME = "manifest.jsonl"
 
 # Failure kinds a new try of the Airflow task retries, and to which state. A content-policy
-# rejection is not retried (the same prompt is rejected again), nor an ambiguous create (a retry
-# could pay twice); a failed download re-reads the finished task instead of paying again.
+# rejection is not retried unless the user opts in (the same prompt is usually rejected again, and
+# each attempt is paid), nor an ambiguous create (a retry could pay twice); a failed download
+# re-reads the finished task instead of paying again. ``retry_failed_from`` follows the same rule.
 RETRY_KINDS = {"remote": "todo", "timeout": "todo", "create": "todo", "download": "r"}
+POLICY_KIND = "policy"
+
+
+def retry_target(kind: str | None, retry_policy_failures: bool = False) -> str | None:
+    """The state a failed item of ``kind`` goes back to when retried, or None: not retried.
+
+    The one rule for a resume inside a batch and for ``retry_failed_from``.
+    """
+    if kind == POLICY_KIND:
+        return "todo" if retry_policy_failures else None
+    return RETRY_KINDS.get(kind or "")
 
 
 class KeyValueStore(Protocol):
@@ -74,8 +86,8 @@ class FolderKV:
     Each value is written to a temporary sibling and renamed, so a reader sees whole values only.
     """
 
-    def __init__(self, folder: Any) -> None:
-        self._folder = folder / JOURNAL_DIR
+    def __init__(self, folder: Any, scope: str | None = None) -> None:
+        self._folder = folder / JOURNAL_DIR if scope is None else folder / JOURNAL_DIR / scope
 
     def get(self, key: str) -> Any:
         path = self._folder / f"{key}.json"
@@ -92,9 +104,11 @@ class FolderKV:
         (self._folder / f"{key}.json").unlink(missing_ok=True)
 
 
-def journal_store(context: Any, destination: Any) -> KeyValueStore:
+def journal_store(context: Any, destination: Any, scope: str | None = None) -> KeyValueStore:
+    """The task's state store, else a folder of ``destination`` (``scope``: a subfolder of it, so a
+    ``retry_failed_from`` run into the earlier batch's destination never meets that batch's journal)."""
     store = context.get("task_state_store") if hasattr(context, "get") else None
-    return TaskStateStoreKV(store) if store is not None else FolderKV(destination)
+    return TaskStateStoreKV(store) if store is not None else FolderKV(destination, scope)
 
 
 class BatchJournal:
@@ -150,15 +164,23 @@ class BatchJournal:
     def begin_create(self, index: int) -> None:
         self._log(index, {"s": "c", "t": time.time()})
 
-    def created(self, index: int, remote_id: str, then_begin: int | None = None) -> None:
-        """Record the remote id; with ``then_begin``, also the next create's intent, in one write."""
+    def created(
+        self, index: int, remote_id: str, then_begin: int | None = None, seed: int | None = None
+    ) -> None:
+        """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        self._set(index, {"s": "r", "id": remote_id, "t": now})
+        self._set(
+            index, {"s": "r", "id": remote_id, "t": now, **({"seed": seed} if seed is not None else {})}
+        )
         self._tail[index] = self.entries[index]
         if then_begin is None:
             self._log(index, self.entries[index])
         else:
             self._log(then_begin, {"s": "c", "t": now})
+
+    def reattach(self, index: int, remote_id: str, seed: int | None = None) -> None:
+        """An item whose remote task already exists (an earlier batch's failed download): watch it."""
+        self._set(index, {"s": "r", "id": remote_id, "t": time.time(), "seed": seed})
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
@@ -174,6 +196,7 @@ class BatchJournal:
     # ------------------------------------------------------------------ outcomes (durable at flush)
     def done(self, index: int, nbytes: int, sha256: str, seed: int | None, usage: Any) -> None:
         entry = self.entries[index]
+        seed = seed if seed is not None else entry.get("seed")  # the reply's, else the one sent
         self._set(
             index, {"s": "d", "id": entry.get("id"), "b": nbytes, "h": sha256, "seed": seed, "u": usage}
         )
@@ -191,15 +214,15 @@ class BatchJournal:
                 "st": status,
                 "e": error[:500],
                 "u": usage,
-                "seed": seed,
+                "seed": seed if seed is not None else entry.get("seed"),
             },
         )
 
-    def retry_failed(self) -> int:
+    def retry_failed(self, retry_policy_failures: bool = False) -> int:
         """At the start of a new try: failures worth another attempt go back to work."""
         count = 0
         for index, entry in list(self.entries.items()):
-            target = RETRY_KINDS.get(entry.get("k", "")) if entry.get("s") == "f" else None
+            target = retry_target(entry.get("k"), retry_policy_failures) if entry.get("s") == "f" else None
             if target == "todo":
                 self._set(index, None)
             elif target == "r" and entry.get("id"):

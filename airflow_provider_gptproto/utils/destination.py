@@ -10,6 +10,7 @@ connection), and on the rendered value before any request.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 from airflow_provider_gptproto.exceptions import GPTProtoRequestError
@@ -147,6 +148,19 @@ def _check_connection(conn_id: str, destination: str) -> None:
             "(<protocol>://<conn_id>@<bucket>/...).",
             field="destination",
         ) from None
+
+
+def same_location(a: Any, b: Any) -> bool:
+    """Whether two ObjectStoragePaths name one file (``/x/m.jsonl`` and ``file:///x/m.jsonl`` do).
+
+    The storage connection is left out: two connections to one bucket still name one file.
+    """
+    protocols = [p.protocol if p.protocol not in LOCAL_PROTOCOLS else "file" for p in (a, b)]
+    if protocols[0] != protocols[1]:
+        return False
+    if protocols[0] == "file":
+        return os.path.realpath(a.path) == os.path.realpath(b.path)
+    return str(a.path).rstrip("/") == str(b.path).rstrip("/")
 
 
 def check_if_exists(value: Any) -> str:

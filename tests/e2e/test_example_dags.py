@@ -155,7 +155,7 @@ def test_generate_tasks_deferred_to_the_real_triggerer(runs: E2ERuns) -> None:
         assert writers, f"{dag_id}[{ti['map_index']}] log has no triggerer part:\n{log}"
         assert writers <= triggerer_jobs, (writers, triggerer_jobs)
         assert "Pausing task as DEFERRED" in log, log
-        assert "s in the triggerer)" in log and "is succeeded" in log, log
+        assert "s in the triggerer)" in log and "has succeeded" in log, log
 
 
 def test_videos_exist_and_decode_with_the_requested_frame_size(runs: E2ERuns) -> None:

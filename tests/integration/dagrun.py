@@ -22,6 +22,7 @@ except ImportError:  # Airflow < 3.2: DAG.test() expects the DAG already seriali
 @dataclass
 class RunResult:
     state: str
+    run_id: str = ""
     # (task_id, map_index) -> (state, try_number)
     tis: dict[tuple[str, int], tuple[str | None, int]] = field(default_factory=dict)
     xcoms: dict[tuple[str, int, str], Any] = field(default_factory=dict)
@@ -44,7 +45,7 @@ def run_dag(dag_id: str, **conf: Any) -> RunResult:
         _reserialize()
     run = dag.test(run_conf=conf or None)
     with create_session() as session:
-        result = RunResult(state=str(run.state))
+        result = RunResult(state=str(run.state), run_id=run.run_id)
         for ti in run.get_task_instances(session=session):
             result.tis[(ti.task_id, ti.map_index)] = (str(ti.state) if ti.state else None, ti.try_number)
         rows = session.query(XComModel).filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id)

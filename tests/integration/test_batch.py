@@ -106,10 +106,33 @@ def test_partial_failures_then_rerun_of_only_the_failed_items(batch_emulator: An
         manifest=str(tmp_path / "first" / "manifest.jsonl"),
         destination=str(tmp_path / "rerun"),
     )
-    assert rerun.state == "failed"  # both fail again, over max_failed_items=0
-    assert _creates_per_prompt(emu, "part ") == Counter({**Counter(prompts), prompts[1]: 2, prompts[3]: 2})
+    assert rerun.state == "failed"  # the expiry fails again, over max_failed_items=0
+    # The content-policy rejection is not paid for again (as a resume inside a batch would not).
+    assert _creates_per_prompt(emu, "part ") == Counter({**Counter(prompts), prompts[3]: 2})
     rerun_rows = _check_destination(tmp_path / "rerun")
-    assert [r["key"] for r in rerun_rows] == ["00001", "00003"]
+    assert [(r["key"], r["index"]) for r in rerun_rows] == [("00003", 3)]
+    assert _check_destination(tmp_path / "first") == rows  # written beside: the first record is intact
+
+
+def test_rerun_into_the_same_destination_keeps_the_first_runs_record(
+    batch_emulator: Any, tmp_path: Path
+) -> None:
+    emu = batch_emulator
+    prompts = [f"same ok {i}" for i in range(4)] + ["same late [[expire]]", "same bad [[fail:policy]]"]
+    first = run_dag("it_batch_sync", prompts=prompts, destination=str(tmp_path / "out"))
+    assert first.state == "success"
+    rows = _check_destination(tmp_path / "out")
+
+    rerun = run_dag(
+        "it_batch_rerun", manifest=str(tmp_path / "out" / "manifest.jsonl"), destination=str(tmp_path / "out")
+    )
+
+    assert rerun.state == "failed"  # the expiry again
+    merged = _check_destination(tmp_path / "out")
+    assert len(merged) == 6 and [r["index"] for r in merged] == list(range(6))
+    assert merged[:4] == rows[:4] and merged[5] == rows[5]  # successes and the policy row kept as they were
+    assert merged[4]["task_id"] != rows[4]["task_id"]  # the retried row is the new attempt
+    assert _creates_per_prompt(emu, "same ") == Counter({**Counter(prompts), prompts[4]: 2})
 
 
 @pytest.mark.parametrize("state, cancelled", [("failed", True), ("deferred", False)])
@@ -142,3 +165,17 @@ def test_trigger_on_kill_cancels_every_in_flight_task_only_when_a_user_stopped_i
 
     statuses = {t["id"]: t["status"] for t in emulator.tasks()}
     assert [statuses[i] for i in ids] == (["cancelled"] * 4 if cancelled else ["queued"] * 4)
+
+
+def test_the_manifest_names_the_seed_of_every_video(batch_emulator: Any, tmp_path: Path) -> None:
+    """GPTProto documents no list call and its envelope reports no seed: each row names the one sent."""
+    batch_emulator.add_fault(endpoint="list", action="status", status=404)  # statuses read one by one
+    prompts = ["seeded 0", {"prompt": "seeded 1", "seed": 1234}, "seeded 2"]
+    result = run_dag("it_batch_sync", prompts=prompts, destination=str(tmp_path / "out"))
+
+    assert result.state == "success"
+    seeds = {t["id"]: t["seed"] for t in batch_emulator.tasks()}
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["succeeded"] * 3
+    assert [r["seed"] for r in rows] == [seeds[r["task_id"]] for r in rows]
+    assert rows[1]["seed"] == 1234 and None not in [r["seed"] for r in rows]

@@ -140,10 +140,22 @@ def test_example_dag_with_the_hook_in_a_task(emulator: EmulatorProcess, tmp_path
 
     assert result.state == "success"
     saved = result.xcom("generate_and_save")
-    path = tmp_path / f"{saved['task_id']}.mp4"
+    (path,) = tmp_path.glob("paper-boat-*.mp4")
+    assert saved["uri"] == str(path)
     assert path.stat().st_size == saved["bytes"] > 0
     assert path.read_bytes()[4:8] == b"ftyp"
     assert emulator.stats()["tasks_created"] == 1
+    (made,) = emulator.tasks()
+    assert saved["seed"] == made["seed"] and saved["request"]["prompt"] == "a paper boat"
+
+
+def test_the_hook_in_a_task_checks_an_s3_destination_before_paying(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    result = run_dag("gptproto_hook_in_task", prompt="a paper boat", output_dir="s3://aws_default@videos/")
+
+    assert result.state == "failed"
+    assert emulator.stats()["tasks_created"] == 0  # refused before the create: nothing paid
 
 
 # ------------------------------------------------------------------------------ no list endpoint

@@ -127,6 +127,24 @@ def test_dynamic_mapping_creates_one_task_per_prompt(emulator: Any) -> None:
     assert emulator.stats()["tasks_created"] == 3
 
 
+def test_a_mapped_tasks_result_and_video_tab_name_the_seed_of_its_video(emulator: Any) -> None:
+    """The emulator's default replies (GPTProto's envelope) report no seed; none was asked for."""
+    from airflow.utils.session import create_session
+
+    from airflow_provider_gptproto.plugins.records import task_records
+
+    result = run_dag("it_mapped", prompts=["one", "two"])
+
+    assert result.state == "success"
+    seeds = {t["id"]: t["seed"] for t in emulator.tasks()}  # what each video was made with
+    for index in range(2):
+        returned = result.xcom("generate", map_index=index)
+        assert returned["seed"] == seeds[returned["task_id"]]
+        with create_session() as session:
+            (record,) = task_records(session, "it_mapped", result.run_id, "generate", index)
+        assert record.metadata()["Seed"] == seeds[returned["task_id"]]
+
+
 def test_taskflow_prompt_from_an_upstream_task(emulator: Any) -> None:
     result = run_dag("it_taskflow", subject="otter")
 

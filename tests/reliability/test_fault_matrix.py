@@ -173,7 +173,7 @@ ROWS = [
         [],
         "failed",
         2,
-        says="ended expired",
+        says="expired (",
         prompt="slow [[expire]]",
         tries={"generate": 2},
     ),

@@ -45,6 +45,8 @@ class CountingStore:
 class FakeTaskInstance:
     """Records XCom pushes in order; no first reschedule date (a sensor's first try)."""
 
+    dag_id, run_id, task_id, map_index = "dag", "manual__2026-01-01", "generate", -1
+
     def __init__(self) -> None:
         self.pushes: list[tuple[str, Any]] = []
 

@@ -248,7 +248,9 @@ def test_error_from_response_never_raises(status: int, raw: Any, retry_after: st
 
 def test_task_failed_error_message() -> None:
     err = GPTProtoTaskFailedError("cgt-1", "failed", "InternalServiceError", "boom")
-    assert str(err) == "GPTProto task cgt-1 ended failed (InternalServiceError: boom)"
+    assert str(err) == "GPTProto task cgt-1 failed (InternalServiceError: boom)"
+    cancelled = GPTProtoTaskFailedError("cgt-2", "cancelled", None, None)
+    assert str(cancelled) == "GPTProto task cgt-2 was cancelled (no error detail from the server)"
     assert (err.task_id, err.status, err.code, err.error_message) == (
         "cgt-1",
         "failed",

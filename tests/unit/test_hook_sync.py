@@ -49,6 +49,14 @@ SEED_PAYLOAD = {
 CREATED = {"code": 0, "message": "Success", "data": {"task_id": "task_new", "status": "pending"}}
 
 
+def without_drawn_seed(body: Any) -> dict[str, Any]:
+    """A create body without the seed the hook drew (none was asked for); checks that one was."""
+    payload = dict(json.loads(body))
+    seed = payload.pop("seed")
+    assert isinstance(seed, int) and 1 <= seed <= 2_147_483_647
+    return payload
+
+
 @pytest.fixture(autouse=True)
 def _no_real_sleep(sleeps: Sleeps) -> Sleeps:
     return sleeps
@@ -121,7 +129,7 @@ def test_post_adds_content_type_and_nothing_else(
     }
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
-    assert json.loads(request.body) == SEED_PAYLOAD
+    assert without_drawn_seed(request.body) == SEED_PAYLOAD
 
 
 def test_one_session_is_reused_across_calls(
@@ -310,7 +318,8 @@ def test_create_accepts_every_reply_shape(
     task = hook.create_task(VideoGenerationRequest.build(prompt="a fox"))
     assert task.task_id == "task_new"
     assert task.status is TaskStatus.PENDING
-    assert json.loads(sent(rsps)[0].body) == SEED_PAYLOAD
+    assert without_drawn_seed(sent(rsps)[0].body) == SEED_PAYLOAD
+    assert task.seed == json.loads(sent(rsps)[0].body)["seed"]  # the result names the seed it drew
 
 
 def test_create_sends_upstream_format_when_needed(hook: GPTProtoHook, rsps: responses.RequestsMock) -> None:
@@ -318,7 +327,7 @@ def test_create_sends_upstream_format_when_needed(hook: GPTProtoHook, rsps: resp
     hook.create_task(
         {"prompt": "a fox", "ratio": "16:9", "duration": 5, "images": "https://img.example.com/a.png"}
     )
-    assert json.loads(sent(rsps)[0].body) == {
+    assert without_drawn_seed(sent(rsps)[0].body) == {
         "model": DEFAULT_MODEL,
         "content": [
             {"type": "text", "text": "a fox"},
@@ -626,12 +635,32 @@ def test_wait_for_task_polls_until_terminal(
     assert clock.sleeps == [5, 5, 5]
 
 
-@pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
+def test_wait_for_task_logs_each_status_change_as_an_english_sentence(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, logs: LogCapture
+) -> None:
+    FakeClock(monkeypatch)
+    for status in ("queued", "running"):
+        ordered.get(task_url("t1"), json=task_b("t1", status))
+    ordered.get(task_url("t1"), json=task_b("t1", "succeeded", content={"video_url": "https://cdn/v.mp4"}))
+    hook.wait_for_task("t1", poll_interval=5)
+    text = logs.text()
+    for line in (
+        "GPTProto task t1 is queued",
+        "GPTProto task t1 is running",
+        "GPTProto task t1 has succeeded",
+    ):
+        assert line in text, text
+    assert "is succeeded" not in text and "is pending" not in text
+
+
+@pytest.mark.parametrize(
+    "status, says", [("failed", "failed"), ("cancelled", "was cancelled"), ("expired", "expired")]
+)
 def test_wait_for_task_raises_for_unsuccessful_terminal_tasks(
-    hook: GPTProtoHook, rsps: responses.RequestsMock, status: str
+    hook: GPTProtoHook, rsps: responses.RequestsMock, status: str, says: str
 ) -> None:
     rsps.get(task_url("t1"), json=task_b("t1", status))
-    with pytest.raises(GPTProtoTaskFailedError, match=f"GPTProto task t1 ended {status}"):
+    with pytest.raises(GPTProtoTaskFailedError, match=rf"^GPTProto task t1 {says} \("):
         hook.wait_for_task("t1")
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoRequestError
 from airflow_provider_gptproto.models import DEFAULT_MODEL, VideoGenerationRequest
-from airflow_provider_gptproto.models.request import IMAGE_FORMATS, RATIOS, RESOLUTIONS
+from airflow_provider_gptproto.models.request import IMAGE_FORMATS, RATIOS, RESOLUTIONS, stable_seed
 
 IMG = "https://img.example.com/a.png"
 IMG2 = "https://img.example.com/b.jpg"
@@ -585,3 +585,18 @@ def test_build_never_fails_with_anything_but_a_request_error(params: dict[str, A
         assert isinstance(payload["content"], list)
         assert not isinstance(payload.get("duration"), str)
         assert not {"loop", "dimension", "logo"} & set(payload) - set(req.extra_body)
+
+
+def test_with_seed_draws_only_where_nobody_chose() -> None:
+    drawn = VideoGenerationRequest.build(prompt="a fox").with_seed()
+    assert (
+        drawn.seed is not None
+        and 1 <= drawn.seed <= 2_147_483_647
+        and drawn.to_payload()["seed"] == drawn.seed
+    )
+    assert VideoGenerationRequest.build(prompt="a fox", seed=5).with_seed(9).seed == 5
+    upstream = VideoGenerationRequest.build(prompt="a fox", seed=-1, ratio="16:9").with_seed(9)
+    assert upstream.seed == -1  # the server's choice, asked for
+    assert VideoGenerationRequest.build(prompt="a fox --seed 12 --rs 720p").with_seed(9).seed is None
+    assert stable_seed("dag", "run", "task", -1) == stable_seed("dag", "run", "task", -1)
+    assert stable_seed("dag", "run", "task", 0) != stable_seed("dag", "run", "task", 1)

@@ -177,6 +177,88 @@ def test_generate_video_checks_the_request_before_paying(
     assert len(ordered.calls) == 0
 
 
+def _envelope(status: str, **data: Any) -> dict[str, Any]:
+    """GPTProto's own get-task reply (shape A), which reports no seed."""
+    return {"code": 0, "message": "Success", "data": {"task_id": "t1", "status": status, **data}}
+
+
+def test_generate_video_returns_the_seed_asked_for_when_the_reply_has_none(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=_envelope("completed", video_url=VIDEO))
+
+    task = hook.generate_video(prompt="a red fox", seed=1234)
+
+    assert task.seed == 1234 and sent_body(ordered)["seed"] == 1234
+
+
+def test_generate_video_without_a_seed_draws_one_sends_it_and_reports_it(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=_envelope("completed", video_url=VIDEO))
+
+    task = hook.generate_video(prompt="a red fox")
+
+    assert task.seed is not None and task.seed == sent_body(ordered)["seed"]
+
+
+def test_a_seed_the_server_reports_wins_and_minus_one_is_left_to_the_server(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=task_b("succeeded", content={"video_url": VIDEO}, seed=8080))
+
+    task = hook.generate_video(prompt="a red fox", seed=-1, ratio="16:9")
+
+    assert sent_body(ordered)["seed"] == -1 and task.seed == 8080
+
+
+def test_generate_video_checks_the_destination_before_paying(
+    hook: GPTProtoHook, ordered: responses.RequestsMock
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    for destination in ("s3://aws_default@bucket/x.mp4", ObjectStoragePath("s3://aws_default@bucket/x.mp4")):
+        with pytest.raises(
+            GPTProtoRequestError, match=r"pip install \"apache-airflow-providers-amazon\[s3fs\]\""
+        ) as err:
+            hook.generate_video(prompt="a fox", destination=destination)
+        assert err.value.field == "destination"
+    assert len(ordered.calls) == 0  # nothing created, nothing paid
+
+
+def test_download_to_a_filesystem_that_is_not_installed_names_the_package(
+    hook: GPTProtoHook, ordered: responses.RequestsMock
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    with pytest.raises(GPTProtoRequestError, match=r"amazon\[s3fs\]") as err:
+        hook.download_video(VIDEO, ObjectStoragePath("s3://aws_default@bucket/x.mp4"))
+    assert err.value.field == "destination"
+    assert len(ordered.calls) == 0
+
+
+def test_generate_video_with_a_destination_stores_the_video_and_describes_it(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, clock: FakeClock, tmp_path: Any
+) -> None:
+    ordered.post(TASKS_URL, json=CREATED)
+    ordered.get(task_url(), json=_envelope("completed", video_url=VIDEO))
+    ordered.get(VIDEO, body=b"\x00\x00\x00\x18ftypmp42 a video", content_type="video/mp4")
+    target = tmp_path / "new" / "folder" / "fox.mp4"  # missing folders are made
+
+    saved = hook.generate_video(prompt="a red fox", seed=1234, destination=str(target))
+
+    assert target.read_bytes().endswith(b"a video")
+    assert (saved.task_id, saved.seed, saved.uri) == ("t1", 1234, str(target))
+    result = saved.to_dict()
+    assert (
+        result["seed"] == 1234 and result["uri"] == str(target) and result["bytes"] == target.stat().st_size
+    )
+    assert result["request"]["prompt"] == "a red fox" and json.loads(json.dumps(result)) == result
+
+
 # ------------------------------------------------------------------------------- wait: outages
 
 

@@ -11,12 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
     GPTProtoRequestError,
     GPTProtoTaskMayExistError,
+    VideoDownloadError,
 )
 from airflow_provider_gptproto.hooks.download import STALE_PART_SECONDS, DownloadedVideo
 from airflow_provider_gptproto.models import GenerationTask, TaskList, TaskStatus
@@ -42,11 +43,13 @@ class FakeHook:
         self.create_error: dict[str, BaseException] = {}
         self.settings = SimpleNamespace(timeout=0.0)
         self.download_kwargs: list[dict[str, Any]] = []
+        self.broken_downloads: set[str] = set()  # task ids whose video stream breaks
+        self.downloaded: list[str] = []  # video URLs, one per stored video
 
     def create_task(self, request: Any) -> GenerationTask:
         if request.prompt in self.create_error:
             raise self.create_error.pop(request.prompt)
-        task_id = f"t{len(self.created)}"
+        task_id = f"t{len(self.prompt_of)}"
         self.created.append(request.prompt)
         self.prompt_of[task_id] = request.prompt
         return GenerationTask(task_id=task_id, status=TaskStatus.PENDING)
@@ -74,6 +77,9 @@ class FakeHook:
 
     def download_video(self, url: str, destination: Any, **kwargs: Any) -> DownloadedVideo:
         self.download_kwargs.append(kwargs)
+        if any(f"/{task_id}.mp4" in url for task_id in self.broken_downloads):
+            raise VideoDownloadError("Video truncated: got 10 of 20 bytes")
+        self.downloaded.append(url)
         Path(destination.path).write_bytes(b"mp4 " + url.encode())
         return DownloadedVideo(str(destination), 4 + len(url), "ab" * 32, "video/mp4")
 
@@ -249,6 +255,147 @@ def test_retry_failed_from_reruns_only_the_failed_items(tmp_path: Path) -> None:
     assert summary["total"] == 1
     (row,) = _manifest(tmp_path / "rerun")
     assert row["key"] == "b" and row["request"]["duration"] == "10s"
+
+
+def _same_server(hook: FakeHook) -> FakeHook:
+    """A hook for a later run: the server still knows the earlier run's tasks; everything succeeds now."""
+    later = FakeHook()
+    later.prompt_of = dict(hook.prompt_of)
+    return later
+
+
+def _first_run_with_failures(tmp_path: Path) -> tuple[FakeHook, list[dict[str, Any]]]:
+    """Eight items from a JSONL file: a policy rejection, a remote failure, an expiry, a broken download."""
+    lines = [
+        {"prompt": "ok 0"},
+        {"prompt": "policy 1"},
+        {"prompt": "ok 2"},
+        {"prompt": "broken 3"},
+        {"prompt": "ok 4"},
+        {"prompt": "late 5"},
+        {"prompt": "ok 6"},
+        {"prompt": "ok 7 stream"},
+    ]
+    catalogue = tmp_path / "catalogue.jsonl"
+    catalogue.write_text("\n" + "".join(json.dumps(line) + "\n" for line in lines))  # items on lines 2-9
+    outcomes = {"policy": TaskStatus.FAILED, "broken": TaskStatus.FAILED, "late": TaskStatus.EXPIRED}
+    hook = FakeHook(outcomes)
+    hook.broken_downloads = {"t7"}  # "ok 7 stream" is created last: its video is made, not stored
+    op = _operator(hook, tmp_path, requests_file=str(catalogue), max_failed_items=4)
+    op.execute(_context(DictKV()))  # type: ignore[arg-type]
+    rows = _manifest(tmp_path)
+    assert [r["error_kind"] for r in rows] == [
+        None,
+        "policy",
+        None,
+        "remote",
+        None,
+        "remote",
+        None,
+        "download",
+    ]
+    return hook, rows
+
+
+def test_retry_into_the_same_destination_updates_the_earlier_manifest_and_loses_no_row(
+    tmp_path: Path,
+) -> None:
+    earlier, first = _first_run_with_failures(tmp_path)
+    hook = _same_server(earlier)
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    summary = _operator(hook, tmp_path, retry_failed_from=manifest).execute(_context(DictKV()))  # type: ignore[arg-type]
+
+    rows = _manifest(tmp_path)
+    assert len(rows) == 8  # the first run's five successes are still on record
+    assert [r["index"] for r in rows] == list(range(8)) and [r["line"] for r in rows] == list(range(2, 10))
+    assert [r["key"] for r in rows] == [r["key"] for r in first]
+    for kept in (0, 1, 2, 4, 6):  # untouched: the successes, and the policy rejection (not re-run)
+        assert rows[kept] == first[kept]
+    assert [rows[i]["status"] for i in (3, 5, 7)] == ["succeeded"] * 3
+    assert rows[3]["uri"] == str(tmp_path / "out" / "00003.mp4") and Path(rows[3]["uri"]).exists()
+    assert summary["manifest"] == manifest and (summary["total"], summary["succeeded"]) == (3, 3)
+
+
+def test_retry_into_another_destination_leaves_the_earlier_manifest_and_keeps_positions(
+    tmp_path: Path,
+) -> None:
+    earlier, first = _first_run_with_failures(tmp_path)
+    before = (tmp_path / "out" / "manifest.jsonl").read_bytes()
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    _operator(_same_server(earlier), tmp_path / "rerun", retry_failed_from=manifest).execute(
+        _context(DictKV())
+    )  # type: ignore[arg-type]
+
+    assert (tmp_path / "out" / "manifest.jsonl").read_bytes() == before
+    rows = _manifest(tmp_path / "rerun")
+    assert [(r["key"], r["index"], r["line"]) for r in rows] == [
+        (first[i]["key"], i, i + 2) for i in (3, 5, 7)
+    ]
+
+
+def test_retry_failed_from_skips_policy_rejections_like_a_resume_does(tmp_path: Path) -> None:
+    earlier, _ = _first_run_with_failures(tmp_path)
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    hook = _same_server(earlier)
+    _operator(hook, tmp_path / "rerun", retry_failed_from=manifest).execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert sorted(hook.created) == ["broken 3", "late 5"]  # nothing paid again for "policy 1"
+
+    opted_in = _same_server(earlier)
+    _operator(opted_in, tmp_path / "rerun2", retry_failed_from=manifest, retry_policy_failures=True).execute(
+        _context(DictKV())
+    )  # type: ignore[arg-type]
+    assert sorted(opted_in.created) == ["broken 3", "late 5", "policy 1"]
+
+
+def test_retry_failed_from_fetches_a_failed_download_again_without_paying(tmp_path: Path) -> None:
+    earlier, first = _first_run_with_failures(tmp_path)
+    hook = _same_server(earlier)
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    _operator(hook, tmp_path, retry_failed_from=manifest).execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert sorted(hook.created) == ["broken 3", "late 5"]  # "ok 7 stream" was paid for once, earlier
+    assert f"http://videos/{first[7]['task_id']}.mp4" in hook.downloaded
+    row = _manifest(tmp_path)[7]
+    assert row["status"] == "succeeded" and row["task_id"] == first[7]["task_id"]
+
+
+def test_retry_failed_from_with_only_policy_rejections_says_how_to_opt_in(tmp_path: Path) -> None:
+    prompts = ["ok 0", "policy 1"]
+    _operator(FakeHook({"policy": TaskStatus.FAILED}), tmp_path, prompts=prompts, max_failed_items=1).execute(
+        _context(DictKV())  # type: ignore[arg-type]
+    )
+    hook = FakeHook()
+    op = _operator(hook, tmp_path, retry_failed_from=str(tmp_path / "out" / "manifest.jsonl"))
+    with pytest.raises(AirflowFailException, match="retry_policy_failures=True"):
+        op.execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert hook.created == []
+
+
+def test_without_a_state_store_a_retry_into_the_same_destination_meets_no_foreign_journal(
+    tmp_path: Path,
+) -> None:
+    """Older Airflow: the failed batch's journal stays in its destination for an Airflow retry."""
+    prompts = ["ok 0", "broken 1"]
+    first = FakeHook({"broken": TaskStatus.FAILED})
+    with pytest.raises(GPTProtoError, match="1 of 2 items failed"):
+        _operator(first, tmp_path, prompts=prompts).execute(_context(None))  # type: ignore[arg-type]
+    assert (tmp_path / "out" / ".gptproto-journal" / "gptproto_batch.json").exists()
+
+    hook = _same_server(first)
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    summary = _operator(hook, tmp_path, retry_failed_from=manifest).execute(_context(None))  # type: ignore[arg-type]
+    assert hook.created == ["broken 1"] and summary["succeeded"] == 1
+    assert [r["status"] for r in _manifest(tmp_path)] == ["succeeded", "succeeded"]
+
+
+def test_a_resume_retries_policy_rejections_only_when_asked(tmp_path: Path) -> None:
+    prompts = ["ok 0", "policy 1"]
+    store = DictKV()
+    first = _operator(FakeHook({"policy": TaskStatus.FAILED}), tmp_path, prompts=prompts)
+    with pytest.raises(GPTProtoError, match="1 of 2 items failed"):
+        first.execute(_context(store))  # type: ignore[arg-type]
+    hook = FakeHook()
+    _operator(hook, tmp_path, prompts=prompts, retry_policy_failures=True).execute(_context(store))  # type: ignore[arg-type]
+    assert hook.created == ["policy 1"]
 
 
 def test_deferrable_defers_one_trigger_for_all_in_flight_tasks(tmp_path: Path) -> None:

@@ -151,6 +151,32 @@ def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
     assert TASK_KEY not in store.data  # delivered: clearing the task in Airflow regenerates
 
 
+def test_the_result_carries_the_seed_asked_for_when_the_api_reports_none(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    factory.creates()
+    factory.hook.wait_for_task.return_value = task("task-1", "succeeded")  # no seed in the reply
+
+    result = make_operator(seed=1234).execute(make_context(store))
+
+    assert result is not None and result["seed"] == 1234
+
+
+def test_without_a_seed_every_phase_sends_and_reports_one_drawn_seed(factory: HookFactory) -> None:
+    """Deferred: the create in one worker phase, the result in another (a new operator object)."""
+    factory.creates()
+    store = CountingStore()
+    with pytest.raises(TaskDeferred):
+        make_operator(seed=None, deferrable=True).execute(make_context(store))
+    sent = factory.hook.create_task.call_args.args[0].seed
+    assert isinstance(sent, int) and 1 <= sent <= 2_147_483_647
+
+    result = make_operator(seed=None).execute_complete(
+        make_context(store), trigger_event("success", task("task-1", "succeeded"))
+    )
+    assert result["seed"] == sent and result["request"]["seed"] == sent
+
+
 def test_one_hook_per_execution_built_from_the_connection_and_closed(
     factory: HookFactory, store: CountingStore
 ) -> None:

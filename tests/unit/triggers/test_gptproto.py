@@ -86,7 +86,7 @@ async def test_polls_until_success_and_measures_the_video(factory: HookFactory, 
             "status": "success",
             "task_id": "task-1",
             "task": finished.to_dict(),
-            "message": "GPTProto task task-1 ended succeeded",
+            "message": "GPTProto task task-1 has succeeded",
             "video_bytes": 2 * 1_048_576,
         }
     ]
