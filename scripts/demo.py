@@ -30,8 +30,9 @@ DAG_ID = "gptproto_text_to_video"
 # The provider's log lines worth a line of progress each (operator, trigger, download).
 PROGRESS = (
     (re.compile(r"Created GPTProto task (\S+)"), "task created: {0}"),
-    (re.compile(r"GPTProto task \S+ is (\w+)"), "status: {0}"),
-    (re.compile(r"GPTProto task \S+ (failed|expired|cancelled)\b"), "status: {0}"),
+    # "GPTProto task t1 is running" / "has succeeded" / "was cancelled"; an error says "t1 failed (...)".
+    (re.compile(r"GPTProto task \S+ (?:is|has|was) (\w+)"), "status: {0}"),
+    (re.compile(r"GPTProto task \S+ (failed|expired)\b"), "status: {0}"),
 )
 # The exception lines of a failure, e.g. "airflow_provider_gptproto.exceptions.GPTProtoTaskFailedError: ...".
 ERROR = re.compile(r"^[\w.]*(Error|Exception): ")

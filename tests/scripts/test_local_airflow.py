@@ -4,6 +4,7 @@ A newcomer runs `make airflow` without activating .venv: the Makefile calls the 
 PATH has no `airflow`. `airflow standalone` starts its components as a bare `airflow`, so each
 script must hand its children a PATH with the venv's bin first. Every script here is started with a
 PATH of the system's directories only, and the UI it announces must answer at the address it printed.
+`make demo` is started the same way by tests/scripts/test_demo.py.
 """
 
 from __future__ import annotations
@@ -26,24 +27,16 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_gptproto.emulator.harness import wait_for as poll_until
 from tests.support.services import open_for_postgres
+from tests.support.shell import bare_env
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
-# What a fresh login shell has: no virtualenv, no pyenv shims (whose `airflow` may be another one).
-BARE_PATH = "/usr/local/bin:/usr/bin:/bin"
 BANNER = re.compile(r"^Airflow UI: (http://\S+)", re.M)
 START_TIMEOUT = 420.0
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def bare_env(**extra: str) -> dict[str, str]:
-    """The test run's environment (PYTHONPATH keeps this checkout) without the venv on PATH."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "GPTPROTO_API_KEY")}
-    env["PATH"] = BARE_PATH
-    assert shutil.which("airflow", path=env["PATH"]) is None, "an airflow on the bare PATH hides the bug"
-    return {**env, **extra}
 
 
 def free_port() -> int:
@@ -58,14 +51,11 @@ def get_json(url: str) -> Any:
 
 
 def wait_for(condition: Any, timeout: float, what: str, explain: Any = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{explain()}")
-        time.sleep(0.5)
+    """The emulator harness's condition wait, failing with the scripts' own account of why."""
+    try:
+        return poll_until(condition, timeout, interval=0.5, what=what)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{explain()}") from None
 
 
 @contextmanager
@@ -157,17 +147,3 @@ def test_make_cluster_without_the_venv_on_path_serves_the_ui_it_announces() -> N
         )
         shutil.rmtree(root, ignore_errors=True)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-
-
-def test_make_demo_without_the_venv_on_path_makes_the_video(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py")],
-        env=bare_env(GPTPROTO_DEMO_DIR=str(tmp_path)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    saved = re.search(r"^Video saved: (\S+\.mp4)$", result.stdout, re.M)
-    assert saved and Path(saved[1]).is_file(), result.stdout
