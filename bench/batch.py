@@ -1,6 +1,6 @@
 """Benchmark 5: one batch task vs dynamic task mapping for many videos, on real Airflow.
 
-Full mode: a real stack (tests/support/airflow_stack.py, LocalExecutor) runs bench/dags/
+Full mode: a real stack (dev/airflow_stack.py, LocalExecutor) runs bench/dags/
 bench_batch.py against the emulator (20 s generation): 1,000 videos as one
 GPTProtoBatchGenerateVideosOperator (``max_in_flight=100``), then the same 1,000 as mapped
 generate + download pairs (a pool of 100, ``[core] max_map_length`` raised), then 10,000 prompts
@@ -113,7 +113,7 @@ def _run_dag(stack: Any, emu_url: str, dag_id: str, timeout: float) -> dict[str,
 
 
 def measure_real(cfg: dict[str, Any], big: bool = True, mapped: bool = True) -> dict[str, dict[str, Any]]:
-    from tests.support.airflow_stack import AirflowStack
+    from dev.airflow_stack import AirflowStack
 
     results: dict[str, dict[str, Any]] = {}
     with (

@@ -1,6 +1,6 @@
 """Benchmark 6: waits on the two triggerers of the cluster (`make cluster`), and triggerer failover.
 
-The cluster of tests/support/cluster.py (Postgres, Redis, CeleryExecutor, two Celery workers, two
+The cluster of dev/cluster.py (Postgres, Redis, CeleryExecutor, two Celery workers, two
 triggerers) runs bench/dags: N tasks born deferred on GPTProtoTaskTriggers (``start_from_trigger``,
 no worker run) polling the minimal JSON server every ``interval`` seconds. Measured:
 
@@ -61,7 +61,7 @@ def _split(cluster: Any) -> dict[str, int]:
 
 
 def _probe_owner(cluster: Any, pid: int) -> str | None:
-    from tests.support.airflow_stack import session_members
+    from dev.airflow_stack import session_members
 
     for name in cluster.triggerers:
         if cluster.stack.is_running(name) and pid in session_members([cluster.stack.pid(name)]):
@@ -141,8 +141,8 @@ def _failover(
 
 
 def measure(n: int, interval: float, window: float, threshold: int, probe_rounds: int) -> dict[str, Any]:
-    from tests.support.cluster import Cluster
-    from tests.support.services import open_for_postgres
+    from dev.cluster import Cluster
+    from dev.services import open_for_postgres
 
     started = time.monotonic()
     with common.json_server(core=None) as server, common.scratch_dir("bench-cluster-") as scratch:

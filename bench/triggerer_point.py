@@ -1,6 +1,6 @@
 """Benchmark 1, last point: N = 1,000 GPTProtoTaskTriggers inside a real ``airflow triggerer``.
 
-A real Airflow stack (tests/support/airflow_stack.py) runs bench/dags: 1,000 mapped tasks that start
+A real Airflow stack (dev/airflow_stack.py) runs bench/dags: 1,000 mapped tasks that start
 directly in the triggerer (``start_from_trigger``: no worker runs) on GPTProtoTaskTriggers polling
 the minimal JSON server, then a probe trigger on the same loop measures lag, CPU and sockets of the
 trigger-runner process for one window. The triggerer and its children are pinned to the client
@@ -95,7 +95,7 @@ def probe_env(
 
 def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[str, Any]:
     """Start everything, load N triggers, run the probe for ``window`` seconds; returns the report."""
-    from tests.support.airflow_stack import AirflowStack
+    from dev.airflow_stack import AirflowStack
 
     started = time.monotonic()
     with common.json_server() as server, common.scratch_dir("bench-triggerer-") as scratch:

@@ -1,6 +1,6 @@
 """Benchmark 2: worker-slot seconds per video, deferrable vs sync, on real Airflow.
 
-Full mode: a real stack (tests/support/airflow_stack.py, LocalExecutor) runs bench/dags/
+Full mode: a real stack (dev/airflow_stack.py, LocalExecutor) runs bench/dags/
 bench_worker_slots.py: 20 mapped GPTProtoGenerateVideoOperator tasks against the emulator with a
 60 s generation time, first deferrable, then the same number of no-op deferrable tasks
 (bench_worker_floor.py: Airflow's own cost, the baseline), then sync. Worker-held time of a task
@@ -189,7 +189,7 @@ def _run_mode(stack: Any, mode: str, videos: int, timeout: float) -> dict[str, A
 
 
 def measure_real(videos: int, generation: float, poll: float) -> dict[str, dict[str, Any]]:
-    from tests.support.airflow_stack import AirflowStack
+    from dev.airflow_stack import AirflowStack
 
     results: dict[str, dict[str, Any]] = {}
     with (

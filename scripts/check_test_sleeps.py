@@ -1,7 +1,7 @@
 """`make lint`: no test waits on the clock.
 
 Every wait in a test is a wait for a condition, with a cap that only a real failure reaches. A
-``sleep`` is therefore allowed in ``tests/`` only
+``sleep`` is therefore allowed in ``tests/`` and in the harness the tests drive (``dev/``) only
 
 - as the poll interval of a condition loop: lexically inside a ``while`` loop of the same function
   (``while not done(): sleep(0.1)``, ``wait_for(...)`` and friends), or
@@ -25,7 +25,7 @@ ALLOWED = {
         "the length of a simulated outage (the API is down this long); nothing is asserted about "
         "what happened during it, and the test waits for its own conditions after it"
     ),
-    "tests/support/airflow_stack.py::AirflowClient.request": (
+    "dev/airflow_stack.py::AirflowClient.request": (
         "backoff between the few retries of a GET that Airflow 3.3.2 answers 500 (see the comment "
         "there); the caller's own wait_for loop decides, nothing is asserted about the time"
     ),
@@ -35,6 +35,8 @@ ALLOWED = {
     ),
 }
 
+# The tests and the harness they wait through (dev/: Airflow stacks, the cluster, its servers).
+SCANNED = ("tests", "dev")
 SLEEP_NAMES = {"sleep"}
 
 
@@ -82,8 +84,8 @@ class _Finder(ast.NodeVisitor):
 
 
 def fixed_sleeps(root: Path) -> Iterator[str]:
-    """``path:line: function`` for every sleep in tests/ that is neither a poll interval nor allowed."""
-    for path in sorted((root / "tests").rglob("*.py")):
+    """``path:line: function`` for every sleep in tests/ and dev/ neither a poll interval nor allowed."""
+    for path in sorted(p for folder in SCANNED for p in (root / folder).rglob("*.py")):
         relative = path.relative_to(root).as_posix()
         finder = _Finder()
         finder.visit(ast.parse(path.read_text(encoding="utf-8"), filename=relative))

@@ -5,7 +5,7 @@ Airflow with CeleryExecutor: api-server, scheduler, dag-processor, two Celery wo
 the emulator and the gptproto_default connection; the example DAGs. The processes keep running after
 this script returns; .cluster/state.json lists their PIDs, and `make cluster-stop` stops them by PID
 (GPTPROTO_CLUSTER_DIR moves .cluster/).
-The implementation is tests/support/cluster.py, which the cluster tests start too.
+The implementation is dev/cluster.py, which the cluster tests start too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import Cluster, stop_by_state  # noqa: E402
+from dev.cluster import Cluster, stop_by_state  # noqa: E402
 
 CLUSTER_DIR = Path(os.environ.get("GPTPROTO_CLUSTER_DIR") or ROOT / ".cluster").resolve()
 STATE = CLUSTER_DIR / "state.json"

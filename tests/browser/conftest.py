@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
+from dev.airflow_stack import AirflowStack
 from tests.browser.ui import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -26,7 +27,6 @@ from tests.browser.ui import (
     login,
     screenshot_dir,
 )
-from tests.support.airflow_stack import AirflowStack
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page

@@ -7,7 +7,7 @@ a connection with a wrong key, run the text-to-video example DAG and open its ``
 
 Skipped when Chromium (``/usr/bin/chromium``) or Playwright is missing, unless
 ``GPTPROTO_BROWSER_TESTS=required`` (``make test-browser``, CI), which turns that into an error.
-``GPTPROTO_SCREENSHOT_DIR=docs/images`` refreshes the README's screenshots.
+``GPTPROTO_SCREENSHOT_DIR=docs/images`` refreshes the screenshots of docs/connection.md.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess
 from airflow_provider_gptproto.get_provider_info import conn_fields, ui_field_behaviour
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
+from dev.airflow_stack import AirflowStack
 from tests.browser.ui import (
     UI_TIMEOUT_MS,
     PortlessTestWorkaround,
@@ -37,7 +38,6 @@ from tests.browser.ui import (
     save_dialog,
     toast,
 )
-from tests.support.airflow_stack import AirflowStack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster
-from tests.support.services import open_for_postgres
+from dev.cluster import Cluster
+from dev.services import open_for_postgres
 
 DAGS = Path(__file__).parent / "dags"
 HEALTH_CHECK_THRESHOLD = 10

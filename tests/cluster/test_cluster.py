@@ -1,6 +1,6 @@
 """The provider on a distributed Airflow: CeleryExecutor on Postgres and Redis, two workers, two triggerers.
 
-Everything is what a user runs (tests/support/cluster.py, also behind ``make cluster``); nothing in
+Everything is what a user runs (dev/cluster.py, also behind ``make cluster``); nothing in
 Airflow is patched. Each test marks its remote tasks with a unique word and checks the emulator's
 books: how many tasks were created, cancelled, polled, and which videos landed on disk.
 """
@@ -20,8 +20,8 @@ import pytest
 
 from airflow_provider_gptproto.emulator.harness import wait_for
 from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
+from dev.cluster import Cluster
 from tests.cluster.conftest import HEALTH_CHECK_THRESHOLD
-from tests.support.cluster import Cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
-from tests.support.airflow_stack import AirflowStack, session_members
-from tests.support.reliability_stack import command_line, wait_until
+from dev.airflow_stack import AirflowStack, command_line, session_members
+from tests.support.reliability_stack import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(400)]
 

@@ -23,7 +23,7 @@ import av
 import pytest
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
-from tests.support.airflow_stack import STATE_MISMATCH, AirflowStack, RunOutcome
+from dev.airflow_stack import STATE_MISMATCH, AirflowStack, RunOutcome
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(280)]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.airflow_stack import STATE_MISMATCH
+from dev.airflow_stack import STATE_MISMATCH
 from tests.support.reliability_stack import POOL_SLOTS, ReliabilityEnv
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gptproto.emulator.harness import wait_for as poll_until
-from tests.support.services import open_for_postgres
+from dev.services import open_for_postgres
 from tests.support.shell import bare_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ from airflow_provider_gptproto.emulator.harness import (
     start_emulator,
     wait_for,
 )
-from tests.support.airflow_stack import AirflowStack, free_ports, session_members
+from dev.airflow_stack import AirflowStack, command_line, free_ports, session_members
 
 T = TypeVar("T")
 REL_DAGS = Path(__file__).resolve().parents[1] / "reliability" / "dags"
@@ -177,14 +177,6 @@ class ReliabilityEnv:
     @staticmethod
     def command_line(pid: int) -> str:
         return command_line(pid)
-
-
-def command_line(pid: int) -> str:
-    """A process's (possibly retitled) command line, or "" once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def _plain_kwargs(data: Any) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
-from tests.support.airflow_stack import REPO_ROOT, AirflowClient, AirflowStack, RunOutcome
+from dev.airflow_stack import REPO_ROOT, AirflowClient, AirflowStack, RunOutcome
 
 DAGS = Path(__file__).parent / "video_plugin_dags"
 ALPHA, BETA, SIGNED_ONLY, HOSTILE, BATCH = (

@@ -4,7 +4,7 @@ One implementation serves ``make cluster`` (scripts/cluster.py, detached, data u
 and tests/cluster (started once per module, stopped at its end). Everything is a real process of its
 own: Debian's ``postgres`` and ``redis-server`` on free loopback ports with private data directories,
 ``airflow api-server``, ``scheduler``, ``dag-processor``, ``celery worker`` x2, ``triggerer`` x2 (all
-through :class:`~tests.support.airflow_stack.AirflowStack`), and the GPTProto emulator.
+through :class:`~dev.airflow_stack.AirflowStack`), and the GPTProto emulator.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_gptproto.emulator.harness import MODULE, EmulatorAdmin, emulator_args, wait_for
-from tests.support.airflow_stack import (
+from dev.airflow_stack import (
     EXAMPLE_DAGS,
     JOB_TYPES,
     AirflowStack,
     StackError,
     _is_zombie,
+    command_line,
     component_kind,
     free_ports,
     session_members,
 )
-from tests.support.reliability_stack import command_line
-from tests.support.services import PostgresServer, RedisServer, ServiceError, _port_open
+from dev.services import PostgresServer, RedisServer, ServiceError, _port_open
 
 # How long a silent triggerer still counts as alive before its triggers move (Airflow default 30 s).
 HEALTH_CHECK_THRESHOLD = 30
@@ -292,7 +292,7 @@ class Cluster:
 
 def stop_by_state(state: Mapping[str, Any]) -> list[str]:
     """Stop what a detached cluster's state file lists, by PID; returns what could not be stopped."""
-    from tests.support.airflow_stack import stop_sessions
+    from dev.airflow_stack import stop_sessions
 
     problems = [f"airflow pid {pid} survived" for pid in stop_sessions(state.get("sessions", {}).values())]
     for name, sig in (("emulator", signal.SIGTERM), ("redis", signal.SIGTERM), ("postgres", signal.SIGINT)):

@@ -38,7 +38,7 @@ from typing import Any
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO_ROOT / "dags_examples"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # Every kind of component; several of one kind are named "<kind>-<n>" (e.g. "triggerer-2").
@@ -156,6 +156,14 @@ def session_members(sids: Iterable[int], *, include_zombies: bool = False) -> li
         except OSError:
             continue
     return found
+
+
+def command_line(pid: int) -> str:
+    """A process's (possibly retitled) command line, or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _signal_pids(pids: Iterable[int], sig: int) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.airflow_stack import free_ports
+from dev.airflow_stack import free_ports
 
 
 class ServiceError(RuntimeError):
