@@ -8,7 +8,7 @@ AIRFLOW_OLDEST ?= 3.0.6
 # What Airflow's constraints file for AIRFLOW_OLDEST would hold back: its Task SDK, a FastAPI before
 # 0.132 (whose strict Content-Type check rejects the 3.0/3.1.0 Task SDK's bodies with "Remote server
 # returned validation error") with a cadwyn that fits it, and universal-pathlib 0.2 (0.3 breaks the
-# 3.0 ObjectStoragePath). README "Airflow versions" has the details.
+# 3.0 ObjectStoragePath). docs/airflow-versions.md has the details.
 OLDEST_PINS ?= "apache-airflow-task-sdk==1.0.6" "fastapi<0.132" "cadwyn<9" "universal-pathlib<0.3"
 PY = $(VENV)/bin/python
 # The 15 slowest tests close every run, so a slow suite (CI has 45 minutes) shows where time goes.
@@ -95,7 +95,7 @@ test-fast: install
 test-browser: install
 	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=required $(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
 
-## Refresh the README's screenshots in docs/images/.
+## Refresh the screenshots in docs/images/ (README and docs pages show them).
 screenshots: install
 	GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=required GPTPROTO_SCREENSHOT_DIR=docs/images \
 		$(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)

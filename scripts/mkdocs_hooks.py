@@ -11,9 +11,9 @@ those too: a README anchor to the page that shows that section, a file with a pa
 that page, any other file to the repository browser.
 Markers, each alone on a line of a page in docs/:
 
-- ``<!-- readme: Failure handling -->``: that ``##`` section of README.md (headings one level up
+- ``<!-- readme: Install -->``: that ``##`` section of README.md (headings one level up
   when it comes first on a page with no title of its own);
-  ``<!-- readme: Running in production | optional -->`` links to the README when it has no such
+  ``<!-- readme: Install | optional -->`` links to the README when it has no such
   section instead of failing the build.
 - ``<!-- include: bench/README.md -->``: a whole file from the repository.
 - ``<!-- example-dags -->``: every DAG file in dags_examples/, its docstring and its source.

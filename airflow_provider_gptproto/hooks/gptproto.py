@@ -345,8 +345,8 @@ class GPTProtoHook(BaseHook):
         :param request: the whole request, as a ``VideoGenerationRequest`` or a mapping of its fields.
             Default None: the keywords alone.
         :param fields: request fields (``prompt``, ``model``, ``duration``, ``dimension``, ``seed``,
-            ``loop``, ``logo``, ``images``, ``content``, ``ratio``, ``resolution``, ...; see the README's
-            "Request parameters").
+            ``loop``, ``logo``, ``images``, ``content``, ``ratio``, ``resolution``, ...; see the
+            documentation's "Request parameters", docs/requests.md).
         :return: the created task, with its ``task_id`` and the ``seed`` sent.
         :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent).
         :raises GPTProtoTaskMayExistError: the request may have reached the server; a task may exist.

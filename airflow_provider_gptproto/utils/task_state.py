@@ -5,7 +5,7 @@ DAG run, task and map index). We follow ResumableJobMixin's contract with it: pe
 before waiting, and on the next try reattach, return, or resubmit according to the remote status.
 The mixin itself only covers synchronous polling, so the operator applies the contract itself on
 both its sync and deferrable paths. Older Airflow 3.x has no such store: there every try starts
-afresh (documented in README), and the id is still pushed to XCom for manual reconciliation.
+afresh (documented in docs/failure-handling.md), and the id is still pushed to XCom for manual reconciliation.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Debian's Chromium (Playwright) against one real Airflow stack for the module, with finished runs
 (``tests/support/video_plugin_stack.py``), signed in through the login page. The security paths are
 tested over HTTP in ``tests/e2e/test_ui_plugin.py``; here the same pages are used as a person would.
-``GPTPROTO_SCREENSHOT_DIR=docs/images`` refreshes the README's pictures.
+``GPTPROTO_SCREENSHOT_DIR=docs/images`` refreshes the pictures of docs/ui.md.
 """
 
 from __future__ import annotations

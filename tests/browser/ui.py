@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1200, "height": 720}
 # Set by `make test-browser` and CI: a missing browser is then an error, not a skip.
 REQUIRE_ENV = "GPTPROTO_BROWSER_TESTS"
-# Where screenshots go (default: the test's temporary directory). `docs/images` refreshes the README's.
+# Where screenshots go (default: the test's temporary directory). `docs/images` refreshes the docs' pictures.
 SCREENSHOT_ENV = "GPTPROTO_SCREENSHOT_DIR"
 
 UI_TIMEOUT_MS = 60_000  # one UI step (page load, toast, dialog) on a busy 2-core machine

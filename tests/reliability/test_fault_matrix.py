@@ -2,7 +2,7 @@
 
 Every row runs the ``rel_pipeline`` DAG (generate with one retry, then download with one retry)
 through ``DAG.test()`` against the emulator, with the row's faults injected over loopback. The
-README's "Failure handling" table is this table in prose.
+failure table of docs/failure-handling.md is this table in prose.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ ROWS = [
     ),
     # Waited out like any garbled reply (a new status word may be a new in-between state) until the
     # deadline; then it is a timeout: each try cancels its task, naming the word, and the retry
-    # submits anew (the timeout row of README's failure table).
+    # submits anew (the timeout row of docs/failure-handling.md's table).
     Row(
         "unknown status word, persistent",
         [dict(endpoint="get", action="unknown_status")],

@@ -444,7 +444,7 @@ def test_connection_form_metadata_for_the_ui(subprocess_results: dict[str, Any])
     assert meta["hook_name"] == "GPTProto"
     if Version("3.1") > AIRFLOW_VERSION and _needs_wtforms_stub():
         # Airflow 3.0 reads hook form metadata only with wtforms importable (the FAB provider brings
-        # it): without it every provider's connection form is the generic one (README versions table).
+        # it): without it every provider's connection form is the generic one (docs/airflow-versions.md).
         assert meta["standard_fields"] is None and meta["extra_fields"] is None
         return
     standard = meta["standard_fields"]
