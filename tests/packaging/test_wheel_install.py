@@ -65,7 +65,8 @@ def test_built_wheel_installs_into_a_clean_venv_and_runs_the_example_dag(tmp_pat
     gallery = _run(
         bin_dir / "python",
         "-c",
-        "from airflow_provider_gptproto.plugins import pages; print(pages.gallery('', [], [], None, 0, 24, 0))",
+        "from airflow_provider_gptproto.plugins import pages\n"
+        "print(pages.gallery('', [], [], None, 0, 24, 0))",
         env=env,
         cwd=tmp_path,
     )
