@@ -8,6 +8,8 @@ reply and our own text only.
 
 from __future__ import annotations
 
+import warnings
+
 from airflow.exceptions import AirflowException
 
 
@@ -134,13 +136,36 @@ class GPTProtoConnectionError(GPTProtoError):
         super().__init__(message)
 
 
-class VideoDownloadError(GPTProtoError):
+class GPTProtoVideoDownloadError(GPTProtoError):
     """The video could not be fetched or failed verification; nothing was left at the destination."""
 
 
-class VideoURLExpiredError(VideoDownloadError):
+class GPTProtoVideoURLExpiredError(GPTProtoVideoDownloadError):
     """The pre-signed URL is no longer valid (403/404/410); a fresh one may come from get_task."""
 
 
-class VideoDestinationExistsError(VideoDownloadError):
+class GPTProtoVideoDestinationExistsError(GPTProtoVideoDownloadError):
     """The destination already holds a file and the download was told not to replace it."""
+
+
+# The names before the GPTProto prefix: still importable for one release, with a warning. They are
+# the same classes, so ``except VideoDownloadError`` still catches every download error.
+_DEPRECATED_NAMES: dict[str, type[GPTProtoError]] = {
+    "VideoDownloadError": GPTProtoVideoDownloadError,
+    "VideoURLExpiredError": GPTProtoVideoURLExpiredError,
+    "VideoDestinationExistsError": GPTProtoVideoDestinationExistsError,
+}
+
+
+def __getattr__(name: str) -> type[GPTProtoError]:
+    """Resolve a deprecated name to its ``GPTProto``-prefixed class, warning the caller."""
+    if name in _DEPRECATED_NAMES:
+        new_class = _DEPRECATED_NAMES[name]
+        warnings.warn(
+            f"airflow_provider_gptproto.exceptions.{name} is deprecated and will be removed in the next "
+            f"release: use {new_class.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return new_class
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

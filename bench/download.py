@@ -88,7 +88,7 @@ def client_main(argv: list[str]) -> None:
 def _plain_client(url: str, dest: str) -> None:
     """The hook's transport without the hook: same read and write sizes into a plain file, one
     thread, no sha256, no rename."""
-    from airflow_provider_gptproto.hooks.download import READ_BYTES, WRITE_BYTES
+    from airflow_provider_gptproto.storage import READ_BYTES, WRITE_BYTES
 
     session = requests.Session()
     started = time.perf_counter()

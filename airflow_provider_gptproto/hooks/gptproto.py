@@ -33,8 +33,8 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoNotFoundError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
-    VideoDownloadError,
-    VideoURLExpiredError,
+    GPTProtoVideoDownloadError,
+    GPTProtoVideoURLExpiredError,
 )
 from airflow_provider_gptproto.hooks._many_tasks import (
     ListRead,
@@ -61,20 +61,18 @@ from airflow_provider_gptproto.hooks._settings import (
     ClientSettings,
     settings_from_connection,
 )
+from airflow_provider_gptproto.hooks._video_http import (
+    check_video_url,
+    content_length,
+    open_stream,
+    write_atomically,
+)
 from airflow_provider_gptproto.hooks._wire import (
     decode_reply,
     list_params,
     never_connected,
     short,
     task_path,
-)
-from airflow_provider_gptproto.hooks.download import (
-    DownloadedVideo,
-    check_video_url,
-    content_length,
-    existing_video,
-    open_stream,
-    write_atomically,
 )
 from airflow_provider_gptproto.models import (
     GenerationTask,
@@ -85,6 +83,7 @@ from airflow_provider_gptproto.models import (
     parse_task,
     parse_task_list,
 )
+from airflow_provider_gptproto.storage import DownloadedVideo, existing_video
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
 
 if TYPE_CHECKING:
@@ -175,7 +174,7 @@ def _prepare_destination(destination: ObjectStoragePath | str) -> ObjectStorageP
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise VideoDownloadError(
+        raise GPTProtoVideoDownloadError(
             f"Cannot create the folder of destination {path}: {exc.strerror or type(exc).__name__}; "
             "nothing was generated"
         ) from exc
@@ -619,7 +618,7 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoTimeoutError: the task did not finish within ``timeout``.
         :raises GPTProtoTaskMayExistError: the create's reply was lost; a task may exist (see
             :meth:`create_task`).
-        :raises VideoDownloadError: storing the video failed (it was paid for: the task id is named).
+        :raises GPTProtoVideoDownloadError: storing the video failed (it was paid for: the task id is named).
         """
         req = _build_request(request, fields).with_seed()
         target = _prepare_destination(destination) if destination is not None else None
@@ -640,10 +639,12 @@ class GPTProtoHook(BaseHook):
         url = task.video_url
         for attempt in range(2):
             if not url:
-                raise VideoDownloadError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+                raise GPTProtoVideoDownloadError(
+                    f"GPTProto task {task.task_id} succeeded but has no video URL"
+                )
             try:
                 return self.download_video(url, target)
-            except VideoURLExpiredError:
+            except GPTProtoVideoURLExpiredError:
                 if attempt:
                     raise
                 url = self.get_task(task.task_id).video_url
@@ -685,13 +686,14 @@ class GPTProtoHook(BaseHook):
         :param sweep_stale: first remove this destination's temporary files that a killed download
             left behind, if idle for 3 minutes (this lists the destination's folder). Default True;
             a caller writing many videos into one folder sweeps it once with
-            ``hooks.download.sweep_stale_parts`` and passes False.
+            ``storage.sweep_stale_parts`` and passes False.
         :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
         :raises GPTProtoRequestError: ``if_exists`` is not one of the three values, or the
             destination's filesystem cannot be loaded (the message names the package to install).
-        :raises VideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
-        :raises VideoURLExpiredError: the URL answered 403/404/410 (get the task again for a fresh one).
-        :raises VideoDownloadError: any other failure (non-video content, truncated stream, over
+        :raises GPTProtoVideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
+        :raises GPTProtoVideoURLExpiredError: the URL answered 403/404/410 (get the task again for a
+            fresh one).
+        :raises GPTProtoVideoDownloadError: any other failure (non-video content, truncated stream, over
             ``max_bytes``, refused scheme, destination not writable); nothing is left at the destination.
         """
         check_if_exists(if_exists)

@@ -26,10 +26,9 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoNotFoundError,
     GPTProtoRequestError,
     GPTProtoTaskMayExistError,
-    VideoDownloadError,
-    VideoURLExpiredError,
+    GPTProtoVideoDownloadError,
+    GPTProtoVideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks.download import sweep_stale_parts
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.models.batch import (
@@ -40,6 +39,7 @@ from airflow_provider_gptproto.models.batch import (
     rows_from_text,
 )
 from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS, RECONCILE_SETTLE_SECONDS
+from airflow_provider_gptproto.storage import sweep_stale_parts
 from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
 from airflow_provider_gptproto.utils.batch_journal import (
     MANIFEST_NAME,
@@ -450,14 +450,16 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         for attempt in range(DOWNLOAD_ATTEMPTS):
             try:
                 if not url:
-                    raise VideoDownloadError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+                    raise GPTProtoVideoDownloadError(
+                        f"GPTProto task {task.task_id} succeeded but has no video URL"
+                    )
                 video = self.hook.download_video(url, folder / f"{item.key}.mp4", sweep_stale=False)
-            except VideoURLExpiredError:
+            except GPTProtoVideoURLExpiredError:
                 if attempt + 1 < DOWNLOAD_ATTEMPTS:
                     url = self.hook.get_task(task.task_id).video_url
                     continue
-                raise_error: GPTProtoError = VideoURLExpiredError("the video URL expired twice")
-            except VideoDownloadError as exc:
+                raise_error: GPTProtoError = GPTProtoVideoURLExpiredError("the video URL expired twice")
+            except GPTProtoVideoDownloadError as exc:
                 raise_error = exc
             else:
                 journal.done(item.index, video.bytes, video.sha256, task.seed, task.usage)

@@ -17,10 +17,9 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoNotFoundError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
-    VideoDownloadError,
-    VideoURLExpiredError,
+    GPTProtoVideoDownloadError,
+    GPTProtoVideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks.download import DownloadedVideo
 from airflow_provider_gptproto.hooks.gptproto import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WAIT_TIMEOUT_SECONDS,
@@ -31,6 +30,7 @@ from airflow_provider_gptproto.hooks.gptproto import (
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.models.request import stable_seed
+from airflow_provider_gptproto.storage import DownloadedVideo
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
 from airflow_provider_gptproto.utils.poster import store_poster
@@ -551,7 +551,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
                 path = path / f"{task_id}.mp4"
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise VideoDownloadError(
+            raise GPTProtoVideoDownloadError(
                 f"Cannot create the folder of destination {path}: {exc.strerror or type(exc).__name__}"
             ) from exc
         return path
@@ -564,7 +564,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         options: dict[str, Any] = {"max_bytes": self.max_bytes, "if_exists": self.if_exists}
         try:
             return hook.download_video(task.video_url, destination, **options)
-        except VideoURLExpiredError:
+        except GPTProtoVideoURLExpiredError:
             self.log.info("Video URL of %s expired; asking the API for a fresh one", task.task_id)
             fresh = hook.get_task(task.task_id)
             if not fresh.video_url:

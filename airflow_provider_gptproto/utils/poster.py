@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_gptproto.hooks.download import write_bytes_atomically
+from airflow_provider_gptproto.storage import write_bytes_atomically
 
 POSTER_KEY = "poster_uri"  # in the download result and the asset event's extra
 POSTER_SUFFIX = ".jpg"

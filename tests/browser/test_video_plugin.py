@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_provider_gptproto.plugins import pages
+from airflow_provider_gptproto.plugins.records import VideoRecord
 from tests.browser.ui import UI_TIMEOUT_MS, login, require_browser
 from tests.support.video_plugin_stack import (
     ALPHA,
@@ -25,7 +27,7 @@ from tests.support.video_plugin_stack import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Frame, FrameLocator, Page
+    from playwright.sync_api import BrowserContext, Dialog, Frame, FrameLocator, Page
 
 require_browser()
 
@@ -270,3 +272,42 @@ def test_gallery_filter_and_paging_look_like_airflow(
     name = "plugin-videos-gallery.png" if theme == "light" else "plugin-videos-gallery-dark.png"
     page.screenshot(path=str(shots / name), animations="disabled")
     page.evaluate("() => localStorage.removeItem('theme')")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hostile", ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>'])
+def test_a_hostile_prompt_is_shown_as_text_and_opens_no_dialog(
+    browser_context: BrowserContext, hostile: str
+) -> None:
+    """The plugin's own Video tab and gallery, with hostile text in every field a DAG controls.
+
+    No Airflow stack: the pages are rendered by the plugin's code and loaded into Chromium as they
+    are, so a script that slipped through would run and open an alert.
+    """
+    record = VideoRecord(
+        f"dag {hostile}", f"run {hostile}", f"task {hostile}", prompt=hostile, model=hostile, event_id=1
+    )
+    documents = {
+        "Video tab": pages.video_tab(f"task {hostile}", [(record, None, None, f"Expired ({hostile})")]),
+        "gallery": pages.gallery(
+            "", [(record, None, "/video"), (record, None, None)], [f"dag {hostile}"], None, 0, 24, 2
+        ),
+    }
+    dialogs: list[str] = []
+
+    def record_dialog(dialog: Dialog) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page = browser_context.new_page()
+    page.on("dialog", record_dialog)
+    try:
+        for name, html in documents.items():
+            # "load" waits for every image, broken ones too: an onerror handler would have run by then.
+            page.set_content(html, wait_until="load")
+            expect(page.get_by_text(hostile, exact=True).first).to_be_visible()
+            assert page.locator("img[src='x']").count() == 0, name
+            assert page.evaluate("() => document.scripts.length") == 2, name  # the page's own two
+            assert dialogs == [], name
+    finally:
+        page.close()

@@ -61,6 +61,16 @@ def test_built_wheel_installs_into_a_clean_venv_and_runs_the_example_dag(tmp_pat
         cwd=tmp_path,
     )
     assert where.startswith(str(venv)), where  # the wheel's copy, not this checkout
+    # The UI plugin's pages come from Jinja2 templates, package data the wheel must carry.
+    gallery = _run(
+        bin_dir / "python",
+        "-c",
+        "from airflow_provider_gptproto.plugins import pages\n"
+        "print(pages.gallery('', [], [], None, 0, 24, 0))",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert "No videos yet." in gallery and '<dialog id="player"' in gallery
 
     dags = tmp_path / "dags"
     dags.mkdir()

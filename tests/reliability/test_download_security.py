@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_gptproto.exceptions import VideoDownloadError
+from airflow_provider_gptproto.exceptions import GPTProtoVideoDownloadError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from tests.integration.dagrun import run_dag
 
@@ -52,7 +52,7 @@ def redirector() -> Iterator[str]:
 )
 def test_non_http_urls_are_refused_before_any_io(url: str, tmp_path: Path) -> None:
     dest = ObjectStoragePath(f"file://{tmp_path}/out.mp4")
-    with pytest.raises(VideoDownloadError, match="only http"):
+    with pytest.raises(GPTProtoVideoDownloadError, match="only http"):
         GPTProtoHook().download_video(url, dest)
     assert list(tmp_path.iterdir()) == []
 
@@ -62,7 +62,7 @@ def test_non_http_urls_are_refused_before_any_io(url: str, tmp_path: Path) -> No
 )
 def test_redirects_to_other_schemes_are_refused(redirector: str, target: str, tmp_path: Path) -> None:
     dest = ObjectStoragePath(f"file://{tmp_path}/out.mp4")
-    with pytest.raises(VideoDownloadError, match="only http"):
+    with pytest.raises(GPTProtoVideoDownloadError, match="only http"):
         GPTProtoHook().download_video(f"{redirector}/redirect?to={target}", dest)
     assert list(tmp_path.iterdir()) == []
 
@@ -81,7 +81,7 @@ def test_http_redirects_are_followed(redirector: str, emulator: Any, tmp_path: P
 
 def test_size_cap_stops_a_stream_without_content_length(redirector: str, tmp_path: Path) -> None:
     dest = ObjectStoragePath(f"file://{tmp_path}/out.mp4")
-    with pytest.raises(VideoDownloadError, match="max_bytes=1000000"):
+    with pytest.raises(GPTProtoVideoDownloadError, match="max_bytes=1000000"):
         GPTProtoHook().download_video(f"{redirector}/endless", dest, max_bytes=1_000_000)
     assert list(tmp_path.iterdir()) == []
 

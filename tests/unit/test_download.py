@@ -19,14 +19,13 @@ from airflow.providers.common.compat.sdk import HookLineageCollector
 from airflow.sdk import ObjectStoragePath
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_gptproto.exceptions import VideoDownloadError
-from airflow_provider_gptproto.hooks import download as _download
-from airflow_provider_gptproto.hooks.download import (
-    HASH_QUEUE_CHUNKS,
-    READ_BYTES,
-    WRITE_BYTES,
-    write_atomically,
-)
+from airflow_provider_gptproto import storage
+from airflow_provider_gptproto.exceptions import GPTProtoVideoDownloadError
+from airflow_provider_gptproto.hooks import _video_http
+from airflow_provider_gptproto.hooks._video_http import write_atomically
+from airflow_provider_gptproto.storage import READ_BYTES, WRITE_BYTES
+from airflow_provider_gptproto.storage import digest as _digest
+from airflow_provider_gptproto.storage.digest import HASH_QUEUE_CHUNKS
 
 THREAD_NAME = "gptproto-video-sha256"
 REAL_SHA256 = hashlib.sha256  # patch_digest replaces hashlib.sha256 itself
@@ -98,7 +97,7 @@ def patch_digest(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[bytes],
             def hexdigest(self) -> str:
                 return self.inner.hexdigest()
 
-        monkeypatch.setattr(_download.hashlib, "sha256", Spy)
+        monkeypatch.setattr(_digest.hashlib, "sha256", Spy)
 
     return install
 
@@ -157,7 +156,7 @@ def test_a_killed_downloads_leftover_is_swept_and_a_live_one_kept(
     other = tmp_path / ".other.mp4.89abcdef.part"  # another destination's: not ours to judge
     for path in (stale, live, other):
         path.write_bytes(b"partial")
-    idle = time.time() - _download.STALE_PART_SECONDS - 5
+    idle = time.time() - storage.STALE_PART_SECONDS - 5
     os.utime(stale, (idle, idle))
     os.utime(other, (idle, idle))
     data = os.urandom(1000)
@@ -170,17 +169,17 @@ def test_a_killed_downloads_leftover_is_swept_and_a_live_one_kept(
 def test_sweep_false_leaves_the_folder_unlisted(dest: ObjectStoragePath, tmp_path: Path) -> None:
     stale = tmp_path / ".video.mp4.0123abcd.part"
     stale.write_bytes(b"partial")
-    idle = time.time() - _download.STALE_PART_SECONDS - 5
+    idle = time.time() - storage.STALE_PART_SECONDS - 5
     os.utime(stale, (idle, idle))
     data = os.urandom(1000)
 
-    _download.write_atomically(FakeResponse(pieces(data), len(data)), dest, None, sweep=False)  # type: ignore[arg-type]
+    _video_http.write_atomically(FakeResponse(pieces(data), len(data)), dest, None, sweep=False)  # type: ignore[arg-type]
 
     assert sorted(os.listdir(tmp_path)) == sorted([stale.name, "video.mp4"])
 
 
 def test_a_folder_sweep_removes_every_killed_downloads_leftover_in_one_listing(tmp_path: Path) -> None:
-    idle = time.time() - _download.STALE_PART_SECONDS - 5
+    idle = time.time() - storage.STALE_PART_SECONDS - 5
     stale = [tmp_path / ".a.mp4.0123abcd.part", tmp_path / f".b.mp4.{'f' * 32}.part"]
     kept = [
         tmp_path / ".c.mp4.4567cdef.part",  # a live download: written to just now
@@ -192,7 +191,7 @@ def test_a_folder_sweep_removes_every_killed_downloads_leftover_in_one_listing(t
     for path in (*stale, kept[1], kept[2]):
         os.utime(path, (idle, idle))
 
-    _download.sweep_stale_parts(ObjectStoragePath(f"file://{tmp_path}"))
+    storage.sweep_stale_parts(ObjectStoragePath(f"file://{tmp_path}"))
 
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in kept)
 
@@ -212,7 +211,9 @@ def test_a_broken_stream_leaves_nothing_and_stops_the_digest_thread(
     data = os.urandom(3 * READ_BYTES)
     resp = FakeResponse(broken_after(data, exc), 10 * READ_BYTES)
 
-    with pytest.raises(VideoDownloadError, match=f"Video truncated: the stream broke after {len(data)}"):
+    with pytest.raises(
+        GPTProtoVideoDownloadError, match=f"Video truncated: the stream broke after {len(data)}"
+    ):
         download(resp, dest)
 
     assert os.listdir(tmp_path) == []
@@ -222,7 +223,9 @@ def test_a_broken_stream_leaves_nothing_and_stops_the_digest_thread(
 def test_fewer_bytes_than_content_length_is_truncation(dest: ObjectStoragePath, tmp_path: Path) -> None:
     data = os.urandom(READ_BYTES + 7)
 
-    with pytest.raises(VideoDownloadError, match=f"Video truncated: got {len(data)} of {len(data) + 1}"):
+    with pytest.raises(
+        GPTProtoVideoDownloadError, match=f"Video truncated: got {len(data)} of {len(data) + 1}"
+    ):
         download(FakeResponse(pieces(data), len(data) + 1), dest)
 
     assert os.listdir(tmp_path) == []
@@ -236,7 +239,7 @@ def test_max_bytes_stops_the_stream_mid_way(dest: ObjectStoragePath, tmp_path: P
             pulled.append(READ_BYTES)
             yield bytes(READ_BYTES)
 
-    with pytest.raises(VideoDownloadError, match="max_bytes"):
+    with pytest.raises(GPTProtoVideoDownloadError, match="max_bytes"):
         download(FakeResponse(endless(), None), dest, max_bytes=3 * READ_BYTES)
 
     assert len(pulled) == 4  # stopped at the first chunk over the cap
@@ -262,7 +265,7 @@ def test_a_write_error_propagates_and_stops_the_digest_thread(
     patch_writes(full_disk)
     pulled: list[int] = []
 
-    with pytest.raises(VideoDownloadError, match="No space left") as caught:
+    with pytest.raises(GPTProtoVideoDownloadError, match="No space left") as caught:
         download(FakeResponse(pieces(bytes(100 * READ_BYTES), pulled=pulled), None), dest)
 
     # The error names the destination the user chose, never the hidden temporary file.
@@ -355,7 +358,7 @@ def test_after_a_failure_queued_chunks_are_dropped_not_hashed(
     stream = broken_after(os.urandom(1024 * chunks), requests.ConnectionError(), 1024)
     threading.Timer(0.3, release.set).start()  # the first digest is stuck until the stream has broken
 
-    with pytest.raises(VideoDownloadError, match="truncated"):
+    with pytest.raises(GPTProtoVideoDownloadError, match="truncated"):
         download(FakeResponse(stream, None), dest)
 
     assert hashed == [1024]  # the chunk in progress finished; the queued ones were dropped
@@ -366,7 +369,7 @@ def test_lineage_names_the_destination_once_and_never_the_temporary_file(
     dest: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     collector = HookLineageCollector()  # Airflow's own, as when a lineage reader plugin is installed
-    monkeypatch.setattr(_download, "get_hook_lineage_collector", lambda: collector)
+    monkeypatch.setattr(_video_http, "get_hook_lineage_collector", lambda: collector)
     data = os.urandom(2 * READ_BYTES)  # 64 writes: one lineage record, not one per write
 
     download(FakeResponse(pieces(data), len(data)), dest)
@@ -380,10 +383,10 @@ def test_a_failed_download_records_no_lineage(
     dest: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     collector = HookLineageCollector()
-    monkeypatch.setattr(_download, "get_hook_lineage_collector", lambda: collector)
+    monkeypatch.setattr(_video_http, "get_hook_lineage_collector", lambda: collector)
     data = os.urandom(READ_BYTES)
 
-    with pytest.raises(VideoDownloadError, match="truncated"):
+    with pytest.raises(GPTProtoVideoDownloadError, match="truncated"):
         download(FakeResponse(pieces(data), len(data) + 1), dest)
 
     assert collector.collected_assets.outputs == []

@@ -17,11 +17,11 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
     GPTProtoRequestError,
     GPTProtoTaskMayExistError,
-    VideoDownloadError,
+    GPTProtoVideoDownloadError,
 )
-from airflow_provider_gptproto.hooks.download import STALE_PART_SECONDS, DownloadedVideo
 from airflow_provider_gptproto.models import GenerationTask, TaskList, TaskStatus
 from airflow_provider_gptproto.operators.batch import GPTProtoBatchGenerateVideosOperator
+from airflow_provider_gptproto.storage import STALE_PART_SECONDS, DownloadedVideo
 from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
 from tests.unit.utils.test_batch_journal import DictKV
 
@@ -78,7 +78,7 @@ class FakeHook:
     def download_video(self, url: str, destination: Any, **kwargs: Any) -> DownloadedVideo:
         self.download_kwargs.append(kwargs)
         if any(f"/{task_id}.mp4" in url for task_id in self.broken_downloads):
-            raise VideoDownloadError("Video truncated: got 10 of 20 bytes")
+            raise GPTProtoVideoDownloadError("Video truncated: got 10 of 20 bytes")
         self.downloaded.append(url)
         Path(destination.path).write_bytes(b"mp4 " + url.encode())
         return DownloadedVideo(str(destination), 4 + len(url), "ab" * 32, "video/mp4")

@@ -14,8 +14,8 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_gptproto.exceptions import (
     GPTProtoRequestError,
-    VideoDestinationExistsError,
-    VideoDownloadError,
+    GPTProtoVideoDestinationExistsError,
+    GPTProtoVideoDownloadError,
 )
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
@@ -138,7 +138,9 @@ def test_skip_downloads_when_nothing_is_there(tmp_path: Path, video_host: Any, m
 
 def test_fail_refuses_to_replace(tmp_path: Path, video_host: Any, monkeypatch: Any) -> None:
     (tmp_path / "t1.mp4").write_bytes(b"old")
-    with pytest.raises(VideoDestinationExistsError, match=r"t1\.mp4 already exists and if_exists='fail'"):
+    with pytest.raises(
+        GPTProtoVideoDestinationExistsError, match=r"t1\.mp4 already exists and if_exists='fail'"
+    ):
         _run(tmp_path, "fail", monkeypatch)
     assert (tmp_path / "t1.mp4").read_bytes() == b"old"
     assert len(video_host.calls) == 0
@@ -148,7 +150,7 @@ def test_an_unwritable_destination_is_named_not_the_part_file(tmp_path: Path, vi
     """The parent is a file, so the temporary sibling cannot be created (works as root too)."""
     (tmp_path / "not-a-folder").write_bytes(b"")
     dest = ObjectStoragePath(f"file://{tmp_path}/not-a-folder/v.mp4")
-    with pytest.raises(VideoDownloadError) as caught:
+    with pytest.raises(GPTProtoVideoDownloadError) as caught:
         GPTProtoHook().download_video(VIDEO_URL, dest)
     assert str(caught.value) == f"Cannot write the video to {dest}: Not a directory"
     assert ".part" not in str(caught.value)
@@ -158,7 +160,7 @@ def test_an_unwritable_destination_is_named_not_the_part_file(tmp_path: Path, vi
 def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path, video_host: Any, monkeypatch: Any) -> None:
     (tmp_path / "not-a-folder").write_bytes(b"")
     with pytest.raises(
-        VideoDownloadError, match=r"Cannot create the folder of destination .*not-a-folder/sub"
+        GPTProtoVideoDownloadError, match=r"Cannot create the folder of destination .*not-a-folder/sub"
     ):
         op = operator(destination=f"{tmp_path}/not-a-folder/sub/")
         op.__dict__["hook"] = mock.create_autospec(GPTProtoHook, instance=True)

@@ -25,9 +25,8 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskFailedError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
-    VideoURLExpiredError,
+    GPTProtoVideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks.download import DownloadedVideo
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.operators import gptproto as operator_module
@@ -37,6 +36,7 @@ from airflow_provider_gptproto.operators.gptproto import (
     GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
 )
+from airflow_provider_gptproto.storage import DownloadedVideo
 from airflow_provider_gptproto.utils.results import TASK_ID_XCOM_KEY
 from airflow_provider_gptproto.utils.task_state import TASK_KEY
 from tests.unit.conftest import Sleeps
@@ -656,7 +656,10 @@ def test_download_refreshes_an_expired_url_once(factory: HookFactory, tmp_path: 
         task("task-1", "succeeded"),
         task("task-1", "succeeded", video_url=fresh_url),
     ]
-    hook.download_video.side_effect = [VideoURLExpiredError("403 from the CDN"), saved(tmp_path / "v.mp4")]
+    hook.download_video.side_effect = [
+        GPTProtoVideoURLExpiredError("403 from the CDN"),
+        saved(tmp_path / "v.mp4"),
+    ]
     op = GPTProtoDownloadVideoOperator(
         task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
     )
@@ -670,12 +673,12 @@ def test_download_refreshes_an_expired_url_once(factory: HookFactory, tmp_path: 
 def test_download_of_an_expired_url_without_a_fresh_one_fails(factory: HookFactory, tmp_path: Path) -> None:
     hook = factory.hook
     hook.get_task.side_effect = [task("task-1", "succeeded"), task("task-1", "expired")]
-    hook.download_video.side_effect = VideoURLExpiredError("410 from the CDN")
+    hook.download_video.side_effect = GPTProtoVideoURLExpiredError("410 from the CDN")
     op = GPTProtoDownloadVideoOperator(
         task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
     )
 
-    with pytest.raises(VideoURLExpiredError):
+    with pytest.raises(GPTProtoVideoURLExpiredError):
         op.execute(download_context())
 
     assert hook.download_video.call_count == 1

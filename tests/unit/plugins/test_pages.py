@@ -18,7 +18,7 @@ def test_video_tab_escapes_everything_and_shows_metadata() -> None:
     record = _record(prompt=HOSTILE, model="m", seed=7, bytes=10, sha256="ab" * 32, usage={"total_tokens": 5})
     html = pages.video_tab(f"download {HOSTILE}", [(record, '/media/x?a=1&b="2"', "/media/x", "")])
     assert HOSTILE not in html and "&lt;script&gt;" in html
-    assert '<video controls preload="auto" src="/media/x?a=1&amp;b=&quot;2&quot;"></video>' in html
+    assert '<video controls preload="auto" src="/media/x?a=1&amp;b=&#34;2&#34;"></video>' in html
     for text in (
         "Prompt",
         "Model",

@@ -17,12 +17,12 @@ pytest.importorskip("airflow.providers.openlineage")
 
 from openlineage.client.serde import Serde
 
-from airflow_provider_gptproto.hooks.download import DownloadedVideo
 from airflow_provider_gptproto.models import VideoGenerationRequest, parse_task
 from airflow_provider_gptproto.operators.gptproto import (
     GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
 )
+from airflow_provider_gptproto.storage import DownloadedVideo
 from airflow_provider_gptproto.utils import openlineage as ol
 
 FACET_SCHEMA = json.loads((Path(ol.__file__).parent / "gptproto_run_facet.json").read_text())

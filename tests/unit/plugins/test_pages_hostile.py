@@ -1,0 +1,132 @@
+"""Hostile text in every field a DAG, a task or the API controls reaches the pages as text, never markup.
+
+Each page is parsed back (html.parser decodes entities as a browser does): the hostile strings must
+come back whole as text or attribute values, and the document must hold no element or event
+handler beyond the page's own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from urllib.parse import quote
+
+import pytest
+
+from airflow_provider_gptproto.plugins import pages
+from airflow_provider_gptproto.plugins.records import VideoRecord
+
+HOSTILE = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>', "'><svg onload=alert(1)>"]
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "script", "body", "h1", "section", "div", "video", "p", "a",
+    "dl", "dt", "dd", "form", "label", "select", "option", "noscript", "button", "article", "img", "span",
+    "time", "nav", "dialog",
+}  # fmt: skip
+
+
+class _Parsed(HTMLParser):
+    """Elements, their attributes and the document's text (outside scripts and styles)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[str] = []
+        self._raw = 0
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+        self._raw += tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._raw -= tag in ("script", "style")
+
+    def handle_data(self, data: str) -> None:
+        if not self._raw:
+            self.texts.append(data)
+
+    def tags(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for tag, attrs in self.elements if tag == name]
+
+    def handlers(self) -> list[tuple[str, str, str | None]]:
+        return [(t, k, v) for t, attrs in self.elements for k, v in attrs.items() if k.startswith("on")]
+
+
+def _only_the_pages_own_markup(page: _Parsed, images: set[str]) -> None:
+    assert {tag for tag, _ in page.elements} <= PAGE_TAGS
+    assert len(page.tags("script")) == 2  # the theme sync in <head>, the page's scripts in <body>
+    assert {attrs.get("src") for attrs in page.tags("img")} <= images
+    assert page.handlers() in ([], [("select", "onchange", "this.form.submit()")])
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_the_video_tab_shows_hostile_fields_as_text(hostile: str) -> None:
+    record = VideoRecord(
+        f"dag {hostile}",
+        f"run {hostile}",
+        f"task {hostile}",
+        prompt=hostile,
+        model=f"model {hostile}",
+        gptproto_task_id=f"id {hostile}",
+        stored_uri=f"/out/{hostile}.mp4",
+        usage={hostile: 1},
+    )
+    notice = f"The video link expired ({hostile})"
+    html = pages.video_tab(
+        f"task {hostile} (GPTProtoDownloadVideoOperator)",
+        [(record, None, None, notice), (record, f"/media/{hostile}", f"/media/{hostile}", notice)],
+    )
+    page = _Parsed(html)
+
+    _only_the_pages_own_markup(page, images=set())
+    text = "".join(page.texts)
+    for field in (f"task {hostile} (GPTProtoDownloadVideoOperator)", hostile, f"model {hostile}", notice):
+        assert field in text
+    assert f"id {hostile}" in text and f"/out/{hostile}.mp4" in text and f"{hostile}: 1" in text
+    assert [attrs["src"] for attrs in page.tags("video")] == [f"/media/{hostile}"]
+    assert [attrs["href"] for attrs in page.tags("a")] == [f"/media/{hostile}"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_the_gallery_shows_hostile_fields_as_text(hostile: str) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    playable = VideoRecord(
+        f"dag {hostile}", f"run {hostile}", "generate", prompt=hostile, event_id=1, timestamp=when
+    )
+    tab_only = VideoRecord(f"dag {hostile}", "run", f"task {hostile}", prompt=f"second {hostile}", event_id=2)
+    html = pages.gallery(
+        f"/base{hostile}",
+        [(playable, f"/poster{hostile}", f"/video{hostile}"), (tab_only, None, None)],
+        [f"dag {hostile}", "other"],
+        f"dag {hostile}",
+        24,
+        24,
+        60,
+    )
+    page = _Parsed(html)
+
+    _only_the_pages_own_markup(page, images={f"/poster{hostile}"})
+    text = "".join(page.texts)
+    for field in (hostile, f"second {hostile}", f"dag {hostile}", f"run {hostile}"):
+        assert field in text
+    [button] = [attrs for attrs in page.tags("button") if attrs.get("class") == "poster"]
+    assert button["data-video"] == f"/video{hostile}" and button["data-caption"] == hostile
+    assert button["aria-label"] == f"Play the video: {hostile}"
+    selected = [attrs["value"] for attrs in page.tags("option") if "selected" in attrs]
+    assert selected == [f"dag {hostile}"]
+    # Ids inside links are URL-quoted; only the base path (the deployment's own) is taken as is.
+    assert all(attrs["href"].startswith(f"/base{hostile}/dags/dag%20") for attrs in page.tags("a")[:4])
+    [tab_link] = [attrs for attrs in page.tags("a") if attrs.get("class") == "poster"]
+    dag, task = quote(f"dag {hostile}", safe=""), quote(f"task {hostile}", safe="")
+    assert tab_link["href"] == f"/base{hostile}/dags/{dag}/runs/run/tasks/{task}/plugin/gptproto-video"
+    assert tab_link["aria-label"] == f"Open the task's Video tab: second {hostile}"
+
+
+def test_the_pages_environment_escapes_every_value() -> None:
+    """Autoescape is on for the whole environment, so a new template cannot forget it."""
+    rendered = pages._environment().from_string("<p title='{{ v }}'>{{ v }}</p>").render(v=HOSTILE[1])
+    assert "<script>" not in rendered
+    assert rendered == "<p title='&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;'>" + (
+        "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</p>"
+    )
