@@ -228,8 +228,10 @@ def measure_real(videos: int, generation: float, poll: float) -> dict[str, dict[
 class _FakeTI:
     """Just what the operator touches on ``context["ti"]``."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_id: str = "generate") -> None:
         self.xcom: dict[str, Any] = {}
+        # The task instance's identity: the operator derives the seed it sends from it.
+        self.dag_id, self.run_id, self.task_id, self.map_index = "bench_worker_slots", "bench", task_id, -1
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
@@ -256,7 +258,7 @@ def _in_process(videos: int, poll: float) -> dict[str, Any]:
                 deferrable=mode == "deferrable",
                 poll_interval=poll,
             )
-            context: dict[str, Any] = {"ti": _FakeTI()}
+            context: dict[str, Any] = {"ti": _FakeTI(op.task_id)}
             phases = []
             t0 = time.perf_counter()
             try:
