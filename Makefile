@@ -11,7 +11,7 @@ AIRFLOW_OLDEST ?= 3.0.6
 # 3.0 ObjectStoragePath). docs/airflow-versions.md has the details.
 OLDEST_PINS ?= "apache-airflow-task-sdk==1.0.6" "fastapi<0.132" "cadwyn<9" "universal-pathlib<0.3"
 PY = $(VENV)/bin/python
-# The 15 slowest tests close every run, so a slow suite (CI has 45 minutes) shows where time goes.
+# The 15 slowest tests close every run, so a slow tier (CI has 60 minutes for all three) shows where time goes.
 PYTEST_ARGS ?= --durations=15
 CHROMIUM ?= /usr/bin/chromium
 # With Chromium installed the browser tests must run: a missing piece is then an error, not a skip.

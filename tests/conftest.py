@@ -17,9 +17,6 @@ from typing import Any
 
 import pytest
 
-from tests.support import shared
-from tests.support.video_plugin_stack import VideoPluginStack, video_plugin_stack
-
 # Must run before anything imports airflow (conftest files load before test modules).
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gptproto-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -27,6 +24,10 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault(
     "AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.path.dirname(__file__), "integration", "dags")
 )
+
+# After the settings above: these import the Airflow-stack harness.
+from tests.support import shared
+from tests.support.video_plugin_stack import VideoPluginStack, video_plugin_stack
 
 
 @pytest.fixture

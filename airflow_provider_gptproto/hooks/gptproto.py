@@ -31,6 +31,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
     GPTProtoListUnavailableError,
     GPTProtoNotFoundError,
+    GPTProtoRequestError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
     GPTProtoVideoDownloadError,
@@ -171,6 +172,12 @@ def _prepare_destination(destination: ObjectStoragePath | str) -> ObjectStorageP
     """Check a video's destination and make its folder, before anything is paid for."""
     check_destination(str(destination), templated=False)
     path = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
+    if str(destination).endswith("/") or path.is_dir():
+        raise GPTProtoRequestError(
+            f"destination {str(destination)!r} is a folder; name the video file in it "
+            "(e.g. .../fox.mp4); nothing was generated",
+            field="destination",
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

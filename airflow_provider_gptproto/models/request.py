@@ -280,10 +280,12 @@ class VideoGenerationRequest(BaseModel):
 
         Not every reply reports the seed, and without one the server draws its own, which nobody
         could then name. A seed asked for is kept, and so are ``-1`` (the server draws; the upstream
-        format) and a ``--seed`` flag in the prompt. Otherwise ``seed`` is set (default: drawn at
-        random from 1..2147483647, as the server would have).
+        format), a ``--seed`` flag in the prompt and a ``seed`` in ``extra_body`` (which the body
+        sends last). Otherwise ``seed`` is set (default: drawn at random from 1..2147483647, as the
+        server would have).
         """
-        if self.seed is not None or (self.prompt is not None and _SEED_FLAG.search(self.prompt)):
+        chosen = self.seed is not None or "seed" in self.extra_body
+        if chosen or (self.prompt is not None and _SEED_FLAG.search(self.prompt)):
             return self
         return self.model_copy(update={"seed": seed if seed is not None else random.randint(*SEED_RANGE)})
 

@@ -44,6 +44,7 @@ from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatch
 from airflow_provider_gptproto.utils.batch_journal import (
     MANIFEST_NAME,
     POLICY_KIND,
+    RETRY_MANIFEST_NAME,
     BatchJournal,
     journal_store,
     read_manifest,
@@ -479,7 +480,8 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     ) -> dict[str, Any]:
         rows = [manifest_row(item, journal.entries[item.index], folder) for item in items]
         failed = sum(1 for row in rows if row["status"] != "succeeded")
-        manifest = write_manifest(folder, self._with_earlier_rows(rows, folder))
+        budget = failure_budget(self.max_failed_items, len(rows))
+        manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=failed <= budget))
         summary: dict[str, Any] = {
             "total": len(rows),
             "succeeded": len(rows) - failed,
@@ -489,7 +491,6 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(summary)
-        budget = failure_budget(self.max_failed_items, len(rows))
         self.log.info(
             "Batch finished: %d succeeded, %d failed; manifest %s", len(rows) - failed, failed, manifest
         )
@@ -505,16 +506,18 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     def _earlier_rows(self) -> list[dict[str, Any]]:
         return read_manifest(ObjectStoragePath(str(self.retry_failed_from)))
 
-    def _with_earlier_rows(
-        self, rows: list[dict[str, Any]], folder: ObjectStoragePath
-    ) -> list[dict[str, Any]]:
-        """The manifest to write. A retry never loses the record of the run it retries.
+    def _manifest(
+        self, rows: list[dict[str, Any]], folder: ObjectStoragePath, within_budget: bool
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The manifest to write, and its name. A retry never loses the record of the run it retries.
 
         Retried rows keep their original ``index`` and ``line``. Retrying into the earlier run's own
-        destination updates its manifest: retried rows replaced, every other row kept, in order.
+        destination updates its manifest (retried rows replaced, every other row kept, in order) once
+        the retry is within its failure budget. Until then the earlier manifest is this task's input,
+        which an Airflow retry of it reads again, so the rows go to ``manifest.retry.jsonl`` beside it.
         """
         if self.retry_failed_from is None:
-            return rows
+            return rows, MANIFEST_NAME
         earlier = self._earlier_rows()
         positions = {row.get("key"): row for row in earlier}
         for row in rows:
@@ -522,10 +525,13 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
             row["index"], row["line"] = first.get("index", row["index"]), first.get("line", row["line"])
         source = ObjectStoragePath(str(self.retry_failed_from))
         if not same_location(source, folder / MANIFEST_NAME):
-            return rows  # written beside the earlier manifest, which stays as it was
+            return rows, MANIFEST_NAME  # written beside the earlier manifest, which stays as it was
+        if not within_budget:
+            return rows, RETRY_MANIFEST_NAME
         retried = {row["key"]: row for row in rows}
         merged = [retried.pop(row.get("key"), row) for row in earlier]
-        return merged + list(retried.values())
+        (folder / RETRY_MANIFEST_NAME).unlink(missing_ok=True)  # an earlier try's, now merged
+        return merged + list(retried.values()), MANIFEST_NAME
 
     def _folder(self) -> ObjectStoragePath:
         folder = ObjectStoragePath(self.destination)

@@ -39,6 +39,8 @@ SHARD_ITEMS = 200
 FLUSH_EVERY = 50
 JOURNAL_DIR = ".gptproto-journal"
 MANIFEST_NAME = "manifest.jsonl"
+# A retry into its input's own folder that fails records its rows here, leaving its input as it was.
+RETRY_MANIFEST_NAME = "manifest.retry.jsonl"
 
 # Failure kinds a new try of the Airflow task retries, and to which state. A content-policy
 # rejection is not retried unless the user opts in (the same prompt is usually rejected again, and
@@ -291,9 +293,9 @@ def write_text_atomically(path: Any, text: str) -> None:
         raise
 
 
-def write_manifest(destination: Any, rows: Iterable[dict[str, Any]]) -> str:
-    """Write ``manifest.jsonl`` (one JSON row per item) atomically; returns its URI."""
-    path = destination / MANIFEST_NAME
+def write_manifest(destination: Any, rows: Iterable[dict[str, Any]], name: str = MANIFEST_NAME) -> str:
+    """Write ``manifest.jsonl`` (or ``name``; one JSON row per item) atomically; returns its URI."""
+    path = destination / name
     write_text_atomically(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     return str(path)
 

@@ -150,12 +150,15 @@ def test_example_dag_with_the_hook_in_a_task(emulator: EmulatorProcess, tmp_path
 
 
 def test_the_hook_in_a_task_checks_an_s3_destination_before_paying(
-    emulator: EmulatorProcess, tmp_path: Path
+    emulator: EmulatorProcess, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     result = run_dag("gptproto_hook_in_task", prompt="a paper boat", output_dir="s3://aws_default@videos/")
 
     assert result.state == "failed"
     assert emulator.stats()["tasks_created"] == 0  # refused before the create: nothing paid
+    out, err = capfd.readouterr()
+    # Refused for the right reason: the task log names the package to install.
+    assert 'pip install "apache-airflow-providers-amazon[s3fs]"' in out + err
 
 
 # ------------------------------------------------------------------------------ no list endpoint

@@ -598,5 +598,8 @@ def test_with_seed_draws_only_where_nobody_chose() -> None:
     upstream = VideoGenerationRequest.build(prompt="a fox", seed=-1, ratio="16:9").with_seed(9)
     assert upstream.seed == -1  # the server's choice, asked for
     assert VideoGenerationRequest.build(prompt="a fox --seed 12 --rs 720p").with_seed(9).seed is None
+    # A seed in extra_body is sent last and wins: no other seed may be reported for the video.
+    extra = VideoGenerationRequest.build(prompt="a fox", extra_body={"seed": 33}).with_seed(9)
+    assert extra.seed is None and extra.to_payload()["seed"] == 33
     assert stable_seed("dag", "run", "task", -1) == stable_seed("dag", "run", "task", -1)
     assert stable_seed("dag", "run", "task", 0) != stable_seed("dag", "run", "task", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,6 +225,16 @@ def test_generate_video_checks_the_destination_before_paying(
         with pytest.raises(
             GPTProtoRequestError, match=r"pip install \"apache-airflow-providers-amazon\[s3fs\]\""
         ) as err:
+            hook.generate_video(prompt="a fox", destination=destination)
+        assert err.value.field == "destination"
+    assert len(ordered.calls) == 0  # nothing created, nothing paid
+
+
+def test_generate_video_refuses_a_folder_as_destination_before_paying(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, tmp_path: Path
+) -> None:
+    for destination in (f"{tmp_path}/videos/", str(tmp_path)):
+        with pytest.raises(GPTProtoRequestError, match="is a folder; name the video file") as err:
             hook.generate_video(prompt="a fox", destination=destination)
         assert err.value.field == "destination"
     assert len(ordered.calls) == 0  # nothing created, nothing paid

@@ -436,3 +436,40 @@ def test_source_arguments_are_checked_at_parse_time() -> None:
         GPTProtoBatchGenerateVideosOperator(
             task_id="b", destination="/tmp/x", prompts=["a"], max_failed_items=2.0
         )
+
+
+def test_a_retry_over_budget_leaves_the_earlier_manifest_so_its_airflow_retry_reruns_the_same_items(
+    tmp_path: Path,
+) -> None:
+    earlier, first = _first_run_with_failures(tmp_path)
+    before = (tmp_path / "out" / "manifest.jsonl").read_bytes()
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    store = DictKV()  # one task instance: the journal lives on between its Airflow tries
+    still_failing = FakeHook({"broken": TaskStatus.FAILED})
+    still_failing.prompt_of = dict(earlier.prompt_of)
+    with pytest.raises(GPTProtoError, match="over max_failed_items"):
+        _operator(still_failing, tmp_path, retry_failed_from=manifest, max_failed_items=0).execute(
+            _context(store)  # type: ignore[arg-type]
+        )
+    # The input of this task is untouched; what this try did is on record beside it.
+    assert (tmp_path / "out" / "manifest.jsonl").read_bytes() == before
+    retry_rows = [
+        json.loads(line) for line in (tmp_path / "out" / "manifest.retry.jsonl").read_text().splitlines()
+    ]
+    assert [(r["key"], r["status"]) for r in retry_rows] == [
+        (first[3]["key"], "failed"),
+        (first[5]["key"], "succeeded"),
+        (first[7]["key"], "succeeded"),
+    ]
+
+    # Airflow retries the task: the same items, the journal resumed (nothing paid twice), and once
+    # within budget the earlier manifest is merged and the side record removed.
+    hook = _same_server(still_failing)
+    summary = _operator(hook, tmp_path, retry_failed_from=manifest, max_failed_items=0).execute(
+        _context(store)  # type: ignore[arg-type]
+    )
+    assert hook.created == ["broken 3"]  # only the item that failed again is paid for again
+    rows = _manifest(tmp_path)
+    assert len(rows) == 8 and all(rows[i]["status"] == "succeeded" for i in (3, 5, 7))
+    assert (summary["total"], summary["succeeded"]) == (3, 3)
+    assert not (tmp_path / "out" / "manifest.retry.jsonl").exists()
