@@ -10,6 +10,10 @@ Every wait in a test is a wait for a condition, with a cap that only a real fail
 
 Anything else (a fixed ``sleep`` followed by an assertion about what happened meanwhile) fails
 lint with the file, line and function, so a new one is caught in review before it flakes in CI.
+
+It reads code, it does not run it: a ``sleep`` inside a ``while`` is taken for a poll interval
+(``while True: sleep(3); break`` would pass), and waits spelled otherwise (``Event.wait(3)``,
+``from time import sleep as pause``) are not seen. Review the rest.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ ALLOWED = {
 
 # The tests and the harness they wait through (dev/: Airflow stacks, the cluster, its servers).
 SCANNED = ("tests", "dev")
-SLEEP_NAMES = {"sleep"}
+# time.sleep, asyncio.sleep and Playwright's page.wait_for_timeout.
+SLEEP_NAMES = {"sleep", "wait_for_timeout"}
 
 
 def _is_sleep(call: ast.Call) -> bool:

@@ -39,6 +39,11 @@ def test_an_async_fixed_sleep_in_a_nested_function_is_flagged(checker: ModuleTyp
     assert _found(checker, tmp_path, source) == ["tests/test_x.py:5: fixed sleep in test_it.main"]
 
 
+def test_a_fixed_playwright_wait_is_flagged(checker: ModuleType, tmp_path: Path) -> None:
+    source = "def test_it(page):\n    page.click('x')\n    page.wait_for_timeout(500)\n"
+    assert _found(checker, tmp_path, source) == ["tests/test_x.py:3: fixed sleep in test_it"]
+
+
 def test_poll_intervals_and_yields_are_not_flagged(checker: ModuleType, tmp_path: Path) -> None:
     source = (
         "import asyncio, time\n\n"
