@@ -61,8 +61,8 @@ coverage: install
 	COVERAGE_FILE=$(CURDIR)/.coverage-data/test $(PY) -m coverage run -m pytest -m "not slow" -q
 	COVERAGE_FILE=$(CURDIR)/.coverage-data/slow GPTPROTO_CHROMIUM=$(CHROMIUM) GPTPROTO_BROWSER_TESTS=$(BROWSER_TESTS) \
 		$(PY) -m coverage run -m pytest -m slow -q
-	cd .coverage-data && $(PY) -m coverage combine --keep --data-file=test test.* >/dev/null
-	cd .coverage-data && $(PY) -m coverage combine --keep --data-file=all test.* slow.* >/dev/null
+	cd .coverage-data && $(CURDIR)/$(PY) -m coverage combine --keep --data-file=test test.* >/dev/null
+	cd .coverage-data && $(CURDIR)/$(PY) -m coverage combine --keep --data-file=all test.* slow.* >/dev/null
 	$(PY) -m coverage report --data-file=.coverage-data/test | tee coverage-test.txt | tail -1
 	$(PY) -m coverage report --data-file=.coverage-data/all | tee coverage-all.txt | tail -1
 
