@@ -127,11 +127,15 @@ def test_rerun_into_the_same_destination_keeps_the_first_runs_record(
         "it_batch_rerun", manifest=str(tmp_path / "out" / "manifest.jsonl"), destination=str(tmp_path / "out")
     )
 
-    assert rerun.state == "failed"  # the expiry again
-    merged = _check_destination(tmp_path / "out")
-    assert len(merged) == 6 and [r["index"] for r in merged] == list(range(6))
-    assert merged[:4] == rows[:4] and merged[5] == rows[5]  # successes and the policy row kept as they were
-    assert merged[4]["task_id"] != rows[4]["task_id"]  # the retried row is the new attempt
+    assert rerun.state == "failed"  # the expiry again: over its failure budget
+    # The earlier manifest is this task's input (an Airflow retry reads it again), so it stays as it
+    # was; the rerun's rows are on record beside it, at their original positions.
+    assert _check_destination(tmp_path / "out") == rows
+    side = [json.loads(line) for line in (tmp_path / "out" / "manifest.retry.jsonl").read_text().splitlines()]
+    assert [(r["key"], r["index"], r["line"], r["status"]) for r in side] == [
+        (rows[4]["key"], 4, rows[4]["line"], "expired")
+    ]
+    assert side[0]["task_id"] != rows[4]["task_id"]  # the retried row is the new attempt
     assert _creates_per_prompt(emu, "same ") == Counter({**Counter(prompts), prompts[4]: 2})
 
 
