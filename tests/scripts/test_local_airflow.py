@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gptproto.emulator.harness import wait_for as poll_until
+from dev.airflow_stack import free_ports
 from dev.services import open_for_postgres
 from tests.support.shell import bare_env
 
@@ -39,10 +39,10 @@ START_TIMEOUT = 420.0
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def components_healthy(url: str) -> bool:
+    """Whether the scheduler, triggerer(s) and dag-processor behind ``url`` report healthy."""
+    reply = get_json(f"{url}/api/v2/monitor/health")
+    return all(reply[c]["status"] == "healthy" for c in ("scheduler", "triggerer", "dag_processor"))
 
 
 def get_json(url: str) -> Any:
@@ -88,7 +88,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_make_airflow_without_the_venv_on_path_serves_the_ui_it_announces(tmp_path: Path) -> None:
-    port = free_port()
+    (port,) = free_ports(1)
     env = bare_env(GPTPROTO_STANDALONE_HOME=str(tmp_path / "home"), GPTPROTO_AIRFLOW_PORT=str(port))
     log = tmp_path / "standalone.log"
     with started([sys.executable, str(ROOT / "scripts" / "standalone.py")], env, log) as process:
@@ -109,12 +109,11 @@ def test_make_airflow_without_the_venv_on_path_serves_the_ui_it_announces(tmp_pa
         with urllib.request.urlopen(url, timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
 
-        def components_healthy() -> bool:
-            reply = get_json(f"{url}/api/v2/monitor/health")
-            return all(reply[c]["status"] == "healthy" for c in ("scheduler", "triggerer", "dag_processor"))
-
         wait_for(
-            components_healthy, 180, "scheduler, triggerer and dag-processor", lambda: log.read_text()[-4000:]
+            lambda: components_healthy(url),
+            180,
+            "scheduler, triggerer and dag-processor",
+            lambda: log.read_text()[-4000:],
         )
 
 
@@ -136,11 +135,7 @@ def test_make_cluster_without_the_venv_on_path_serves_the_ui_it_announces() -> N
         health = get_json(f"{url}/api/v2/monitor/health")
         assert health["metadatabase"]["status"] == "healthy", health
 
-        def components_healthy() -> bool:
-            reply = get_json(f"{url}/api/v2/monitor/health")
-            return all(reply[c]["status"] == "healthy" for c in ("scheduler", "triggerer", "dag_processor"))
-
-        wait_for(components_healthy, 180, "scheduler, triggerers and dag-processor")
+        wait_for(lambda: components_healthy(url), 180, "scheduler, triggerers and dag-processor")
     finally:
         stopped = subprocess.run(
             [*script, "stop"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
