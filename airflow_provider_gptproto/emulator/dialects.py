@@ -36,7 +36,9 @@ class RenderContext:
     now: float
 
     def media_url(self, task: Task, kind: str) -> str:
-        expires_at = task.finished_at + self.config.url_ttl_seconds
+        # An already-expired link names a second before the task finished, so it is past at issue.
+        ttl = -1.0 if task.links_expired else self.config.url_ttl_seconds
+        expires_at = task.finished_at + ttl
         return signed_url(self.base_url, self.secret, task.id, "png" if kind == "png" else "mp4", expires_at)
 
 

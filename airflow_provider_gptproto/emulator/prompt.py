@@ -60,6 +60,7 @@ class Markers:
     reject_status: int | None = None  # 400 or 503: refuse the create call itself
     queue_seconds: float | None = None
     run_seconds: float | None = None
+    links_expired: bool = False  # [[link:expired]]: links are already past their expiry when handed out
     seen: list[str] = field(default_factory=list)
 
 
@@ -105,7 +106,7 @@ def _seconds(text: str | None) -> float | None:
 
 def parse_markers(prompt: str) -> Markers:
     """Read ``[[fail:policy]]``, ``[[fail:CODE]]``, ``[[expire]]``, ``[[reject:policy]]``,
-    ``[[queue:S]]`` and ``[[run:S]]``; unknown markers are left alone."""
+    ``[[queue:S]]``, ``[[run:S]]`` and ``[[link:expired]]``; unknown markers are left alone."""
     markers = Markers()
     for raw_name, raw_arg in _MARKER_RE.findall(prompt):
         name, arg = raw_name.lower(), (raw_arg or "").strip()
@@ -125,6 +126,8 @@ def parse_markers(prompt: str) -> Markers:
             markers.queue_seconds = _seconds(arg)
         elif name == "run":
             markers.run_seconds = _seconds(arg)
+        elif name == "link" and arg.lower() == "expired":
+            markers.links_expired = True
         else:
             continue
         markers.seen.append(name)

@@ -123,6 +123,7 @@ async def create_task(request: Request, state: StateDep) -> JSONResponse:
         markers.outcome,
         (markers.failure_code, markers.failure_message),
         base_url(request, state),
+        links_expired=markers.links_expired,
     )
     state.store.add(task)
     request.scope.setdefault("gptproto", {})["task_id"] = task.id

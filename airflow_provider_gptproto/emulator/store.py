@@ -42,6 +42,7 @@ class Task:
     failure_code: str | None = None
     failure_message: str | None = None
     cancelled_at: float | None = None
+    links_expired: bool = False  # links name an expiry before the task finished ([[link:expired]])
     base_url: str = ""  # where the client reached us, for links in webhook bodies
     notified: list[str] = field(default_factory=list)  # statuses already delivered to callback_url
 
@@ -243,6 +244,7 @@ def make_task(
     outcome: str,
     failure: tuple[str | None, str | None],
     base_url: str = "",
+    links_expired: bool = False,
 ) -> Task:
     """A new task; seed -1 ("random") becomes a concrete seed, reported back like upstream."""
     seed = spec.seed if spec.seed != -1 else random.randint(1, 2147483647)
@@ -257,4 +259,5 @@ def make_task(
         failure_code=failure[0],
         failure_message=failure[1],
         base_url=base_url,
+        links_expired=links_expired,
     )

@@ -153,18 +153,19 @@ def test_links_need_no_auth_header_and_log_shows_none_was_sent(api: Any, emu: An
 
 
 def test_expired_and_forged_links_answer_403_xml(api: Any, emu: Any) -> None:
-    emu.configure(url_ttl_seconds=0)
-    task_id = api.new_task(f"{DONE_NOW} expiring", duration=2)
-    url = api.video_url(task_id)
-    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
-    while time.time() <= expires:
-        time.sleep(0.05)
+    expiring = api.new_task(f"{DONE_NOW} [[link:expired]] expiring", duration=2)
+    url = api.video_url(expiring)
+    assert int(parse_qs(urlsplit(url).query)["expires"][0]) < time.time()
     expired = requests.get(url, timeout=10)
     assert expired.status_code == 403 and expired.headers["content-type"] == "application/xml"
     assert "<Code>AccessDenied</Code>" in expired.text and "expired" in expired.text
 
     emu.configure(url_ttl_seconds=3600)
+    task_id = api.new_task(f"{DONE_NOW} lasting", duration=2)
+    before = time.time()
     good = api.video_url(task_id)
+    expires = int(parse_qs(urlsplit(good).query)["expires"][0])
+    assert before - 5 + 3600 <= expires <= time.time() + 3601  # the TTL counts from the task's end
     assert requests.get(good, timeout=10).status_code == 200
     forged = [
         good.replace("sig=", "sig=0"),

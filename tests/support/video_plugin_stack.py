@@ -2,8 +2,8 @@
 
 * ``admin`` (role admin) and ``alice`` (role viewer, limited to ``ui_videos_alpha`` by
   :mod:`tests.support.dag_access_auth_manager`);
-* two emulators: the usual one, and one whose signed links expire after ``SHORT_TTL`` seconds
-  (connection ``gptproto_short_ttl``), for the generate-only DAG;
+* one emulator (the "ark" dialect); the generate-only DAG's prompt asks it, with
+  ``[[link:expired]]``, for links that are already expired, so no test waits for a link to expire;
 * ``[gptproto] ui_media_roots`` = the output folder;
 * Airflow's defaults otherwise: with ``[core] lazy_discover_providers = True`` the plugin comes from
   the ``airflow.plugins`` entry point. An editable install made before that entry point existed
@@ -33,7 +33,6 @@ ALPHA, BETA, SIGNED_ONLY, HOSTILE, BATCH = (
     "ui_videos_batch",
 )
 LIMITED_USER = "alice"
-SHORT_TTL = 8.0
 RUN_TIMEOUT = 240.0
 ENTRY_POINT = "airflow_provider_gptproto.plugins.entrypoint:plugin"  # as in pyproject.toml
 
@@ -65,19 +64,11 @@ def video_plugin_stack(home: Path, work: Path) -> Iterator[VideoPluginStack]:
     with ExitStack() as cleanup:
         # The "ark" dialect (the upstream task object) reports usage.
         emulator = cleanup.enter_context(start_emulator(dialect="ark", queue_seconds=0.5, run_seconds=1.5))
-        short = cleanup.enter_context(
-            start_emulator(queue_seconds=0.5, run_seconds=1.5, url_ttl_seconds=SHORT_TTL)
-        )
         conns = {
             "AIRFLOW_CONN_GPTPROTO_DEFAULT": {
                 "conn_type": "gptproto",
                 "host": emulator.url,
                 "password": emulator.api_key,
-            },
-            "AIRFLOW_CONN_GPTPROTO_SHORT_TTL": {
-                "conn_type": "gptproto",
-                "host": short.url,
-                "password": short.api_key,
             },
         }
         stack = AirflowStack(

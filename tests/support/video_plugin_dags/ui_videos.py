@@ -51,16 +51,15 @@ with DAG(dag_id="ui_videos_batch", start_date=START, schedule=None, catchup=Fals
         max_in_flight=2,
     )
 
-# Generated, never downloaded, through an emulator whose links expire after a few seconds.
+# Generated, never downloaded; the emulator hands out links that have already expired.
 with DAG(dag_id="ui_videos_signed_only", start_date=START, schedule=None, catchup=False):
     GPTProtoGenerateVideoOperator(
         task_id="generate",
-        prompt="A lighthouse in a storm",
+        prompt="A lighthouse in a storm [[link:expired]]",
         duration="5s",
         dimension="768:768",
         poll_interval=1,
         timeout=timedelta(minutes=10),
-        gptproto_conn_id="gptproto_short_ttl",
     )
 
 with DAG(dag_id="ui_videos_hostile", start_date=START, schedule=None, catchup=False):
