@@ -148,6 +148,10 @@ class GPTProtoVideoDestinationExistsError(GPTProtoVideoDownloadError):
     """The destination already holds a file and the download was told not to replace it."""
 
 
+class GPTProtoStitchError(GPTProtoError):
+    """The shots of a storyboard could not be joined into one video (unreadable or no video stream)."""
+
+
 # The names before the GPTProto prefix: still importable for one release, with a warning. They are
 # the same classes, so ``except VideoDownloadError`` still catches every download error.
 _DEPRECATED_NAMES: dict[str, type[GPTProtoError]] = {

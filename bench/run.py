@@ -17,7 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import batch, client_overhead, cluster_triggerers, common, download, trigger_polling, worker_slots
+from bench import (
+    batch,
+    client_overhead,
+    cluster_triggerers,
+    common,
+    download,
+    stitch,
+    trigger_polling,
+    worker_slots,
+)
 from bench.common import BenchResult, Target
 
 BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
@@ -27,6 +36,7 @@ BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "client_overhead": client_overhead.run,
     "batch": batch.run,
     "cluster_triggerers": cluster_triggerers.run,
+    "stitch": stitch.run,
 }
 RESULTS_MD = common.REPO_ROOT / "bench" / "results.md"
 
@@ -163,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and not args.smoke and args.output is None:
         results = carry_over(results, common.OUT_DIR / "results.json")
     output = args.output or (common.OUT_DIR / "results-smoke.md" if args.smoke else RESULTS_MD)
+    if args.only and output == RESULTS_MD and not (common.OUT_DIR / "results.json").exists():
+        # Without the last full run's raw figures there is nothing to carry over: writing
+        # results.md would drop every other benchmark's section.
+        output = common.OUT_DIR / "results-only.md"
+        print(
+            f"[bench] no {common.OUT_DIR / 'results.json'} to carry over: writing {output}", file=sys.stderr
+        )
     output.write_text(render(facts, results, failures, args.smoke))
     raw = output.with_suffix(".json") if args.output else common.OUT_DIR / output.with_suffix(".json").name
     raw.write_text(

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from . import TASKS_PATH
 from .dialects import RenderContext, create_response, get_response, list_response, predictions_object
 from .errors import ApiError
+from .frames import stored_first_frame
 from .prompt import parse_markers
 from .state import EmulatorState
 from .store import Task, make_task, new_task_id
@@ -124,6 +125,7 @@ async def create_task(request: Request, state: StateDep) -> JSONResponse:
         (markers.failure_code, markers.failure_message),
         base_url(request, state),
         links_expired=markers.links_expired,
+        first_frame=await stored_first_frame(state, payload),
     )
     state.store.add(task)
     request.scope.setdefault("gptproto", {})["task_id"] = task.id

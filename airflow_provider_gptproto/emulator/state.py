@@ -57,6 +57,7 @@ class EmulatorState:
             seed=task.seed,
             model=spec.model,
             watermark=spec.watermark,
+            first_frame=task.first_frame,
         )
 
     def reset(self) -> None:

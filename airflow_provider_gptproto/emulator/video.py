@@ -1,9 +1,11 @@
 """Rendering a small but real MP4 (H.264, yuv420p) per task, once, cached on disk.
 
 Frames show the prompt and the seed so a person looking at a DAG's output can tell which
-task made it. Encoding is single-threaded with ``fflags=+bitexact`` so the same request and
-seed always give the same bytes; a low frame rate keeps a 5 s 768x768 clip well under a
-second of CPU on a small machine. Renders run on one worker thread, never on the event loop.
+task made it. A clip given a first-frame image starts on exactly that image and cross-fades into
+its own frames over its first second, so chained clips join without a jump at the cut.
+Encoding is single-threaded with ``fflags=+bitexact`` so the same request and seed always give
+the same bytes; a low frame rate keeps a 5 s 768x768 clip well under a second of CPU on a small
+machine. Renders run on one worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RenderJob:
     seed: int
     model: str
     watermark: bool = False
+    first_frame: str | None = None  # a PNG named by its content hash (frames.py), so part of the key
 
     @property
     def key(self) -> str:
@@ -128,6 +131,7 @@ def render(job: RenderJob, mp4_path: Path, png_path: Path) -> None:
     frame_count = max(1, round(job.seconds * job.fps))
     layout = _Layout.of(job)
     base = _base_frame(job, layout)
+    start = _first_frame(job)
     bar = layout.bar_height
     tmp_mp4 = mp4_path.with_suffix(f".{os.getpid()}.tmp.mp4")
     container = av.open(str(tmp_mp4), mode="w", format="mp4", options={"fflags": "+bitexact"})
@@ -144,6 +148,8 @@ def render(job: RenderJob, mp4_path: Path, png_path: Path) -> None:
             draw.rectangle((left, layout.bar_top, left + bar * 4, layout.bar_top + bar), fill=(255, 210, 0))
             stamp = f"t={index / job.fps:05.2f}s  frame {index + 1}/{frame_count}"
             draw.text((layout.margin, layout.stamp_top), stamp, font=layout.small, fill=(255, 255, 255))
+            if start is not None:
+                image = Image.blend(start, image, min(1.0, index / job.fps))  # frame 0 is the image
             frame = av.VideoFrame.from_image(image)
             frame.pts = index
             container.mux(stream.encode(frame))
@@ -154,6 +160,13 @@ def render(job: RenderJob, mp4_path: Path, png_path: Path) -> None:
     image.save(tmp_png, format="PNG")
     os.replace(tmp_png, png_path)
     os.replace(tmp_mp4, mp4_path)
+
+
+def _first_frame(job: RenderJob) -> Image.Image | None:
+    if job.first_frame is None:
+        return None
+    with Image.open(job.first_frame) as image:
+        return image.convert("RGB").resize((job.width, job.height))
 
 
 class VideoCache:

@@ -11,7 +11,16 @@ import shutil
 
 import pytest
 
-from bench import batch, client_overhead, cluster_triggerers, download, run, trigger_polling, worker_slots
+from bench import (
+    batch,
+    client_overhead,
+    cluster_triggerers,
+    download,
+    run,
+    stitch,
+    trigger_polling,
+    worker_slots,
+)
 from bench.common import BenchResult
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -39,6 +48,7 @@ BENCHMARKS = {
     "client_overhead": client_overhead.run,
     "cluster_triggerers": cluster_triggerers.run,
     "batch": batch.run,
+    "stitch": stitch.run,
 }
 _RESULTS: dict[str, BenchResult] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import struct
@@ -13,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 import requests
-from PIL import Image
+from PIL import Image, ImageChops
 
 DONE_NOW = "[[queue:0]] [[run:0]]"
 UPSTREAM_MODEL = "doubao-seedance-1-0-pro-250528"
@@ -237,3 +238,72 @@ def test_video_stats_count_bytes_and_renders(api: Any, emu: Any) -> None:
     stats = emu.stats()
     assert stats["bytes_served"] == size + 10
     assert stats["requests"]["video"] == 2 and stats["status_counts"]["video"] == {"200": 1, "206": 1}
+
+
+def _frames_rgb(data: bytes, count: int) -> list[Image.Image]:
+    with av.open(io.BytesIO(data)) as container:
+        frames = container.decode(container.streams.video[0])
+        return [next(frames).to_image() for _ in range(count)]
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per channel, 0..255."""
+    pixels = list(ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getdata())
+    return sum(sum(p) for p in pixels) / (3 * len(pixels))
+
+
+def _chained(previous_last_frame: str, text: str) -> dict[str, Any]:
+    body = upstream(text, ratio="1:1", resolution="480p", duration=2, return_last_frame=True)
+    body["content"].append(
+        {"type": "image_url", "image_url": {"url": previous_last_frame}, "role": "first_frame"}
+    )
+    return body
+
+
+def test_a_first_frame_image_starts_the_clip_and_fades_into_it(api: Any, emu: Any) -> None:
+    """A storyboard's chain: shot 2 starts from shot 1's last frame (its own signed link)."""
+    emu.configure(dialect="ark")
+    first = api.create(
+        upstream("shot one", ratio="1:1", resolution="480p", duration=2, return_last_frame=True, seed=1)
+    ).json()["id"]
+    last_frame_url = api.video_url(first, "last_frame_url")
+    last_frame = Image.open(io.BytesIO(requests.get(last_frame_url, timeout=30).content))
+    chained = api.create({**_chained(last_frame_url, "shot two"), "seed": 2}).json()["id"]
+    alone = api.create(
+        upstream("shot two", ratio="1:1", resolution="480p", duration=2, return_last_frame=True, seed=2)
+    ).json()["id"]
+    start, second = _frames_rgb(requests.get(api.video_url(chained), timeout=30).content, 2)
+    unchained = _frames_rgb(requests.get(api.video_url(alone), timeout=30).content, 1)[0]
+    assert _difference(start, last_frame) < 3  # the same picture, give or take H.264
+    assert _difference(second, last_frame) < _difference(unchained, last_frame) / 2  # still close after it
+    assert _difference(unchained, last_frame) > 20  # another seed, another background
+
+    pixel = io.BytesIO()
+    Image.new("RGB", (8, 8), (250, 20, 20)).save(pixel, format="PNG")
+    data_url = "data:image/png;base64," + base64.b64encode(pixel.getvalue()).decode()
+    red = api.create(_chained(data_url, "from a data URL")).json()["id"]
+    start = _frames_rgb(requests.get(api.video_url(red), timeout=30).content, 1)[0]
+    assert _difference(start, Image.new("RGB", start.size, (250, 20, 20))) < 6
+
+
+def test_other_image_urls_are_never_fetched(api: Any, emu: Any) -> None:
+    """Only data: URLs and the emulator's own links are read; others render as no first frame."""
+    emu.configure(dialect="ark")
+    outside = _chained("http://127.0.0.1:9/never-fetched.png", "not fetched")
+    outside["seed"] = 5
+    plain = upstream(
+        "not fetched", ratio="1:1", resolution="480p", duration=2, return_last_frame=True, seed=5
+    )
+    with_url = requests.get(api.video_url(api.create(outside).json()["id"]), timeout=30).content
+    without = requests.get(api.video_url(api.create(plain).json()["id"]), timeout=30).content
+    assert _difference(_frames_rgb(with_url, 1)[0], _frames_rgb(without, 1)[0]) < 1
+
+
+def test_an_undecodable_first_frame_is_accepted_and_ignored(api: Any, emu: Any) -> None:
+    emu.configure(dialect="ark")
+    broken = api.create({**_chained("data:image/png;base64,bm90IGFuIGltYWdl", "broken"), "seed": 7})
+    assert broken.status_code == 200, broken.text
+    plain = upstream("broken", ratio="1:1", resolution="480p", duration=2, return_last_frame=True, seed=7)
+    with_image = requests.get(api.video_url(broken.json()["id"]), timeout=30).content
+    without = requests.get(api.video_url(api.create(plain).json()["id"]), timeout=30).content
+    assert _difference(_frames_rgb(with_image, 1)[0], _frames_rgb(without, 1)[0]) < 1
