@@ -84,6 +84,8 @@ from airflow_provider_gptproto.models import (
     parse_task,
     parse_task_list,
 )
+from airflow_provider_gptproto.models.reconcile import RECONCILE_SKEW_SECONDS as RECONCILE_SKEW_SECONDS
+from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, created_since, reconcile
 from airflow_provider_gptproto.storage import DownloadedVideo, existing_video
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
 
@@ -98,8 +100,6 @@ DOWNLOAD_READ_TIMEOUT_SECONDS = 60.0
 DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 # How long generate_video (and the generate operator) wait for a task by default: 2 hours.
 DEFAULT_WAIT_TIMEOUT_SECONDS = 2 * 3600.0
-# Tasks created this long before a lost create reply still count as "maybe ours" (clock skew).
-RECONCILE_SKEW_SECONDS = 5.0
 
 
 def _as_is(body: Any) -> Any:
@@ -380,8 +380,9 @@ class GPTProtoHook(BaseHook):
             ) from exc
 
     def _candidates_note(self, since: float, model: str) -> str:
+        lost = LostCreate(since, model)
         try:
-            found = self.find_tasks_created_since(since - RECONCILE_SKEW_SECONDS, model=model)
+            found = reconcile(lost, self.find_tasks_created_since(lost.since, model=model))
         except GPTProtoListUnavailableError:
             return (
                 "This API has no list endpoint, so whether a task was created cannot be checked from "
@@ -389,9 +390,9 @@ class GPTProtoHook(BaseHook):
             )
         except GPTProtoError as exc:
             return f"Listing recent tasks failed too ({exc})."
-        if not found:
+        if found.landing is Landing.NOT_LANDED:
             return f"No task of model {model!r} is listed since the request (yet)."
-        return f"Tasks of model {model!r} created since the request: {[t.task_id for t in found][:10]}."
+        return f"Tasks of model {model!r} created since the request: {list(found.candidates[:10])}."
 
     def get_task(self, task_id: str) -> GenerationTask:
         """Fetch one task's current state (retried on transient errors up to ``retry_limit``).
@@ -470,8 +471,7 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoAPIError: any other error reply, after retries.
         :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
-        page = self.list_tasks(model=model, page_size=100)
-        return [t for t in page.items if t.created_at is None or t.created_at.timestamp() >= since]
+        return created_since(self.list_tasks(model=model, page_size=100).items, since)
 
     def wait_for_task(
         self,
@@ -639,23 +639,31 @@ class GPTProtoHook(BaseHook):
             raise
         if target is None:
             return finished
-        return SavedVideo(finished, self._store(finished, target), req.summary())
+        return SavedVideo(finished, self.download_task_video(finished, target), req.summary())
 
-    def _store(self, task: GenerationTask, target: ObjectStoragePath) -> DownloadedVideo:
-        """Download a finished task's video, asking once for a fresh URL if the first expired."""
-        url = task.video_url
-        for attempt in range(2):
-            if not url:
-                raise GPTProtoVideoDownloadError(
-                    f"GPTProto task {task.task_id} succeeded but has no video URL"
-                )
-            try:
-                return self.download_video(url, target)
-            except GPTProtoVideoURLExpiredError:
-                if attempt:
-                    raise
-                url = self.get_task(task.task_id).video_url
-        raise AssertionError("unreachable")  # pragma: no cover
+    def download_task_video(
+        self, task: GenerationTask, destination: ObjectStoragePath, **options: Any
+    ) -> DownloadedVideo:
+        """Store a succeeded task's video; if its URL expired, read the task once for a fresh one.
+
+        :param task: the succeeded task.
+        :param destination: the file to write (as for :meth:`download_video`).
+        :param options: :meth:`download_video`'s keywords (``max_bytes``, ``if_exists``, ``sweep_stale``).
+        :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
+        :raises GPTProtoVideoURLExpiredError: the URL expired, and the fresh one too (or none came).
+        :raises GPTProtoVideoDownloadError: the task has no video URL, or storing it failed (see
+            :meth:`download_video`).
+        """
+        if not task.video_url:
+            raise GPTProtoVideoDownloadError(f"GPTProto task {task.task_id} succeeded but has no video URL")
+        try:
+            return self.download_video(task.video_url, destination, **options)
+        except GPTProtoVideoURLExpiredError:
+            self.log.info("Video URL of %s expired; asking the API for a fresh one", task.task_id)
+            fresh = self.get_task(task.task_id).video_url
+            if not fresh:
+                raise
+            return self.download_video(fresh, destination, **options)
 
     def cancel_after_timeout(self, task_id: str) -> None:
         """Cancel a task its caller stopped waiting for; log, never raise (the timeout is the error).

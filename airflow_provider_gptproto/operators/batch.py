@@ -12,10 +12,9 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
 from airflow_provider_gptproto.exceptions import (
@@ -27,9 +26,9 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoRequestError,
     GPTProtoTaskMayExistError,
     GPTProtoVideoDownloadError,
-    GPTProtoVideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS, GPTProtoHook
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.hooks.mixin import positive_seconds
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.models.batch import (
     BatchItem,
@@ -38,7 +37,9 @@ from airflow_provider_gptproto.models.batch import (
     fingerprint,
     rows_from_text,
 )
-from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS, RECONCILE_SETTLE_SECONDS
+from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
+from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
+from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS
 from airflow_provider_gptproto.storage import sweep_stale_parts
 from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
 from airflow_provider_gptproto.utils.batch_journal import (
@@ -61,12 +62,11 @@ SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "rati
                  "generate_audio", "draft")  # fmt: skip
 DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
 DEFAULT_DEADLINE = timedelta(hours=24)
-DOWNLOAD_ATTEMPTS = 2
 # Newest tasks listed when reconciling a lost create (the list endpoint's largest page).
 RECONCILE_PAGE_SIZE = 500
 
 
-class GPTProtoBatchGenerateVideosOperator(BaseOperator):
+class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     """Generate many videos in one task: bounded concurrency, a durable journal, a results manifest.
 
     Give exactly one of ``prompts``, ``requests_file`` or ``retry_failed_from``. Every item is
@@ -172,14 +172,20 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         poll_interval: float = 10.0,
         timeout: timedelta | float = DEFAULT_ITEM_TIMEOUT,
         deadline: timedelta | float = DEFAULT_DEADLINE,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         cancel_on_kill: bool = True,
         max_wait_ready: float = 300.0,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
-        super().__init__(**kwargs)
+        super().__init__(
+            gptproto_conn_id=gptproto_conn_id,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            **kwargs,
+        )
         sources = [s for s in (prompts, requests_file, retry_failed_from) if s is not None]
         if len(sources) != 1:
             raise ValueError("give exactly one of prompts, requests_file or retry_failed_from")
@@ -211,37 +217,20 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         self.retry_policy_failures = retry_policy_failures
         self.max_in_flight = max_in_flight
         self.max_failed_items = max_failed_items
-        self.poll_interval = float(poll_interval)
-        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-        self.deadline = deadline.total_seconds() if isinstance(deadline, timedelta) else float(deadline)
-        self.deferrable = deferrable
+        self.deadline = positive_seconds(deadline, "deadline")
         self.cancel_on_kill = cancel_on_kill
         self.max_wait_ready = float(max_wait_ready)
-        self.gptproto_conn_id = gptproto_conn_id
         self._in_flight: dict[str, int] = {}
-        if min(self.poll_interval, self.timeout, self.deadline) <= 0:
-            raise ValueError("poll_interval, timeout and deadline must be positive")
-
-    @cached_property
-    def hook(self) -> GPTProtoHook:
-        """One hook per worker phase, closed when the phase ends."""
-        return GPTProtoHook(self.gptproto_conn_id)
 
     # ------------------------------------------------------------------------------ entry points
     def execute(self, context: Context) -> dict[str, Any] | None:
-        try:
-            return self._phase(context, None, new_try=True)
-        finally:
-            self.hook.close()
+        return self._phase(context, None, new_try=True)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """A worker phase after the trigger fired: record and download what finished, refill, wait."""
-        try:
-            return self._phase(context, parse_batch_event(event), new_try=False)
-        finally:
-            self.hook.close()
+        return self._phase(context, parse_batch_event(event), new_try=False)
 
     # ------------------------------------------------------------------------------ one worker phase
     def _phase(
@@ -369,30 +358,27 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
         intents = list(journal.with_state("c"))
         if not intents:
             return
-        oldest = min(float(e["t"]) for _, e in intents)
-        wait = oldest + self.hook.settings.timeout + RECONCILE_SETTLE_SECONDS - time.time()
+        lost = LostCreate(min(float(e["t"]) for _, e in intents))
+        wait = lost.settle_seconds(self.hook.settings.timeout, time.time())
         if wait > 0:
             self.log.info("%d creates may still be processed; checking in %.0f s", len(intents), wait)
             time.sleep(wait)
-        since = oldest - RECONCILE_SKEW_SECONDS
         try:
             listed = self.hook.list_tasks(page_size=RECONCILE_PAGE_SIZE).items
-            unknown = sorted(
-                {t.task_id for t in listed if t.created_at is None or t.created_at.timestamp() >= since}
-                - journal.known_ids()
-            )
+            found = reconcile(lost, listed, known=journal.known_ids())
         except (GPTProtoNotFoundError, GPTProtoBadRequestError):
-            unknown = ["(the server offers no task list to check)"]
+            found = reconcile(lost, None, unreadable="(the server offers no task list to check)")
+        unknown = sorted(found.candidates) or [found.reason]
         for index, _ in intents:
-            if unknown:
+            if found.landing is Landing.NOT_LANDED:
+                journal.abandon_create(index)
+            else:
                 journal.failed(
                     index,
                     "ambiguous",
                     f"the create's reply was lost and tasks unknown to this batch were created since: "
                     f"{unknown[:10]}; not resubmitted so nothing is paid twice",
                 )
-            else:
-                journal.abandon_create(index)
         self.log.warning("Reconciled %d lost creates (unknown tasks since: %s)", len(intents), unknown[:10])
 
     def _expire(self, journal: BatchJournal) -> None:
@@ -447,33 +433,14 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
     def _download(
         self, journal: BatchJournal, item: BatchItem, task: GenerationTask, folder: ObjectStoragePath
     ) -> None:
-        url = task.video_url
-        for attempt in range(DOWNLOAD_ATTEMPTS):
-            try:
-                if not url:
-                    raise GPTProtoVideoDownloadError(
-                        f"GPTProto task {task.task_id} succeeded but has no video URL"
-                    )
-                video = self.hook.download_video(url, folder / f"{item.key}.mp4", sweep_stale=False)
-            except GPTProtoVideoURLExpiredError:
-                if attempt + 1 < DOWNLOAD_ATTEMPTS:
-                    url = self.hook.get_task(task.task_id).video_url
-                    continue
-                raise_error: GPTProtoError = GPTProtoVideoURLExpiredError("the video URL expired twice")
-            except GPTProtoVideoDownloadError as exc:
-                raise_error = exc
-            else:
-                journal.done(item.index, video.bytes, video.sha256, task.seed, task.usage)
-                return
+        try:
+            video = self.hook.download_task_video(task, folder / f"{item.key}.mp4", sweep_stale=False)
+        except GPTProtoVideoDownloadError as exc:
             journal.failed(
-                item.index,
-                "download",
-                str(raise_error),
-                status="download_failed",
-                usage=task.usage,
-                seed=task.seed,
+                item.index, "download", str(exc), status="download_failed", usage=task.usage, seed=task.seed
             )
-            return
+        else:
+            journal.done(item.index, video.bytes, video.sha256, task.seed, task.usage)
 
     def _finish(
         self, context: Context, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath

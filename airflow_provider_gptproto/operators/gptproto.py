@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_gptproto.assets import GPTPROTO_VIDEOS
 from airflow_provider_gptproto.exceptions import (
@@ -18,19 +17,19 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
     GPTProtoVideoDownloadError,
-    GPTProtoVideoURLExpiredError,
 )
 from airflow_provider_gptproto.hooks.gptproto import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WAIT_TIMEOUT_SECONDS,
-    RECONCILE_SKEW_SECONDS,
     GPTProtoHook,
     is_transient_poll_error,
 )
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
+from airflow_provider_gptproto.models.reconcile import RECONCILE_SETTLE_SECONDS as RECONCILE_SETTLE_SECONDS
+from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import stable_seed
-from airflow_provider_gptproto.storage import DownloadedVideo
+from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
 from airflow_provider_gptproto.utils.poster import store_poster
@@ -46,11 +45,9 @@ if TYPE_CHECKING:
 REQUEST_FIELDS = (*(name for name in VideoGenerationRequest.model_fields if name != "extra_body"), "content")
 DEFAULT_TIMEOUT = timedelta(seconds=DEFAULT_WAIT_TIMEOUT_SECONDS)
 KILL_CANCEL_TIMEOUT_SECONDS = 10.0
-# Margin after a lost create's own timeout before the list endpoint is trusted to show it.
-RECONCILE_SETTLE_SECONDS = 2.0
 
 
-class GPTProtoGenerateVideoOperator(BaseOperator):
+class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     """Create one GPTProto generation task and (by default) wait for its video.
 
     Every request parameter is templated. Static values are checked when the DAG is parsed, rendered
@@ -139,14 +136,20 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         draft: bool | None = None,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
         wait_for_completion: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         retry_on_content_policy: bool = False,
         cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            gptproto_conn_id=gptproto_conn_id,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            **kwargs,
+        )
         self.prompt = prompt
         self.model = model
         self.duration = duration
@@ -168,17 +171,11 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         self.execution_expires_after = execution_expires_after
         self.generate_audio = generate_audio
         self.draft = draft
-        self.gptproto_conn_id = gptproto_conn_id
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.retry_on_content_policy = retry_on_content_policy
         self.cancel_on_kill = cancel_on_kill
         self._remote_task_id: str | None = None
         self._result: dict[str, Any] | None = None  # the finished task, for OpenLineage
-        if poll_interval <= 0 or self.timeout <= 0:
-            raise ValueError("poll_interval and timeout must be positive")
         if is_static(self._request_params()):
             self.build_request()  # fail at parse time, not at 3 a.m.
 
@@ -194,19 +191,8 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         ti = context["ti"]
         return request.with_seed(stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
 
-    @cached_property
-    def hook(self) -> GPTProtoHook:
-        """One hook (one connection lookup, one pooled session) per execution; closed when it ends."""
-        return GPTProtoHook(self.gptproto_conn_id)
-
     # ------------------------------------------------------------------------------ execution
     def execute(self, context: Context) -> dict[str, Any] | None:
-        try:
-            return self._execute(context)
-        finally:
-            self.hook.close()
-
-    def _execute(self, context: Context) -> dict[str, Any] | None:
         request = self.build_request(context)  # rendered values, validated before any request
         hook = self.hook
         state = TaskState(context)
@@ -265,10 +251,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         task_id = (task.task_id if task else None) or str((event or {}).get("task_id"))
         self._remote_task_id = task_id
         if status == "timeout":
-            try:
-                self.hook.cancel_after_timeout(task_id)
-            finally:
-                self.hook.close()
+            self.hook.cancel_after_timeout(task_id)
             raise GPTProtoTimeoutError(f"{message} (timeout {self.timeout:.0f} s)")
         if status == "error" or task is None:
             raise GPTProtoError(message)
@@ -321,28 +304,30 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
         started = state.create_started()
         if started is None:
             return
-        at, model = started
-        settle = at + hook.settings.timeout + RECONCILE_SETTLE_SECONDS - time.time()
+        lost = LostCreate(started[0], started[1] or None)
+        settle = lost.settle_seconds(hook.settings.timeout, time.time())
         if settle > 0:
             self.log.info("An earlier try's create may still be processed; checking in %.0f s", settle)
             time.sleep(settle)
         try:
-            candidates = hook.find_tasks_created_since(at - RECONCILE_SKEW_SECONDS, model=model or None)
+            found = reconcile(lost, hook.find_tasks_created_since(lost.since, model=lost.model))
         except GPTProtoListUnavailableError as exc:
-            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+            found = reconcile(lost, None, unreadable=str(exc))
+        if found.landing is Landing.UNKNOWN:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(lost.sent_at))
             raise AirflowFailException(
                 "An earlier try was interrupted while creating a GPTProto task, and this API has no list "
-                f"endpoint ({exc}), so the provider cannot verify whether a paid task was created. Not "
-                f"creating another. Look in your GPTProto account for a task of model {model!r} created "
-                f"around {when}: if there is one, wait for it with GPTProtoTaskSensor or download it "
-                "with GPTProtoDownloadVideoOperator(gptproto_task_id=...); to submit anew instead, "
-                "delete this task's state store key 'gptproto_task' (or clear the task in a new DAG "
-                "run)."
-            ) from exc
-        if candidates:
+                f"endpoint ({found.reason}), so the provider cannot verify whether a paid task was "
+                f"created. Not creating another. Look in your GPTProto account for a task of model "
+                f"{lost.model or ''!r} created around {when}: if there is one, wait for it with "
+                "GPTProtoTaskSensor or download it with GPTProtoDownloadVideoOperator(gptproto_task_id="
+                "...); to submit anew instead, delete this task's state store key 'gptproto_task' (or "
+                "clear the task in a new DAG run)."
+            )
+        if found.landing is Landing.LANDED:
             raise AirflowFailException(
                 "An earlier try was interrupted while creating a GPTProto task, and a task may have been "
-                f"created: {[t.task_id for t in candidates][:10]}. Not creating another. Check them, then "
+                f"created: {list(found.candidates[:10])}. Not creating another. Check them, then "
                 "delete this task's state store key 'gptproto_task' (or clear the task in a new "
                 "DAG run) to resubmit."
             )
@@ -390,7 +375,7 @@ class GPTProtoGenerateVideoOperator(BaseOperator):
             hook.close()
 
 
-class GPTProtoDownloadVideoOperator(BaseOperator):
+class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
     """Land a finished video in storage and announce it as an asset event.
 
     Outlets default to the ``gptproto_videos`` asset; each run adds prompt, model, seed, duration,
@@ -464,7 +449,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
-        super().__init__(**kwargs)
+        super().__init__(gptproto_conn_id=gptproto_conn_id, **kwargs)
         if gptproto_task_id is None and gptproto_task is None:
             raise ValueError("GPTProtoDownloadVideoOperator needs gptproto_task_id or gptproto_task")
         if max_bytes is not None and max_bytes < 1:
@@ -472,7 +457,6 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         self.destination = destination
         self.gptproto_task_id = gptproto_task_id
         self.gptproto_task = gptproto_task
-        self.gptproto_conn_id = gptproto_conn_id
         self.max_bytes = max_bytes
         self.if_exists = if_exists
         self.check_storage_connection = check_storage_connection
@@ -485,18 +469,7 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         )
         self._saved: dict[str, Any] | None = None  # what was stored, for OpenLineage
 
-    @cached_property
-    def hook(self) -> GPTProtoHook:
-        """One hook per execution, closed when it ends."""
-        return GPTProtoHook(self.gptproto_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
-            return self._execute(context)
-        finally:
-            self.hook.close()
-
-    def _execute(self, context: Context) -> dict[str, Any]:
         # Rendered: everything is known now, and nothing has been requested yet.
         check_destination(self.destination, templated=False, check_connection=self.check_storage_connection)
         task_id = self._task_id()
@@ -505,7 +478,9 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
         task.raise_for_status()
         announce(context["ti"], None, task.video_url or "")
         destination = self._destination(task_id)
-        video = self._download(hook, task, destination)
+        video = hook.download_task_video(
+            task, destination, max_bytes=self.max_bytes, if_exists=self.if_exists
+        )
         request = (self.gptproto_task or {}).get("request") or {}
         metadata: dict[str, Any] = {
             "task_id": task_id,
@@ -555,18 +530,3 @@ class GPTProtoDownloadVideoOperator(BaseOperator):
                 f"Cannot create the folder of destination {path}: {exc.strerror or type(exc).__name__}"
             ) from exc
         return path
-
-    def _download(
-        self, hook: GPTProtoHook, task: GenerationTask, destination: ObjectStoragePath
-    ) -> DownloadedVideo:
-        if not task.video_url:
-            raise GPTProtoError(f"GPTProto task {task.task_id} succeeded but has no video URL")
-        options: dict[str, Any] = {"max_bytes": self.max_bytes, "if_exists": self.if_exists}
-        try:
-            return hook.download_video(task.video_url, destination, **options)
-        except GPTProtoVideoURLExpiredError:
-            self.log.info("Video URL of %s expired; asking the API for a fresh one", task.task_id)
-            fresh = hook.get_task(task.task_id)
-            if not fresh.video_url:
-                raise
-            return hook.download_video(fresh.video_url, destination, **options)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
     BaseSensorOperator,
     PokeReturnValue,
-    conf,
 )
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
@@ -22,6 +19,7 @@ from airflow_provider_gptproto.hooks.gptproto import (
     PollBackoff,
     is_transient_poll_error,
 )
+from airflow_provider_gptproto.hooks.mixin import GPTProtoHookMixin, default_deferrable, positive_seconds
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.results import announce, deliver
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
 POLL_FAILURES_KEY = "gptproto_poll_failures"
 
 
-class GPTProtoTaskSensor(BaseSensorOperator):
+class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
     """Succeed when the GPTProto task ``gptproto_task_id`` has its video; fail like the operator if not.
 
     Works in ``poke`` and ``reschedule`` modes and, with ``deferrable=True``, waits in the triggerer
@@ -66,13 +64,15 @@ class GPTProtoTaskSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("gptproto_task_id", "gptproto_conn_id")
     operator_extra_links = (GPTProtoVideoLink(),)
+    # One attempt per poke: the poke loop owns the backoff, as the trigger's poll loop does.
+    hook_kwargs: ClassVar[dict[str, Any]] = {"retry_limit": 1}
 
     def __init__(
         self,
         *,
         gptproto_task_id: str,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         retry_on_content_policy: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -80,18 +80,10 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.gptproto_task_id = gptproto_task_id
         self.gptproto_conn_id = gptproto_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.retry_on_content_policy = retry_on_content_policy
         self._backoff_seconds: float | None = None  # set by a poke that failed transiently
         self._poll_failures = 0  # consecutive failed pokes in this process
-
-    @cached_property
-    def hook(self) -> GPTProtoHook:
-        """One hook per execution (every poke of it reuses the session); closed when it ends.
-
-        One attempt per poke: the poke loop owns the backoff, as the trigger's poll loop does.
-        """
-        return GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         hook = self.hook
@@ -153,18 +145,12 @@ class GPTProtoTaskSensor(BaseSensorOperator):
         return max(0.0, min(self._backoff_seconds, float(self.timeout) - run_duration()))
 
     def execute(self, context: Context) -> Any:
-        try:
-            return self._execute(context)
-        finally:
-            self.hook.close()
-
-    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         outcome = self.poke(context)  # finished tasks need no trip through the triggerer
         if isinstance(outcome, PokeReturnValue):
             return outcome.xcom_value
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        timeout = positive_seconds(self.timeout, "timeout")
         self.defer(
             trigger=GPTProtoTaskTrigger(
                 gptproto_task_id=self.gptproto_task_id,

@@ -13,6 +13,7 @@ from unittest.mock import MagicMock, create_autospec
 
 import pytest
 
+from airflow_provider_gptproto.hooks import mixin as hook_mixin
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
@@ -117,4 +118,5 @@ class HookFactory:
 def patch_hook(monkeypatch: pytest.MonkeyPatch, module: Any) -> HookFactory:
     factory = HookFactory()
     monkeypatch.setattr(module, "GPTProtoHook", factory)
+    monkeypatch.setattr(hook_mixin, "GPTProtoHook", factory)  # the operators' and sensor's ``hook``
     return factory

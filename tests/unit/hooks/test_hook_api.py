@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import responses
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 from responses.registries import OrderedRegistry
 
 from airflow_provider_gptproto.exceptions import (
@@ -20,10 +21,12 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskFailedError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
+    GPTProtoVideoDownloadError,
+    GPTProtoVideoURLExpiredError,
 )
 from airflow_provider_gptproto.hooks._retry import MAX_POLL_BACKOFF_SECONDS, poll_backoff
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
-from airflow_provider_gptproto.models import DEFAULT_MODEL, TaskStatus, VideoGenerationRequest
+from airflow_provider_gptproto.models import DEFAULT_MODEL, GenerationTask, TaskStatus, VideoGenerationRequest
 
 from ..conftest import TASKS_URL, LogCapture
 from ..test_hook_sync import FakeClock
@@ -268,6 +271,52 @@ def test_generate_video_with_a_destination_stores_the_video_and_describes_it(
         result["seed"] == 1234 and result["uri"] == str(target) and result["bytes"] == target.stat().st_size
     )
     assert result["request"]["prompt"] == "a red fox" and json.loads(json.dumps(result)) == result
+
+
+# ----------------------------------------------------------------- download: one fresh URL on expiry
+
+MP4 = b"\x00\x00\x00\x18ftypmp42 a video"
+FRESH = "https://cdn.example.com/t1-fresh.mp4"
+
+
+def finished(video_url: str | None = VIDEO) -> GenerationTask:
+    return GenerationTask(task_id="t1", status=TaskStatus.SUCCEEDED, video_url=video_url)
+
+
+def test_download_task_video_refetches_the_task_once_when_its_url_expired(
+    hook: GPTProtoHook, ordered: responses.RequestsMock, tmp_path: Path
+) -> None:
+    ordered.get(VIDEO, status=403, body=b"AccessDenied: Request has expired")
+    ordered.get(task_url(), json=_envelope("completed", video_url=FRESH))
+    ordered.get(FRESH, body=MP4, content_type="video/mp4")
+    target = tmp_path / "t1.mp4"
+
+    video = hook.download_task_video(finished(), ObjectStoragePath(str(target)), max_bytes=10_000)
+
+    assert target.read_bytes() == MP4 and video.bytes == len(MP4)
+    assert [c.request.url for c in ordered.calls] == [VIDEO, task_url(), FRESH]
+
+
+@pytest.mark.parametrize("fresh_url", [None, VIDEO], ids=["no-fresh-url", "expired-again"])
+def test_download_task_video_gives_up_after_one_refetch(
+    hook: GPTProtoHook, tmp_path: Path, fresh_url: str | None
+) -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(VIDEO, status=410, body=b"Gone")
+        mock.get(task_url(), json=_envelope("completed", video_url=fresh_url))
+        with pytest.raises(GPTProtoVideoURLExpiredError):
+            hook.download_task_video(finished(), ObjectStoragePath(str(tmp_path / "t1.mp4")))
+        assert [c.request.url for c in mock.calls].count(task_url()) == 1  # the task is read once
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_task_video_without_a_url_names_the_task_and_sends_nothing(
+    hook: GPTProtoHook, tmp_path: Path
+) -> None:
+    with responses.RequestsMock() as mock:
+        with pytest.raises(GPTProtoVideoDownloadError, match="t1 succeeded but has no video URL"):
+            hook.download_task_video(finished(None), ObjectStoragePath(str(tmp_path / "t1.mp4")))
+        assert len(mock.calls) == 0
 
 
 # ------------------------------------------------------------------------------- wait: outages

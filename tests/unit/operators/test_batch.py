@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import defaultdict
@@ -19,6 +20,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoVideoDownloadError,
 )
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import GenerationTask, TaskList, TaskStatus
 from airflow_provider_gptproto.operators.batch import GPTProtoBatchGenerateVideosOperator
 from airflow_provider_gptproto.storage import STALE_PART_SECONDS, DownloadedVideo
@@ -32,6 +34,9 @@ class Killed(BaseException):
 
 class FakeHook:
     """Remote tasks finish at once; ``outcomes`` maps a prompt word to a terminal status."""
+
+    log = logging.getLogger(__name__)
+    download_task_video = GPTProtoHook.download_task_video  # the real one, over this fake's I/O
 
     def __init__(self, outcomes: dict[str, TaskStatus] | None = None) -> None:
         self.outcomes = outcomes or {}

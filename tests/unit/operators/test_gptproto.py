@@ -8,6 +8,7 @@ and of the lost-create reconcile, timeout-then-cancel on both paths, each trigge
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +26,6 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskFailedError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
-    GPTProtoVideoURLExpiredError,
 )
 from airflow_provider_gptproto.hooks.gptproto import RECONCILE_SKEW_SECONDS
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
@@ -342,6 +342,13 @@ def marker(started: float, model: str = "seedance-1-0-lite-i2v-250428") -> Count
     return CountingStore({TASK_KEY: {"create_started": started, "model": model}})
 
 
+def listed_since(started: float, task_id: str, status: str = "running") -> GenerationTask:
+    """A task the list shows as created just after ``started``, as find_tasks_created_since returns."""
+    return task(task_id, status).model_copy(
+        update={"created_at": datetime.fromtimestamp(started + 1.0, tz=timezone.utc)}
+    )
+
+
 def test_reconcile_that_finds_nothing_creates(factory: HookFactory, sleeps: Sleeps) -> None:
     started = time.time() - 1000.0
     store = marker(started, "m1")
@@ -374,8 +381,12 @@ def test_reconcile_waits_until_the_lost_create_must_have_finished(
 
 
 def test_reconcile_that_finds_candidates_refuses_to_pay_twice(factory: HookFactory) -> None:
-    store = marker(time.time() - 1000.0)
-    factory.hook.find_tasks_created_since.return_value = [task("maybe-1"), task("maybe-2", "succeeded")]
+    started = time.time() - 1000.0
+    store = marker(started)
+    factory.hook.find_tasks_created_since.return_value = [
+        listed_since(started, "maybe-1"),
+        listed_since(started, "maybe-2", "succeeded"),
+    ]
 
     with pytest.raises(AirflowFailException) as failed:
         make_operator().execute(make_context(store))
@@ -409,7 +420,7 @@ def test_an_interrupted_create_is_seen_by_the_next_try(factory: HookFactory, sle
     with pytest.raises(GPTProtoTaskMayExistError):
         make_operator().execute(make_context(store))
     started = store.data[TASK_KEY]["create_started"]
-    factory.hook.find_tasks_created_since.return_value = [task("landed-1")]
+    factory.hook.find_tasks_created_since.return_value = [listed_since(started, "landed-1")]
 
     with pytest.raises(AirflowFailException, match="landed-1"):
         make_operator().execute(make_context(store))  # the retry (a new operator, the same store)
@@ -616,7 +627,7 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
     hook = factory.hook
     usage = {"completion_tokens": 108900, "total_tokens": 108900}
     hook.get_task.return_value = task("task-1", "succeeded", model="m1", usage=usage)
-    hook.download_video.side_effect = lambda url, destination, max_bytes, if_exists: saved(destination)
+    hook.download_task_video.side_effect = lambda remote, destination, **options: saved(destination)
     generated = {"task_id": "task-1", "request": {"prompt": "a lake", "duration": 5, "ratio": "16:9"}}
     op = GPTProtoDownloadVideoOperator(
         task_id="download", gptproto_task=generated, destination=f"{tmp_path}/videos/", max_bytes=10_000
@@ -625,8 +636,9 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
 
     result = op.execute(context)
 
-    url, destination = hook.download_video.call_args.args
-    assert url == VIDEO_URL and hook.download_video.call_args.kwargs == {
+    # The hook owns the download (and its one refetch of an expired URL: tests/unit/hooks).
+    remote, destination = hook.download_task_video.call_args.args
+    assert remote.video_url == VIDEO_URL and hook.download_task_video.call_args.kwargs == {
         "max_bytes": 10_000,
         "if_exists": "overwrite",
     }
@@ -646,42 +658,6 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
     }
     assert context["outlet_events"][GPTPROTO_VIDEOS].extra == result
     assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
-    hook.close.assert_called_once_with()
-
-
-def test_download_refreshes_an_expired_url_once(factory: HookFactory, tmp_path: Path) -> None:
-    fresh_url = "https://cdn.gptproto.test/videos/fresh.mp4"
-    hook = factory.hook
-    hook.get_task.side_effect = [
-        task("task-1", "succeeded"),
-        task("task-1", "succeeded", video_url=fresh_url),
-    ]
-    hook.download_video.side_effect = [
-        GPTProtoVideoURLExpiredError("403 from the CDN"),
-        saved(tmp_path / "v.mp4"),
-    ]
-    op = GPTProtoDownloadVideoOperator(
-        task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
-    )
-
-    result = op.execute(download_context())
-
-    assert [c.args[0] for c in hook.download_video.call_args_list] == [VIDEO_URL, fresh_url]
-    assert result["uri"] == str(tmp_path / "v.mp4")
-
-
-def test_download_of_an_expired_url_without_a_fresh_one_fails(factory: HookFactory, tmp_path: Path) -> None:
-    hook = factory.hook
-    hook.get_task.side_effect = [task("task-1", "succeeded"), task("task-1", "expired")]
-    hook.download_video.side_effect = GPTProtoVideoURLExpiredError("410 from the CDN")
-    op = GPTProtoDownloadVideoOperator(
-        task_id="download", gptproto_task_id="task-1", destination=str(tmp_path / "v.mp4")
-    )
-
-    with pytest.raises(GPTProtoVideoURLExpiredError):
-        op.execute(download_context())
-
-    assert hook.download_video.call_count == 1
     hook.close.assert_called_once_with()
 
 

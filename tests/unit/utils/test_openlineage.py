@@ -132,7 +132,7 @@ def test_download_records_usage_in_the_asset_extra_and_lineage(tmp_path: Path) -
     dest = tmp_path / "cgt-9.mp4"
     hook = mock.Mock()
     hook.get_task.return_value = task
-    hook.download_video.return_value = DownloadedVideo(str(dest), 10, "ab" * 32, "video/mp4")
+    hook.download_task_video.return_value = DownloadedVideo(str(dest), 10, "ab" * 32, "video/mp4")
     events: list[Any] = []  # one accessor per outlet (Assets are unhashable on Airflow 3.0)
     outlet_events = mock.MagicMock()
     outlet_events.__getitem__.side_effect = lambda key: events.append(mock.Mock(extra={})) or events[-1]
