@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import conf
 
+from airflow_provider_gptproto.exceptions import GPTProtoRequestError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 
 
@@ -19,10 +20,13 @@ def default_deferrable() -> bool:
 
 
 def positive_seconds(value: timedelta | float, field: str) -> float:
-    """A ``timedelta`` or seconds, in seconds; else a ValueError naming ``field``."""
+    """A ``timedelta`` or seconds, in seconds; else a :class:`GPTProtoRequestError` (a ValueError)
+    naming ``field``."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise ValueError(f"{field} must be a positive number of seconds or a timedelta, got {value!r}")
+        raise GPTProtoRequestError(
+            f"{field} must be a positive number of seconds or a timedelta, got {value!r}", field=field
+        )
     return float(seconds)
 
 
