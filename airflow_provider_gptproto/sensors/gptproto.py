@@ -23,6 +23,7 @@ from airflow_provider_gptproto.hooks.gptproto import (
     is_transient_poll_error,
 )
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
+from airflow_provider_gptproto.models.results import GenerateResult
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.results import announce, deliver
 
@@ -41,7 +42,8 @@ class GPTProtoTaskSensor(BaseSensorOperator):
 
     Works in ``poke`` and ``reschedule`` modes and, with ``deferrable=True``, waits in the triggerer
     using the same trigger as the operator. It never cancels the task it watches: it does not own it.
-    The return value (XCom) is the finished task's dict.
+    The return value (XCom) is the finished task: a
+    :class:`~airflow_provider_gptproto.models.results.GenerateResult`.
 
     A transient API error (5xx, 429, dropped connection, garbled reply) never fails a poke: it counts
     as "not done yet" and the next poke backs off like the trigger (the poke interval doubled per
@@ -176,7 +178,7 @@ class GPTProtoTaskSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> GenerateResult:
         outcome = parse_event(event)
         if outcome.status == "timeout":
             raise AirflowSensorTimeout(outcome.message)
