@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import requests
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
@@ -86,6 +86,7 @@ from airflow_provider_gptproto.models import (
 )
 from airflow_provider_gptproto.models.reconcile import RECONCILE_SKEW_SECONDS as RECONCILE_SKEW_SECONDS
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, created_since, reconcile
+from airflow_provider_gptproto.models.results import RequestSummary, SavedVideoResult
 from airflow_provider_gptproto.storage import DownloadedVideo, existing_video
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists
 
@@ -117,7 +118,7 @@ class SavedVideo:
 
     task: GenerationTask
     file: DownloadedVideo
-    request: dict[str, Any]
+    request: RequestSummary
 
     @property
     def task_id(self) -> str:
@@ -131,22 +132,24 @@ class SavedVideo:
     def uri(self) -> str:
         return self.file.uri
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SavedVideoResult:
         """JSON-safe, for a ``@task``'s return value: the Video tab shows it (seed included).
 
         Fields without a value are left out: a ``@task`` annotated ``-> dict`` pushes each key as
         its own XCom, and Airflow 3.0 refuses a None one.
 
-        :return: the task's fields plus ``uri``, ``bytes``, ``sha256`` and ``request``.
+        :return: a :class:`~airflow_provider_gptproto.models.results.SavedVideoResult`: the task's
+            fields plus ``uri``, ``bytes``, ``sha256`` and ``request``.
         """
-        fields = {
+        fields = SavedVideoResult(
+            kind="saved_video",
             **self.task.to_dict(),
-            "uri": self.file.uri,
-            "bytes": self.file.bytes,
-            "sha256": self.file.sha256,
-            "request": dict(self.request),
-        }
-        return {name: value for name, value in fields.items() if value is not None}
+            uri=self.file.uri,
+            bytes=self.file.bytes,
+            sha256=self.file.sha256,
+            request=RequestSummary(**self.request),
+        )
+        return cast("SavedVideoResult", {name: value for name, value in fields.items() if value is not None})
 
 
 def _build_request(

@@ -15,7 +15,7 @@ import hashlib
 import random
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from airflow_provider_gptproto.exceptions import GPTProtoRequestError
+from airflow_provider_gptproto.models.results import RequestSummary
 
 DEFAULT_MODEL = "seedance-1-0-lite-i2v-250428"
 SEED_DURATIONS = ("5s", "10s")
@@ -289,13 +290,10 @@ class VideoGenerationRequest(BaseModel):
             return self
         return self.model_copy(update={"seed": seed if seed is not None else random.randint(*SEED_RANGE)})
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RequestSummary:
         """The set scalar options (no images, logo or extra body): small and JSON-safe, for XCom."""
-        return {
-            name: value
-            for name, value in self.model_dump(exclude={"images", "logo", "extra_body"}).items()
-            if value is not None
-        }
+        dumped = self.model_dump(exclude={"images", "logo", "extra_body"})
+        return cast("RequestSummary", {name: value for name, value in dumped.items() if value is not None})
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON body to POST. Seed format unless an upstream-only option is set."""

@@ -21,6 +21,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskFailedError,
 )
 from airflow_provider_gptproto.models.errors import looks_like_content_policy
+from airflow_provider_gptproto.models.results import TaskResult
 
 
 class TaskStatus(str, enum.Enum):
@@ -118,7 +119,7 @@ class GenerationTask(BaseModel):
             )
             raise error(self.task_id, self.status.value, self.error_code, self.error_message)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TaskResult:
         """JSON-safe summary for XCom and trigger events (no raw body, which can be large)."""
         return {
             "task_id": self.task_id,

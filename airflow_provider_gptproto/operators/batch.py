@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
@@ -38,6 +38,7 @@ from airflow_provider_gptproto.models.batch import (
     rows_from_text,
 )
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
+from airflow_provider_gptproto.models.results import BatchSummary, ManifestRow
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
 from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS
 from airflow_provider_gptproto.storage import sweep_stale_parts
@@ -118,8 +119,10 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
 
     Outlets default to the ``gptproto_videos`` asset, with **one event per batch** whose extra
     names the manifest and the counts (one event per video would flood the asset-event table and
-    trigger consumers once per video; the manifest lists every video). Returns a small summary:
-    counts, ``manifest`` URI and ``destination``.
+    trigger consumers once per video; the manifest lists every video). Returns a small summary
+    (:class:`~airflow_provider_gptproto.models.results.BatchSummary`): counts, ``manifest`` URI and
+    ``destination``; the manifest's rows are
+    :class:`~airflow_provider_gptproto.models.results.ManifestRow`.
 
     A new try of the Airflow task resumes the journal: finished items are kept, in-flight ones are
     reattached, failed ones are retried unless they were content-policy rejections (see
@@ -223,19 +226,15 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self._in_flight: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------ entry points
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> BatchSummary | None:
         return self._phase(context, None, new_try=True)
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> BatchSummary | None:
         """A worker phase after the trigger fired: record and download what finished, refill, wait."""
         return self._phase(context, parse_batch_event(event), new_try=False)
 
     # ------------------------------------------------------------------------------ one worker phase
-    def _phase(
-        self, context: Context, outcome: BatchOutcome | None, *, new_try: bool
-    ) -> dict[str, Any] | None:
+    def _phase(self, context: Context, outcome: BatchOutcome | None, *, new_try: bool) -> BatchSummary | None:
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
         digest = fingerprint(items)
@@ -273,7 +272,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         """Items whose video was made but not stored: fetch them from their task, never pay again."""
         earlier = {row.get("key"): row for row in self._earlier_rows()}
         for item in items:
-            row = earlier.get(item.key) or {}
+            row: ManifestRow | dict[str, Any] = earlier.get(item.key) or {}
             if retry_target(row.get("error_kind")) == "r" and row.get("task_id"):
                 journal.reattach(item.index, str(row["task_id"]), row.get("seed"))
         journal.flush()
@@ -444,12 +443,13 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
 
     def _finish(
         self, context: Context, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath
-    ) -> dict[str, Any]:
+    ) -> BatchSummary:
         rows = [manifest_row(item, journal.entries[item.index], folder) for item in items]
         failed = sum(1 for row in rows if row["status"] != "succeeded")
         budget = failure_budget(self.max_failed_items, len(rows))
         manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=failed <= budget))
-        summary: dict[str, Any] = {
+        summary: BatchSummary = {
+            "kind": "batch",
             "total": len(rows),
             "succeeded": len(rows) - failed,
             "failed": failed,
@@ -457,7 +457,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             "destination": str(folder),
         }
         for outlet in self.outlets:
-            context["outlet_events"][outlet].extra.update(summary)
+            context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", summary))
         self.log.info(
             "Batch finished: %d succeeded, %d failed; manifest %s", len(rows) - failed, failed, manifest
         )
@@ -470,12 +470,12 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         return summary
 
     # ------------------------------------------------------------------------------ input
-    def _earlier_rows(self) -> list[dict[str, Any]]:
+    def _earlier_rows(self) -> list[ManifestRow]:
         return read_manifest(ObjectStoragePath(str(self.retry_failed_from)))
 
     def _manifest(
-        self, rows: list[dict[str, Any]], folder: ObjectStoragePath, within_budget: bool
-    ) -> tuple[list[dict[str, Any]], str]:
+        self, rows: list[ManifestRow], folder: ObjectStoragePath, within_budget: bool
+    ) -> tuple[list[ManifestRow], str]:
         """The manifest to write, and its name. A retry never loses the record of the run it retries.
 
         Retried rows keep their original ``index`` and ``line``. Retrying into the earlier run's own
@@ -488,7 +488,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         earlier = self._earlier_rows()
         positions = {row.get("key"): row for row in earlier}
         for row in rows:
-            first = positions.get(row["key"]) or {}
+            first: ManifestRow | dict[str, Any] = positions.get(row["key"]) or {}
             row["index"], row["line"] = first.get("index", row["index"]), first.get("line", row["line"])
         source = ObjectStoragePath(str(self.retry_failed_from))
         if not same_location(source, folder / MANIFEST_NAME):
@@ -567,7 +567,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 self.log.warning("Could not cancel GPTProto task %s on kill: %s", rid, exc)
 
 
-def manifest_row(item: BatchItem, entry: dict[str, Any], folder: ObjectStoragePath) -> dict[str, Any]:
+def manifest_row(item: BatchItem, entry: dict[str, Any], folder: ObjectStoragePath) -> ManifestRow:
     """One manifest line: what was asked, what the API did, and where the video is."""
     succeeded = entry.get("s") == "d"
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
@@ -29,10 +29,11 @@ from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGe
 from airflow_provider_gptproto.models.reconcile import RECONCILE_SETTLE_SECONDS as RECONCILE_SETTLE_SECONDS
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import stable_seed
+from airflow_provider_gptproto.models.results import DownloadResult, GenerateResult
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
-from airflow_provider_gptproto.utils.poster import store_poster
+from airflow_provider_gptproto.utils.poster import POSTER_KEY, store_poster
 from airflow_provider_gptproto.utils.results import announce, deliver
 from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
 
@@ -55,9 +56,9 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     and upstream-format options do not mix. Unset (None) parameters are left out of the request, so
     the server's default applies.
 
-    Returns a JSON-safe dict of the finished task (``task_id``, ``status``, ``video_url``, ...,
-    ``request``); pushes ``gptproto_task_id`` to XCom as soon as the task exists, and
-    ``gptproto_video_url`` (the "GPTProto video" link) once it has a video.
+    Returns a :class:`~airflow_provider_gptproto.models.results.GenerateResult` (``task_id``,
+    ``status``, ``video_url``, ..., ``request``); pushes ``gptproto_task_id`` to XCom as soon as the
+    task exists, and ``gptproto_video_url`` (the "GPTProto video" link) once it has a video.
 
     :param prompt: text description of the video. Default None (required unless ``content`` holds
         the text).
@@ -175,7 +176,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         self.retry_on_content_policy = retry_on_content_policy
         self.cancel_on_kill = cancel_on_kill
         self._remote_task_id: str | None = None
-        self._result: dict[str, Any] | None = None  # the finished task, for OpenLineage
+        self._result: GenerateResult | None = None  # the finished task, for OpenLineage
         if is_static(self._request_params()):
             self.build_request()  # fail at parse time, not at 3 a.m.
 
@@ -192,7 +193,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         return request.with_seed(stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
 
     # ------------------------------------------------------------------------------ execution
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> GenerateResult | None:
         request = self.build_request(context)  # rendered values, validated before any request
         hook = self.hook
         state = TaskState(context)
@@ -200,7 +201,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         self._remote_task_id = task.task_id
         if not self.wait_for_completion:
             state.clear()
-            return task.to_dict()
+            return GenerateResult(kind="generate", **task.to_dict())
         if not self.deferrable:
             return self._wait_in_worker(task, deadline, context, state)
         task = self._peek(task)  # cheap check first: short tasks never defer
@@ -232,7 +233,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
 
     def _wait_in_worker(
         self, task: GenerationTask, deadline: float, context: Context, state: TaskState
-    ) -> dict[str, Any]:
+    ) -> GenerateResult:
         if not task.is_terminal:
             try:
                 # deliver() judges the outcome (content policy, retries), so no raise here.
@@ -244,7 +245,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
                 raise
         return self._finish(self.hook.video_size, task, context, state)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> GenerateResult:
         """Resume after the trigger fired: one event with the final task, a timeout or an error."""
         outcome = parse_event(event)
         status, task, message, _ = outcome
@@ -339,7 +340,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         task: GenerationTask,
         context: Context,
         state: TaskState,
-    ) -> dict[str, Any]:
+    ) -> GenerateResult:
         request = self.build_request(context)
         result = deliver(
             video_size,
@@ -380,7 +381,7 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
 
     Outlets default to the ``gptproto_videos`` asset; each run adds prompt, model, seed, duration,
     dimension, task_id, sha256, bytes, uri and usage (as the API reported it, or None) to the event's
-    extra. Returns the same dict.
+    extra. Returns the same, a :class:`~airflow_provider_gptproto.models.results.DownloadResult`.
 
     The destination is checked before anything is paid for where its value allows: a static one
     when the DAG is parsed (its filesystem can be loaded: e.g. ``s3://`` needs
@@ -467,9 +468,9 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
                 "check_storage_connection": check_storage_connection,
             }
         )
-        self._saved: dict[str, Any] | None = None  # what was stored, for OpenLineage
+        self._saved: DownloadResult | None = None  # what was stored, for OpenLineage
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> DownloadResult:
         # Rendered: everything is known now, and nothing has been requested yet.
         check_destination(self.destination, templated=False, check_connection=self.check_storage_connection)
         task_id = self._task_id()
@@ -482,7 +483,8 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
             task, destination, max_bytes=self.max_bytes, if_exists=self.if_exists
         )
         request = (self.gptproto_task or {}).get("request") or {}
-        metadata: dict[str, Any] = {
+        metadata: DownloadResult = {
+            "kind": "download",
             "task_id": task_id,
             "prompt": request.get("prompt"),
             "model": task.model or request.get("model"),
@@ -494,10 +496,11 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
             "uri": video.uri,
             "usage": task.usage,
         }
-        metadata.update(store_poster(video.uri, self.log))  # poster_uri, when PyAV can make one
+        if poster := store_poster(video.uri, self.log).get(POSTER_KEY):  # when PyAV can make one
+            metadata["poster_uri"] = poster
         self._saved = metadata
         for outlet in self.outlets:
-            context["outlet_events"][outlet].extra.update(metadata)
+            context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", metadata))  # JSON-safe
         self.log.info(
             "Saved GPTProto video %s to %s (%d bytes, sha256 %s)",
             task_id,

@@ -8,33 +8,36 @@ pass ids, never paths.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.models.asset import AssetEvent, AssetModel
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
+from typing_extensions import get_type_hints
 
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
+from airflow_provider_gptproto.models import results as typed
 from airflow_provider_gptproto.plugins.locations import inside_media_roots, local_path
 from airflow_provider_gptproto.plugins.signed_urls import signed_url_expiry
-from airflow_provider_gptproto.utils.poster import POSTER_KEY
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 VIDEOS_ASSET = "gptproto_videos"
 RETURN_VALUE = "return_value"
-# A batch result names its manifest; the Video tab shows this many of its videos (the manifest has all).
-MANIFEST_KEY = "manifest"
+# The Video tab shows this many of a batch's videos (its manifest has all).
 BATCH_TAB_LIMIT = 100
+T = TypeVar("T", bound=Mapping[str, object])
 
 
 @dataclass
@@ -100,24 +103,18 @@ def task_records(
 ) -> list[VideoRecord]:
     """The videos one task instance produced (a batch result lists several), stored copies included.
 
-    Any operator counts whose results look like the provider's (generate, download, batch): a dict
-    or a list of dicts with a ``uri`` or a ``video_url``, or the ``gptproto_video_url`` XCom.
+    Its ``return_value`` (a result, or a list of them) is read by kind, see :func:`read_result`;
+    the ``gptproto_video_url`` XCom stands in when no result names a video.
     """
     xcoms = _xcoms(session, dag_id, run_id, task_id, map_index)
     result = xcoms.get(RETURN_VALUE)
-    items: list[Any] = (
-        [result] if isinstance(result, Mapping) else list(result) if isinstance(result, list) else []
-    )
-    if isinstance(result, Mapping) and result.get(MANIFEST_KEY):
-        items = manifest_videos(_text(result.get(MANIFEST_KEY)))
-    records = [
-        _from_result(item, dag_id, run_id, task_id, map_index)
-        for item in items
-        if isinstance(item, Mapping) and (item.get("uri") or item.get("video_url"))
-    ]
+    items = [result] if isinstance(result, Mapping) else result if isinstance(result, list) else []
+    base = VideoRecord(dag_id, run_id, task_id, map_index)
+    records = [r for item in items if isinstance(item, Mapping) for r in read_result(item, base)]
+    records = [r for r in records if r.stored_uri or r.video_url]
     pushed_url = xcoms.get(VIDEO_URL_XCOM_KEY)
     if not records and isinstance(pushed_url, str) and pushed_url:
-        records = [VideoRecord(dag_id, run_id, task_id, map_index, video_url=pushed_url)]
+        records = [replace(base, video_url=pushed_url)]
         records[0].video_url_expires = signed_url_expiry(pushed_url, None)
     for record in records:
         if record.video_url is None and isinstance(pushed_url, str) and pushed_url and len(records) == 1:
@@ -126,6 +123,80 @@ def task_records(
         if record.stored_uri is None and record.gptproto_task_id:
             _attach_stored_copy(session, record)
     return records
+
+
+def result_kind(result: Mapping[str, Any]) -> typed.Kind:
+    """The kind a result names; the one fallback is for a result naming none this release knows.
+
+    That is a result of a release before kinds, or a task returning the same shape: a batch summary
+    names its ``manifest``, a remote task has a ``status`` (with a ``uri``: the hook's saved video),
+    anything else is read as a download result.
+    """
+    kind = result.get(typed.KIND_KEY)
+    if kind in _TYPES:
+        return cast("typed.Kind", kind)
+    if "manifest" in result:
+        return "batch"
+    return ("saved_video" if "uri" in result else "generate") if "status" in result else "download"
+
+
+def read_result(result: Mapping[str, Any], base: VideoRecord) -> list[VideoRecord]:
+    """The videos a result names, read as the type of its kind (a batch's are its manifest's rows).
+
+    :param result: a task's result (XCom) or an asset event's extra.
+    :param base: the record of the task instance (or event) they belong to.
+    """
+    kind = result_kind(result)
+    if kind != "batch":
+        return [_record(base, as_type(_TYPES[kind], result))]
+    manifest = as_type(typed.BatchSummary, result).get("manifest")
+    return [_record(base, as_type(typed.ManifestRow, row)) for row in manifest_videos(manifest)]
+
+
+def as_type(kind: type[T], raw: Mapping[str, Any]) -> T:
+    """``raw`` as the TypedDict ``kind``: the fields it declares, each only when of the declared type.
+
+    XCom and asset-event extras are written by any task: a field of another type is left out, not
+    shown (nor does it fail the page).
+    """
+    checked = {}
+    for name, adapter in _adapters(kind).items():
+        if name in raw:
+            with contextlib.suppress(ValidationError):
+                checked[name] = adapter.validate_python(raw[name])
+    return cast("T", checked)
+
+
+@functools.cache
+def _adapters(kind: Any) -> dict[str, TypeAdapter[Any]]:
+    return {name: TypeAdapter(hint) for name, hint in get_type_hints(kind).items()}
+
+
+def _record(base: VideoRecord, result: Mapping[str, Any]) -> VideoRecord:
+    """A video from a typed result or manifest row: its fields, and its request's for those it lacks."""
+    request = as_type(typed.RequestSummary, result.get("request") or {})
+    own = {name: value for name, value in result.items() if value is not None}
+    record = replace(base, **{**_named(request), **_named(own)})
+    if record.video_url:
+        record.video_url_expires = signed_url_expiry(record.video_url, result.get("updated_at"))
+    return record
+
+
+def _named(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Result fields under the names of VideoRecord's (those it has)."""
+    return {
+        _RECORD_NAMES.get(k, k): v for k, v in values.items() if _RECORD_NAMES.get(k, k) in _RECORD_FIELDS
+    }
+
+
+_TYPES: dict[typed.Kind, Any] = {
+    "generate": typed.GenerateResult,
+    "saved_video": typed.SavedVideoResult,
+    "download": typed.DownloadResult,
+    "batch": typed.BatchSummary,
+}
+_RECORD_NAMES = {"task_id": "gptproto_task_id", "uri": "stored_uri", "resolution": "dimension"}
+_RECORD_FIELDS = {f.name for f in fields(VideoRecord)}  # no result type has dag_id, run_id or map_index
 
 
 def manifest_videos(manifest_uri: str | None, limit: int = BATCH_TAB_LIMIT) -> list[dict[str, Any]]:
@@ -165,35 +236,6 @@ def _succeeded_rows(real: str, mtime_ns: int, size: int, limit: int) -> tuple[di
     return tuple(rows)
 
 
-def _from_result(
-    item: Mapping[str, Any], dag_id: str, run_id: str, task_id: str, map_index: int
-) -> VideoRecord:
-    raw_request = item.get("request")
-    request: Mapping[str, Any] = raw_request if isinstance(raw_request, Mapping) else {}
-    video_url = item.get("video_url") if isinstance(item.get("video_url"), str) else None
-    record = VideoRecord(
-        dag_id,
-        run_id,
-        task_id,
-        map_index,
-        gptproto_task_id=_text(item.get("task_id")),
-        prompt=_text(item.get("prompt") or request.get("prompt")),
-        model=_text(item.get("model") or request.get("model")),
-        seed=item.get("seed") if item.get("seed") is not None else request.get("seed"),
-        duration=item.get("duration") or request.get("duration"),
-        dimension=item.get("dimension") or request.get("dimension") or request.get("resolution"),
-        bytes=item.get("bytes") if isinstance(item.get("bytes"), int) else None,
-        sha256=_text(item.get("sha256")),
-        usage=item.get("usage") if isinstance(item.get("usage"), Mapping) else None,
-        stored_uri=_text(item.get("uri")),
-        poster_uri=_text(item.get(POSTER_KEY)),
-        video_url=video_url,
-    )
-    if video_url:
-        record.video_url_expires = signed_url_expiry(video_url, _text(item.get("updated_at")))
-    return record
-
-
 def _attach_stored_copy(session: Session, record: VideoRecord) -> None:
     """A generate task's video counts as stored when a download in the same run recorded it."""
     for event in session.scalars(
@@ -201,12 +243,11 @@ def _attach_stored_copy(session: Session, record: VideoRecord) -> None:
         .where(AssetEvent.source_dag_id == record.dag_id, AssetEvent.source_run_id == record.run_id)
         .order_by(AssetEvent.id.desc())
     ):
-        extra = event.extra or {}
-        if extra.get("task_id") == record.gptproto_task_id and extra.get("uri"):
-            record.stored_uri = _text(extra.get("uri"))
-            record.poster_uri = _text(extra.get(POSTER_KEY))
-            record.sha256 = record.sha256 or _text(extra.get("sha256"))
-            record.bytes = record.bytes or (extra["bytes"] if isinstance(extra.get("bytes"), int) else None)
+        saved = as_type(typed.DownloadResult, event.extra or {})
+        if saved.get("task_id") == record.gptproto_task_id and saved.get("uri"):
+            record.stored_uri, record.poster_uri = saved.get("uri"), saved.get("poster_uri")
+            record.sha256 = record.sha256 or saved.get("sha256")
+            record.bytes = record.bytes or saved.get("bytes")
             record.event_id = event.id
             return
 
@@ -234,30 +275,21 @@ def _events_query() -> Any:
 
 
 def event_record(event: AssetEvent) -> VideoRecord:
+    """A ``gptproto_videos`` event's video: its extra is a download result or (one per batch) a summary."""
     extra = event.extra or {}
-    record = VideoRecord(
+    base = VideoRecord(
         dag_id=event.source_dag_id or "",
         run_id=event.source_run_id or "",
         task_id=event.source_task_id or "",
         map_index=event.source_map_index if event.source_map_index is not None else -1,
-        gptproto_task_id=_text(extra.get("task_id")),
-        prompt=_text(extra.get("prompt")),
-        model=_text(extra.get("model")),
-        seed=extra.get("seed"),
-        duration=extra.get("duration"),
-        dimension=extra.get("dimension"),
-        bytes=extra.get("bytes") if isinstance(extra.get("bytes"), int) else None,
-        sha256=_text(extra.get("sha256")),
-        stored_uri=_text(extra.get("uri")),
-        poster_uri=_text(extra.get(POSTER_KEY)),
         event_id=event.id,
         timestamp=event.timestamp,
     )
-    if extra.get(MANIFEST_KEY) and record.prompt is None:  # one event per batch, see the batch operator
-        record.prompt = (
-            f"Batch: {extra.get('succeeded')} of {extra.get('total')} videos (see the task's Video tab)"
-        )
-    return record
+    if result_kind(extra) != "batch":
+        return _record(base, as_type(typed.DownloadResult, extra))
+    summary = as_type(typed.BatchSummary, extra)
+    counts = f"{summary.get('succeeded')} of {summary.get('total')}"
+    return replace(base, prompt=f"Batch: {counts} videos (see the task's Video tab)")
 
 
 def gallery_page(
@@ -286,9 +318,3 @@ def gallery_dag_ids(session: Session, readable_dag_ids: set[str]) -> list[str]:
 
 def event_by_id(session: Session, event_id: int) -> AssetEvent | None:
     return session.scalar(_events_query().where(AssetEvent.id == event_id))
-
-
-def _text(value: Any) -> str | None:
-    return (
-        str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
-    )

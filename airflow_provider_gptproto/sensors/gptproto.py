@@ -21,6 +21,7 @@ from airflow_provider_gptproto.hooks.gptproto import (
 )
 from airflow_provider_gptproto.hooks.mixin import GPTProtoHookMixin, default_deferrable, positive_seconds
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
+from airflow_provider_gptproto.models.results import GenerateResult
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.results import announce, deliver
 
@@ -39,7 +40,8 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
 
     Works in ``poke`` and ``reschedule`` modes and, with ``deferrable=True``, waits in the triggerer
     using the same trigger as the operator. It never cancels the task it watches: it does not own it.
-    The return value (XCom) is the finished task's dict.
+    The return value (XCom) is the finished task: a
+    :class:`~airflow_provider_gptproto.models.results.GenerateResult`.
 
     A transient API error (5xx, 429, dropped connection, garbled reply) never fails a poke: it counts
     as "not done yet" and the next poke backs off like the trigger (the poke interval doubled per
@@ -162,7 +164,7 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> GenerateResult:
         outcome = parse_event(event)
         if outcome.status == "timeout":
             raise AirflowSensorTimeout(outcome.message)

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
+from airflow_provider_gptproto.models.results import ManifestRow
 
 HEADER_KEY = "gptproto_batch"
 TAIL_KEY = "gptproto_batch.tail"
@@ -293,14 +294,14 @@ def write_text_atomically(path: Any, text: str) -> None:
         raise
 
 
-def write_manifest(destination: Any, rows: Iterable[dict[str, Any]], name: str = MANIFEST_NAME) -> str:
+def write_manifest(destination: Any, rows: Iterable[ManifestRow], name: str = MANIFEST_NAME) -> str:
     """Write ``manifest.jsonl`` (or ``name``; one JSON row per item) atomically; returns its URI."""
     path = destination / name
     write_text_atomically(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     return str(path)
 
 
-def read_manifest(path: Any) -> list[dict[str, Any]]:
+def read_manifest(path: Any) -> list[ManifestRow]:
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if line.strip():

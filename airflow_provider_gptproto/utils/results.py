@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoTaskContentPolicyError
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY, remember_video_url
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.models.results import GenerateResult
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -39,8 +40,8 @@ def deliver(
     *,
     retry_on_content_policy: bool,
     id_published: bool = False,
-) -> dict[str, Any]:
-    """Raise for a task that ended without a video; otherwise publish its URL and return its dict.
+) -> GenerateResult:
+    """Raise for a task that ended without a video; otherwise publish its URL and return the result.
 
     A content-policy rejection fails without retries (AirflowFailException, with the distinct
     GPTProtoTaskContentPolicyError as its cause) unless the DAG author opted in to retries.
@@ -62,7 +63,7 @@ def deliver(
         log.info("GPTProto task %s succeeded: video %s (%s)", task.task_id, task.video_url, size)
     else:
         log.warning("GPTProto task %s succeeded but the reply carries no video URL", task.task_id)
-    return task.to_dict()
+    return GenerateResult(kind="generate", **task.to_dict())
 
 
 def describe_size(size: int | None) -> str:

@@ -22,6 +22,7 @@ from tests.support.video_plugin_stack import (
     ALPHA,
     BATCH,
     BETA,
+    HOSTILE,
     SIGNED_ONLY,
     VideoPluginStack,
 )
@@ -36,6 +37,8 @@ from playwright.sync_api import expect  # noqa: E402  (only importable once the 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(600)]
 
 VIDEO_SECONDS = 5.0  # the DAGs ask for "5s"
+# The prompt of every result the hostile DAG records (tests/support/video_plugin_dags/ui_videos.py).
+HOSTILE_PROMPT = '<img src=x onerror=alert(1)> "><script>alert(1)</script>'
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +108,29 @@ def test_video_tab_says_when_the_link_expired(ui_page: Page, plugin: VideoPlugin
         "() => document.body.innerText.includes('The video link expired')", timeout=UI_TIMEOUT_MS
     )
     expect(frame.locator("video")).to_have_count(0)
+
+
+def test_a_hostile_prompt_in_a_task_result_stays_text_in_the_video_tab(
+    ui_page: Page, plugin: VideoPluginStack
+) -> None:
+    """The hostile DAG's six results carry markup as their prompt: shown as text, no alert opens."""
+    page = ui_page
+    dialogs: list[str] = []
+
+    def record_dialog(dialog: Dialog) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", record_dialog)
+    try:
+        # The frame has loaded (every image too, broken ones included): an onerror would have run.
+        frame = _open_video_tab(page, plugin, HOSTILE, "record_hostile_paths")
+        expect(frame.get_by_text(HOSTILE_PROMPT, exact=True)).to_have_count(6)
+        assert frame.locator("img[src='x']").count() == 0
+        assert frame.evaluate("() => document.scripts.length") == 2  # the page's own two
+        assert dialogs == []
+    finally:
+        page.remove_listener("dialog", record_dialog)
 
 
 def test_gallery_lists_the_runs_videos(ui_page: Page, plugin: VideoPluginStack) -> None:

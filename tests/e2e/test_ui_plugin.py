@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -30,6 +31,8 @@ from tests.support.video_plugin_stack import (
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 PASSWD_LINE = "root:x:0:0"
+# The prompt of every result the hostile DAG records (tests/support/video_plugin_dags/ui_videos.py).
+HOSTILE_PROMPT = '<img src=x onerror=alert(1)> "><script>alert(1)</script>'
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +257,39 @@ def test_recorded_paths_outside_videos_are_never_served(plugin: VideoPluginStack
             assert resp.status_code == 404, (index, kind, resp.text[:200])
             assert PASSWD_LINE not in resp.text
     assert (plugin.outside_dir / "outside.mp4").is_file()  # it exists; only the roots keep it out
+
+
+class _Document(HTMLParser):
+    """The elements of a page and its text outside scripts and styles, entities decoded as a browser does."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.text = ""
+        self._raw = 0
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._raw += tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._raw -= tag in ("script", "style")
+
+    def handle_data(self, data: str) -> None:
+        self.text += "" if self._raw else data
+
+
+def test_a_hostile_prompt_arrives_as_text(plugin: VideoPluginStack) -> None:
+    """The hostile DAG's results (one typed, five without a kind) carry markup as their prompt."""
+    videos = _get(plugin, _ti_path(plugin, "api/ti", HOSTILE, "record_hostile_paths")).json()["videos"]
+    assert [v["record"]["prompt"] for v in videos] == [HOSTILE_PROMPT] * 6
+    resp = _get(plugin, _ti_path(plugin, "ti", HOSTILE, "record_hostile_paths"))
+    assert resp.status_code == 200 and HOSTILE_PROMPT not in resp.text
+    page = _Document(resp.text)
+    assert page.text.count(HOSTILE_PROMPT) == 6
+    assert "img" not in page.tags and page.tags.count("script") == 2  # the page's own two scripts
 
 
 def test_traversal_in_the_request_path_reaches_no_file(plugin: VideoPluginStack) -> None:

@@ -1,9 +1,10 @@
 """The package's layers import only downwards, read from the source (every import, even local ones).
 
-From the bottom: ``exceptions`` (and ``get_provider_info``, ``assets``, ``links``); ``models`` (the
-pure core) and ``storage`` (file writes); ``utils``; ``hooks`` (all HTTP); ``triggers``; ``sensors``
-and ``operators``; ``plugins`` (the UI) beside them. The emulator stands apart: it imports nothing
-of the client, so it cannot agree with the client's parsing by sharing it.
+From the bottom: ``get_provider_info`` (imports nothing of the package); ``exceptions``, ``assets``
+and ``links``; ``models`` (the pure core) and ``storage`` (file writes); ``utils``; ``hooks`` (all
+HTTP); ``triggers``; ``sensors`` and ``operators``; ``plugins`` (the UI) beside them. The emulator
+stands apart: it imports nothing of the client, so it cannot agree with the client's parsing by
+sharing it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ TASK_LAYERS = {"operators", "sensors", "triggers", "plugins"}
 # Each layer, and the sub-packages of this package it may not import.
 FORBIDDEN: dict[str, set[str]] = {
     "exceptions": {"models", "storage", "utils", "hooks", "links", "emulator", *TASK_LAYERS},
+    "assets": {"models", "storage", "utils", "hooks", "links", "emulator", *TASK_LAYERS},
     "links": {"models", "storage", "utils", "hooks", "emulator", *TASK_LAYERS},
     "models": {"storage", "utils", "hooks", "links", "emulator", *TASK_LAYERS},
     "storage": {"models", "utils", "hooks", "links", "emulator", *TASK_LAYERS},
@@ -32,6 +34,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "operators": {"sensors", "plugins", "emulator"},
     "plugins": {"hooks", "operators", "sensors", "triggers", "emulator"},
 }
+# What Airflow's ProvidersManager reads, importing nothing else of the package.
+FORBIDDEN["get_provider_info"] = {"exceptions", "assets", *FORBIDDEN["exceptions"]}
 
 
 def _layer(module: str) -> str:
@@ -70,7 +74,7 @@ def _sources(layer: str) -> list[Path]:
 
 
 def test_every_layer_and_module_is_known() -> None:
-    """A new sub-package must be placed in the layers here before it can be imported anywhere."""
+    """A new sub-package or top-level module must be placed in the layers here before it is used."""
     on_disk = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert on_disk == {
         "emulator",
@@ -84,6 +88,9 @@ def test_every_layer_and_module_is_known() -> None:
         "triggers",
         "utils",
     }
+    modules = {p.stem for p in ROOT.glob("*.py") if p.name != "__init__.py"}
+    assert modules == {"assets", "exceptions", "get_provider_info"}
+    assert set(FORBIDDEN) == (on_disk | modules) - {"emulator"}  # every layer and module is checked
     assert all(path.exists() for layer in FORBIDDEN for path in _sources(layer))
 
 

@@ -66,9 +66,11 @@ with DAG(dag_id="ui_videos_hostile", start_date=START, schedule=None, catchup=Fa
 
     @task
     def record_hostile_paths() -> list[dict]:
-        """Results naming files the plugin must refuse.
+        """Results naming files the plugin must refuse, each with a hostile prompt.
 
         A secret, traversals, a symlink named .mp4, another store, a file outside the media roots.
+        The first is a typed download result; the others carry no ``kind``, as a task returning the
+        same shape would (read by the fallback of plugins/records.py).
         """
         folder = Variable.get("gptproto_output_dir")
         os.makedirs(folder, exist_ok=True)
@@ -79,13 +81,17 @@ with DAG(dag_id="ui_videos_hostile", start_date=START, schedule=None, catchup=Fa
         outside = os.path.join(os.environ["GPTPROTO_TEST_OUTSIDE_DIR"], "outside.mp4")
         with open(outside, "wb") as handle:
             handle.write(b"outside the media roots")
-        return [
-            {"task_id": "hostile-1", "uri": "/etc/passwd", "prompt": "secret"},
+        results = [
+            {"kind": "download", "task_id": "hostile-1", "uri": "/etc/passwd"},
             {"task_id": "hostile-2", "uri": f"{folder}/ui_videos_alpha/../../../../../../etc/passwd"},
             {"task_id": "hostile-3", "uri": f"file://{folder}/x.mp4/../../../../../../../etc/passwd"},
             {"task_id": "hostile-4", "uri": disguised},
             {"task_id": "hostile-5", "uri": "s3://bucket/../../etc/passwd.mp4"},
             {"task_id": "hostile-6", "uri": outside, "bytes": os.path.getsize(outside)},
         ]
+        # Markup a browser would run if the plugin did not escape it: tests/e2e/test_ui_plugin.py and
+        # tests/browser/test_video_plugin.py assert that it arrives as text.
+        prompt = '<img src=x onerror=alert(1)> "><script>alert(1)</script>'
+        return [{**result, "prompt": prompt} for result in results]
 
     record_hostile_paths()

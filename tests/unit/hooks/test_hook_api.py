@@ -271,6 +271,7 @@ def test_generate_video_with_a_destination_stores_the_video_and_describes_it(
         result["seed"] == 1234 and result["uri"] == str(target) and result["bytes"] == target.stat().st_size
     )
     assert result["request"]["prompt"] == "a red fox" and json.loads(json.dumps(result)) == result
+    assert result["kind"] == "saved_video" and None not in result.values()
 
 
 # ----------------------------------------------------------------- download: one fresh URL on expiry

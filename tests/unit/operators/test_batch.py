@@ -140,6 +140,7 @@ def test_batch_runs_with_bounded_concurrency_and_writes_the_manifest(tmp_path: P
     summary = _operator(hook, tmp_path).execute(context)  # type: ignore[arg-type]
 
     assert summary == {
+        "kind": "batch",
         "total": 7,
         "succeeded": 7,
         "failed": 0,

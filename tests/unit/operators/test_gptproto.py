@@ -106,7 +106,7 @@ def test_create_only_records_nothing_and_returns_the_new_task(
 
     result = make_operator(wait_for_completion=False).execute(context)
 
-    assert result is not None and result["task_id"] == "task-1" and result["status"] == "pending"
+    assert result == {"kind": "generate", **task("task-1", "pending").to_dict()}
     request = hook.create_task.call_args.args[0]
     assert (request.prompt, request.seed) == ("a calm lake at dusk", 42)
     assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "task-1"
@@ -139,7 +139,8 @@ def test_create_then_wait_in_the_worker_records_the_id_before_waiting(
 
     after = time.time()
     assert result is not None
-    assert result["status"] == "succeeded" and result["video_url"] == VIDEO_URL
+    assert result["kind"] == "generate" and result["status"] == "succeeded"
+    assert result["video_url"] == VIDEO_URL
     assert result["request"]["prompt"] == "a calm lake at dusk" and result["request"]["seed"] == 42
     # The retry-surviving record (id + absolute deadline) is durable before the wait starts.
     assert recorded[0]["task_id"] == "task-1"
@@ -645,6 +646,7 @@ def test_download_lands_the_video_and_describes_it_in_the_asset_event(
     assert isinstance(destination, ObjectStoragePath)
     assert str(destination).endswith("videos/task-1.mp4") and (tmp_path / "videos").is_dir()
     assert result == {
+        "kind": "download",
         "task_id": "task-1",
         "prompt": "a lake",
         "model": "m1",

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from airflow_provider_gptproto.plugins import pages
-from airflow_provider_gptproto.plugins.records import VideoRecord
+from airflow_provider_gptproto.plugins.records import VideoRecord, event_record, read_result
 
-HOSTILE = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>', "'><svg onload=alert(1)>"]
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    '"><script>alert(1)</script>',
+    "'><svg onload=alert(1)>",
+    '<img src=x onerror=alert(1)> "><script>alert(1)</script>',  # the ui_videos_hostile DAG's prompt
+]
 PAGE_TAGS = {
     "html", "head", "meta", "title", "style", "script", "body", "h1", "section", "div", "video", "p", "a",
     "dl", "dt", "dd", "form", "label", "select", "option", "noscript", "button", "article", "img", "span",
@@ -121,6 +128,39 @@ def test_the_gallery_shows_hostile_fields_as_text(hostile: str) -> None:
     dag, task = quote(f"dag {hostile}", safe=""), quote(f"task {hostile}", safe="")
     assert tab_link["href"] == f"/base{hostile}/dags/{dag}/runs/run/tasks/{task}/plugin/gptproto-video"
     assert tab_link["aria-label"] == f"Open the task's Video tab: second {hostile}"
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_prompt_in_recorded_results_reaches_the_pages_as_text(hostile: str) -> None:
+    """From the results as the ui_videos_hostile DAG records them (one typed, one without a kind) to the
+    Video tab, and from a download's asset event to the gallery."""
+    recorded: list[dict[str, Any]] = [
+        {"kind": "download", "task_id": "hostile-1", "uri": "/etc/passwd", "prompt": hostile},
+        {"task_id": "hostile-2", "uri": "s3://bucket/../../etc/passwd.mp4", "prompt": hostile},
+    ]
+    base = VideoRecord("ui_videos_hostile", "run", "record_hostile_paths")
+    records = [record for result in recorded for record in read_result(result, base)]
+    tab = _Parsed(pages.video_tab("record_hostile_paths (@task)", [(r, None, None, "") for r in records]))
+    event = SimpleNamespace(
+        extra={"kind": "download", "task_id": "t1", "uri": "/out/t1.mp4", "prompt": hostile},
+        source_dag_id="ui_videos_hostile",
+        source_run_id="run",
+        source_task_id="download",
+        source_map_index=-1,
+        id=1,
+        timestamp=None,
+    )
+    card = event_record(event)  # type: ignore[arg-type]
+    gallery = _Parsed(
+        pages.gallery("/base", [(card, "/poster", "/video")], ["ui_videos_hostile"], None, 0, 24, 1)
+    )
+
+    _only_the_pages_own_markup(tab, images=set())
+    assert [r.prompt for r in records] == [hostile, hostile] and "".join(tab.texts).count(hostile) == 2
+    _only_the_pages_own_markup(gallery, images={"/poster"})
+    assert hostile in "".join(gallery.texts)
+    [button] = [attrs for attrs in gallery.tags("button") if attrs.get("class") == "poster"]
+    assert button["data-caption"] == hostile
 
 
 def test_the_pages_environment_escapes_every_value() -> None:

@@ -74,7 +74,7 @@ def test_poke_of_a_succeeded_task_returns_it_and_publishes_the_video(factory: Ho
 
     assert isinstance(outcome, PokeReturnValue)
     assert outcome.is_done is True
-    assert outcome.xcom_value == finished.to_dict()
+    assert outcome.xcom_value == {"kind": "generate", **finished.to_dict()}
     assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
     assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "task-1"
     factory.hook.video_size.assert_called_once_with(VIDEO_URL)
@@ -110,7 +110,7 @@ def test_poke_mode_reuses_one_hook_for_every_poke_and_closes_it(factory: HookFac
 
     result = make_sensor(mode="poke").execute(make_context())
 
-    assert result == finished.to_dict()
+    assert result == {"kind": "generate", **finished.to_dict()}
     assert factory.hook.get_task.call_count == 3
     assert sleeps.calls == [2.0, 2.0]
     assert factory.calls == [(("gptproto_unit",), {"retry_limit": 1})]  # one hook for all three pokes
@@ -162,7 +162,7 @@ def test_deferrable_returns_a_finished_task_without_deferring(factory: HookFacto
     finished = task("task-1", "succeeded")
     factory.hook.get_task.return_value = finished
 
-    assert make_sensor(deferrable=True).execute(make_context()) == finished.to_dict()
+    assert make_sensor(deferrable=True).execute(make_context()) == {"kind": "generate", **finished.to_dict()}
     factory.hook.close.assert_called_once_with()
 
 
@@ -172,7 +172,7 @@ def test_execute_complete_success_delivers_without_a_hook(factory: HookFactory) 
 
     result = make_sensor(deferrable=True).execute_complete(context, trigger_event("success", finished, 1024))
 
-    assert result == finished.to_dict()
+    assert result == {"kind": "generate", **finished.to_dict()}
     assert context["ti"].xcom(VIDEO_URL_KEY) == VIDEO_URL
     assert factory.calls == []
 

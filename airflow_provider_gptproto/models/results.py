@@ -1,0 +1,103 @@
+"""What the operators, the sensor and the hook's saved video return (JSON-safe: XCom), built through
+these types so mypy checks every key. The UI plugin reads a result as the type its ``kind`` names."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, Required, TypedDict
+
+KIND_KEY = "kind"
+Kind = Literal["generate", "saved_video", "download", "batch"]
+
+
+class RequestSummary(TypedDict, total=False):
+    """The set scalar options of the request sent (``VideoGenerationRequest.summary``); these and more."""
+
+    prompt: str
+    model: str
+    seed: int
+    duration: str | int
+    dimension: str
+    ratio: str
+    resolution: str
+
+
+class TaskResult(TypedDict, total=False):
+    """A remote task (``GenerationTask.to_dict``; trigger events carry it too): every field, None or not."""
+
+    task_id: Required[str]
+    status: Required[str]
+    video_url: str | None
+    last_frame_url: str | None
+    error_code: str | None
+    error_message: str | None
+    model: str | None
+    seed: int | None
+    usage: dict[str, int] | None
+    created_at: str | None  # ISO 8601
+    updated_at: str | None
+
+
+class GenerateResult(TaskResult):
+    """What the generate operator and the sensor return: the task (the operator adds the request)."""
+
+    kind: Literal["generate"]
+    request: NotRequired[RequestSummary]
+
+
+class SavedVideoResult(TaskResult):
+    """``SavedVideo.to_dict()`` (the hook's ``generate_video`` with a destination); None fields left out."""
+
+    kind: Literal["saved_video"]
+    uri: str
+    bytes: int
+    sha256: str
+    request: RequestSummary
+
+
+class DownloadResult(TypedDict):
+    """``GPTProtoDownloadVideoOperator``; also the extra of its ``gptproto_videos`` asset event."""
+
+    kind: Literal["download"]
+    task_id: str
+    prompt: str | None
+    model: str | None
+    seed: int | None
+    duration: str | int | None
+    dimension: str | None
+    sha256: str
+    bytes: int
+    uri: str
+    usage: dict[str, int] | None
+    poster_uri: NotRequired[str]  # when PyAV could make one
+
+
+class BatchSummary(TypedDict):
+    """``GPTProtoBatchGenerateVideosOperator``; also the extra of its one asset event per batch."""
+
+    kind: Literal["batch"]
+    total: int
+    succeeded: int
+    failed: int
+    manifest: str  # URI of manifest.jsonl: one ManifestRow per item
+    destination: str
+
+
+class ManifestRow(TypedDict):
+    """One line of a batch's ``manifest.jsonl``: what was asked, what the API did, where the video is."""
+
+    index: int
+    key: str
+    line: int | None
+    prompt: str | None
+    task_id: str | None
+    status: str  # "succeeded", or how it failed
+    uri: str | None
+    bytes: int | None
+    sha256: str | None
+    seed: int | None
+    usage: dict[str, int] | None
+    error: str | None
+    error_kind: str | None
+    request: dict[str, Any]  # the item's request fields, as given
