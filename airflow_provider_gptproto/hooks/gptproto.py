@@ -483,12 +483,11 @@ class GPTProtoHook(BaseHook):
     ) -> GenerationTask:
         """Poll until the task is terminal, riding out API outages until the deadline.
 
-        One status check per ``poll_interval``. A transient error (5xx, 429, dropped connection,
-        garbled reply) is logged and waited out with the same backoff as the deferrable trigger
-        (the poll interval doubled per consecutive failure, up to 5 minutes, at least a server's
-        ``Retry-After``), for as long as the deadline allows; only a permanent error (bad key, unknown
-        task, 400) ends the wait early. The first check is always made; a pause that would cross the
-        deadline is cut to it, and the wait times out right after (``models.poll``).
+        One status check per ``poll_interval``, with the trigger's plan (``models.poll``): a transient
+        error (5xx, 429, dropped connection, garbled reply) is waited out with backoff (the interval
+        doubled per failure in a row, up to 5 minutes, at least ``Retry-After``) until the deadline; a
+        permanent one (bad key, unknown task, 400) ends the wait. A pause that would cross the deadline
+        is cut to it, and the wait times out right after.
 
         A task that ends failed, expired or cancelled raises by default, so a caller never mistakes
         it for a video (``video_url`` would be None). Pass ``raise_on_failure=False`` to get it back

@@ -22,16 +22,15 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
     GPTProtoNotFoundError,
 )
-from airflow_provider_gptproto.models.task import GenerationTask
+from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
 
-# Errors that waiting cannot fix; every other GPTProtoError while polling is waited out.
-PERMANENT_POLL_ERRORS = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
 MAX_POLL_BACKOFF_SECONDS = 300.0
 
 
 def is_transient_poll_error(exc: BaseException) -> bool:
-    """Whether a failed status check should be retried later rather than end the wait."""
-    return isinstance(exc, GPTProtoError) and not isinstance(exc, PERMANENT_POLL_ERRORS)
+    """Whether a failed status check is waited out; a bad key, an unknown task or a 400 is not."""
+    permanent = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
+    return isinstance(exc, GPTProtoError) and not isinstance(exc, permanent)
 
 
 def poll_backoff(poll_interval: float, failures: int, exc: BaseException | None = None) -> float:
@@ -63,7 +62,7 @@ class Note(NamedTuple):
 
 
 class TaskEnd(NamedTuple):
-    """``status`` "finished" (``task`` is terminal), "timeout" or "error" (``error``, a permanent one)."""
+    """``status``: "success", "failed" (an end without video), "timeout" or "error" (a permanent one)."""
 
     status: str
     task: GenerationTask | None
@@ -144,7 +143,8 @@ def poll_task(
                 yield Note(f"GPTProto task {task_id} {reply.status.phrase}{waited}")
             last = reply
             if reply.is_terminal:
-                return TaskEnd("finished", reply, f"GPTProto task {task_id} {reply.status.phrase}")
+                status = "success" if reply.status is TaskStatus.SUCCEEDED else "failed"
+                return TaskEnd(status, reply, f"GPTProto task {task_id} {reply.status.phrase}")
         now = yield from clock.pause(now, pause)
         if clock.passed(now):
             state = f"still {last.status.value}" if last else "never seen"

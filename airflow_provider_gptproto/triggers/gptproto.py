@@ -1,8 +1,7 @@
 """GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot.
 
-Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``). Transient
-trouble (5xx, 429, dropped connections, garbled bodies) is waited out with backoff until the
-deadline; only a terminal task, the deadline or a permanent error (bad key, unknown task) ends it.
+Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``);
+``models.poll`` decides the pauses, the backoff on transient errors and how the wait ends.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, arun_poll
-from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.models.poll import poll_task
 from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
 
@@ -63,18 +62,11 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
             end = await arun_poll(
                 plan, lambda _: self.hook.aget_task(task_id), self.log.log, asyncio.sleep, time.time
             )
-            if end.status == "finished" and end.task is not None:
-                yield await self._finished_event(end.task)
-            else:
-                yield self._event(end.status, end.task, end.message)
+            url = end.task.video_url if end.status == "success" and end.task else None
+            size = await self.hook.avideo_size(url) if url else None  # measured here, holding no slot
+            yield self._event(end.status, end.task, end.message, size)
         finally:
             await self.cleanup()
-
-    async def _finished_event(self, task: GenerationTask) -> TriggerEvent:
-        succeeded = task.status is TaskStatus.SUCCEEDED
-        size = await self.hook.avideo_size(task.video_url) if succeeded and task.video_url else None
-        message = f"GPTProto task {self.gptproto_task_id} {task.status.phrase}"
-        return self._event("success" if succeeded else "failed", task, message, video_bytes=size)
 
     def _event(
         self, status: str, task: GenerationTask | None, message: str, video_bytes: int | None = None

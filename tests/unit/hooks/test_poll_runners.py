@@ -29,12 +29,13 @@ class Clock:
     def time(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    def pass_time(self, seconds: float) -> None:
+        """The runner's sleeper: records the pause and moves the clock on, at once."""
         self.sleeps.append(seconds)
         self.now += seconds
 
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+    async def apass_time(self, seconds: float) -> None:
+        self.pass_time(seconds)
 
 
 class Log:
@@ -67,10 +68,10 @@ def test_the_sync_runner_checks_sleeps_and_logs_what_the_plan_says() -> None:
     server = Server(task("running"), GPTProtoServerError("down", http_status=503), task("succeeded"))
 
     end = run_poll(
-        poll_task("t1", 5, START, deadline=START + 60), server.check, log.log, clock.sleep, clock.time
+        poll_task("t1", 5, START, deadline=START + 60), server.check, log.log, clock.pass_time, clock.time
     )
 
-    assert end == TaskEnd("finished", task("succeeded"), "GPTProto task t1 has succeeded")
+    assert end == TaskEnd("success", task("succeeded"), "GPTProto task t1 has succeeded")
     assert clock.sleeps == [5, 10]  # the interval, then the backoff after the failed check
     assert [level for level, _ in log.lines] == [logging.INFO, logging.WARNING, logging.INFO, logging.INFO]
     assert log.lines[-1] == (logging.INFO, "GPTProto task t1 has succeeded (15.0 s elapsed)")
@@ -90,7 +91,7 @@ def test_the_sync_runner_without_a_sleeper_stops_at_the_first_pause() -> None:
 def test_the_sync_runner_lets_errors_that_are_not_the_apis_through() -> None:
     server = Server(ValueError("a bug, not an outage"))
     with pytest.raises(ValueError, match="a bug"):
-        run_poll(poll_task("t1", 5, START), server.check, Log().log, Clock().sleep, Clock().time)
+        run_poll(poll_task("t1", 5, START), server.check, Log().log, Clock().pass_time, Clock().time)
 
 
 def test_the_async_runner_waits_out_an_outage_until_the_deadline() -> None:
@@ -100,7 +101,11 @@ def test_the_async_runner_waits_out_an_outage_until_the_deadline() -> None:
 
     end = asyncio.run(
         arun_poll(
-            poll_task("t1", 1, START, deadline=START + 6), server.acheck, log.log, clock.asleep, clock.time
+            poll_task("t1", 1, START, deadline=START + 6),
+            server.acheck,
+            log.log,
+            clock.apass_time,
+            clock.time,
         )
     )
 
@@ -115,6 +120,6 @@ def test_the_async_runner_hands_back_a_permanent_error() -> None:
     error = GPTProtoAuthError("bad key", http_status=401)
     clock = Clock()
     end = asyncio.run(
-        arun_poll(poll_task("t1", 1, START), Server(error).acheck, Log().log, clock.asleep, clock.time)
+        arun_poll(poll_task("t1", 1, START), Server(error).acheck, Log().log, clock.apass_time, clock.time)
     )
     assert (end.status, end.error, clock.sleeps) == ("error", error, [])

@@ -87,7 +87,7 @@ def test_running_then_succeeded_pauses_one_interval_per_check() -> None:
         [task("pending"), task("running"), task("succeeded")],
     )
 
-    assert end == TaskEnd("finished", task("succeeded"), "GPTProto task t1 has succeeded")
+    assert end == TaskEnd("success", task("succeeded"), "GPTProto task t1 has succeeded")
     assert pauses(steps) == [10, 10]
     assert notes(steps) == [
         "GPTProto task t1 is queued (0.0 s elapsed)",
@@ -100,7 +100,7 @@ def test_running_then_succeeded_pauses_one_interval_per_check() -> None:
 def test_a_task_that_ends_without_a_video_is_finished_at_once(status: str) -> None:
     end, steps = drive(poll_task("t1", 10, START, deadline=START + 3600), [task(status)])
 
-    assert (end.status, end.task, end.error) == ("finished", task(status), None)
+    assert (end.status, end.task, end.error) == ("failed", task(status), None)
     assert pauses(steps) == []
 
 
@@ -117,7 +117,7 @@ def test_transient_errors_back_off_and_a_good_reply_resets_the_backoff() -> None
         ],
     )
 
-    assert end.status == "finished"
+    assert end.status == "success"
     assert [(p.seconds, p.failures) for p in steps if isinstance(p, Pause)] == [
         (2, 1),
         (4, 2),
@@ -214,7 +214,7 @@ def test_the_deadline_falling_during_a_backoff_cuts_the_pause_and_times_out_righ
 
 def test_the_first_check_is_made_even_past_the_deadline() -> None:
     end, steps = drive(poll_task("t1", 10, START, deadline=START - 1), [task("succeeded")])
-    assert end.status == "finished"
+    assert end.status == "success"
 
     end, steps = drive(poll_task("t1", 10, START, deadline=START - 1), [task("running")])
     assert (end.status, checks(steps), pauses(steps)) == ("timeout", 1, [])
@@ -224,7 +224,7 @@ def test_an_unknown_status_word_is_waited_out_and_named_at_the_deadline() -> Non
     end, steps = drive(
         poll_task("t1", 1, START, deadline=START + 3600), [unknown_status(), task("succeeded")]
     )
-    assert (end.status, pauses(steps)) == ("finished", [2])
+    assert (end.status, pauses(steps)) == ("success", [2])
 
     end, _ = drive(poll_task("t1", 1, START, deadline=START + 10), [task("running"), *[unknown_status()] * 3])
     assert end.status == "timeout"
@@ -236,7 +236,7 @@ def test_an_unknown_status_word_is_waited_out_and_named_at_the_deadline() -> Non
 
 def test_without_a_deadline_the_wait_never_times_out() -> None:
     end, steps = drive(poll_task("t1", 60, START), [*[task("running")] * 500, task("succeeded")])
-    assert (end.status, checks(steps)) == ("finished", 501)
+    assert (end.status, checks(steps)) == ("success", 501)
 
 
 # ----------------------------------------------------------------------------- a batch
