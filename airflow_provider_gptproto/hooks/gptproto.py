@@ -48,14 +48,11 @@ from airflow_provider_gptproto.hooks._many_tasks import (
     run_plan,
 )
 
-# The trigger, the sensor and the operator wait with the hook's policy (PollBackoff,
-# is_transient_poll_error): they import it from here, the hooks' public module.
-from airflow_provider_gptproto.hooks._retry import (
-    PollBackoff,
-    is_ambiguous_create_failure,
-    is_transient_poll_error,
-    retry_kwargs,
-)
+# The triggers, the sensor and the operator wait with the runners and the policy of models.poll:
+# they import them from here, the hooks' public module.
+from airflow_provider_gptproto.hooks._poll import arun_poll as arun_poll
+from airflow_provider_gptproto.hooks._poll import run_poll
+from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
 from airflow_provider_gptproto.hooks._settings import (
     TASKS_PATH,
     USER_AGENT,
@@ -84,6 +81,8 @@ from airflow_provider_gptproto.models import (
     parse_task,
     parse_task_list,
 )
+from airflow_provider_gptproto.models.poll import TaskEnd, poll_task
+from airflow_provider_gptproto.models.poll import is_transient_poll_error as is_transient_poll_error
 from airflow_provider_gptproto.models.reconcile import RECONCILE_SKEW_SECONDS as RECONCILE_SKEW_SECONDS
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, created_since, reconcile
 from airflow_provider_gptproto.models.results import RequestSummary, SavedVideoResult
@@ -487,11 +486,11 @@ class GPTProtoHook(BaseHook):
     ) -> GenerationTask:
         """Poll until the task is terminal, riding out API outages until the deadline.
 
-        One status check per ``poll_interval``. A transient error (5xx, 429, dropped connection,
-        garbled reply) is logged and waited out with the same backoff as the deferrable trigger
-        (the poll interval doubled per consecutive failure, up to 5 minutes, at least a server's
-        ``Retry-After``), for as long as the deadline allows; only a permanent error (bad key, unknown
-        task, 400) ends the wait early.
+        One status check per ``poll_interval``, with the trigger's plan (``models.poll``): a transient
+        error (5xx, 429, dropped connection, garbled reply) is waited out with backoff (the interval
+        doubled per failure in a row, up to 5 minutes, at least ``Retry-After``) until the deadline; a
+        permanent one (bad key, unknown task, 400) ends the wait. A pause that would cross the deadline
+        is cut to it, and the wait times out right after.
 
         A task that ends failed, expired or cancelled raises by default, so a caller never mistakes
         it for a video (``video_url`` would be None). Pass ``raise_on_failure=False`` to get it back
@@ -512,54 +511,22 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoNotFoundError: no such task (404).
         :raises GPTProtoAuthError: the key was rejected (401/403).
         """
-        started = time.monotonic()
+        now = time.time()
         if timeout is not None:
-            deadline = min(deadline or float("inf"), time.time() + timeout)
-        backoff = PollBackoff(poll_interval, self.log, f"GPTProto task {task_id}")
-        last: GenerationTask | None = None
-        while True:
-            try:
-                # One attempt per check: this loop owns the backoff, as the trigger's does.
-                task = self._get_task(task_id, attempts=1)
-            except GPTProtoError as exc:
-                if not is_transient_poll_error(exc):
-                    raise
-                pause = backoff.failed(exc)
-                self._sleep_before(deadline, pause, task_id, last, started, error=exc)
-                continue
-            backoff.succeeded()
-            if last is None or task.status != last.status:
-                self.log.info(
-                    "GPTProto task %s %s (%.1f s elapsed)",
-                    task_id,
-                    task.status.phrase,
-                    time.monotonic() - started,
-                )
-            last = task
-            if task.is_terminal:
-                if raise_on_failure:
-                    task.raise_for_status()
-                return task
-            self._sleep_before(deadline, poll_interval, task_id, last, started)
-
-    def _sleep_before(
-        self,
-        deadline: float | None,
-        pause: float,
-        task_id: str,
-        last: GenerationTask | None,
-        started: float,
-        error: BaseException | None = None,
-    ) -> None:
-        """Sleep ``pause`` seconds, or raise the timeout if the next check would be past the deadline."""
-        if deadline is not None and time.time() + pause > deadline:
-            state = f"still {last.status.value}" if last else "never seen"
-            cause = f"; the last check failed: {error}" if error else ""
-            raise GPTProtoTimeoutError(
-                f"GPTProto task {task_id} {state} at its deadline "
-                f"({time.monotonic() - started:.0f} s waited{cause})"
-            )
-        time.sleep(pause)
+            deadline = min(deadline or float("inf"), now + timeout)
+        plan = poll_task(task_id, poll_interval, now, deadline=deadline)
+        # One attempt per check: the plan owns the backoff, as the trigger's does.
+        end = run_poll(
+            plan, lambda _: self._get_task(task_id, attempts=1), self.log.log, time.sleep, time.time
+        )
+        assert isinstance(end, TaskEnd)  # with a sleep, the runner returns only the end
+        if end.error is not None:
+            raise end.error
+        if end.task is None or end.status == "timeout":
+            raise GPTProtoTimeoutError(end.message)
+        if raise_on_failure:
+            end.task.raise_for_status()
+        return end.task
 
     @overload
     def generate_video(

@@ -13,14 +13,10 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks.gptproto import (
-    DEFAULT_POLL_INTERVAL_SECONDS,
-    GPTProtoHook,
-    PollBackoff,
-    is_transient_poll_error,
-)
+from airflow_provider_gptproto.hooks.gptproto import DEFAULT_POLL_INTERVAL_SECONDS, GPTProtoHook, run_poll
 from airflow_provider_gptproto.hooks.mixin import GPTProtoHookMixin, default_deferrable, positive_seconds
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
+from airflow_provider_gptproto.models.poll import Pause, poll_task
 from airflow_provider_gptproto.models.results import GenerateResult
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.results import announce, deliver
@@ -92,26 +88,20 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
         announce(context["ti"], None)
         store = context.get("task_state_store") if self.reschedule else None
         before = self._load_failures(store)
-        backoff = PollBackoff(
-            float(self.poke_interval), self.log, f"GPTProto task {self.gptproto_task_id}", before
-        )
-        try:
-            task = hook.get_task(self.gptproto_task_id)
-        except GPTProtoError as exc:
-            if not is_transient_poll_error(exc):
-                raise
-            self._backoff_seconds = backoff.failed(exc)
-            self._save_failures(store, before, backoff.failures)
+        task_id = self.gptproto_task_id
+        plan = poll_task(task_id, float(self.poke_interval), time.time(), failures=before, where="")
+        step = run_poll(plan, lambda _: hook.get_task(task_id), self.log.log, None, time.time)
+        if isinstance(step, Pause):  # not done yet: Airflow waits, with the backoff after a failed check
+            self._backoff_seconds = step.seconds if step.failures else None
+            self._save_failures(store, before, step.failures)
             return False
-        backoff.succeeded()
+        if step.error is not None or step.task is None:
+            raise step.error or GPTProtoError(step.message)
         self._save_failures(store, before, 0)
         self._backoff_seconds = None
-        if not task.is_terminal:
-            self.log.info("GPTProto task %s %s", task.task_id, task.status.phrase)
-            return False
         result = deliver(
             hook.video_size,
-            task,
+            step.task,
             context["ti"],
             self.log,
             retry_on_content_policy=self.retry_on_content_policy,

@@ -1,4 +1,4 @@
-"""What every GPTProto trigger shares: one hook per trigger, deadline-capped sleeps, a guarded on_kill.
+"""What every GPTProto trigger shares: one hook per trigger, the shared arguments, a guarded on_kill.
 
 The triggers only poll (never create), so a triggerer restart that re-runs one from its stored
 kwargs is harmless, and their deadlines are absolute so a restart does not grant a fresh timeout.
@@ -6,8 +6,6 @@ kwargs is harmless, and their deadlines are absolute so a restart does not grant
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger
@@ -57,12 +55,6 @@ class GPTProtoPollingTrigger(BaseTrigger):
         if self._hook is None:
             self._hook = GPTProtoHook(self.gptproto_conn_id, retry_limit=1)
         return self._hook
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but never past the deadline (the loop then reports it)."""
-        if self.deadline is not None:
-            seconds = max(0.0, min(seconds, self.deadline - time.time()))
-        await asyncio.sleep(seconds)
 
     async def cleanup(self) -> None:
         """Release the shared HTTP session (always called by the triggerer, also on shutdown)."""

@@ -15,8 +15,9 @@ from typing import Any, NamedTuple
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, arun_poll
 from airflow_provider_gptproto.models import GenerationTask
+from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
 
 CANCEL_TIMEOUT_SECONDS = 30.0
@@ -60,7 +61,9 @@ class GPTProtoBatchTrigger(GPTProtoPollingTrigger):
         self.watch = dict(watch)
         self.min_finished = max(1, min(int(min_finished), len(self.watch) or 1))
         self.max_wait_ready = float(max_wait_ready)
-        self._finished: set[str] = set()
+        self._wait = BatchWait(
+            self.watch, self.poll_interval, deadline, self.min_finished, self.max_wait_ready
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return self._serialized(
@@ -68,79 +71,20 @@ class GPTProtoBatchTrigger(GPTProtoPollingTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        done: dict[str, GenerationTask] = {}
-        timed_out: list[str] = []
-        missing: list[str] = []
-        first_ready: float | None = None
-        backoff = PollBackoff(self.poll_interval, self.log, f"the statuses of {len(self.watch)} batch tasks")
+        wait = self._wait
         try:
-            if not self.watch:  # nothing in flight: a timer, e.g. to retry creates after 429s
-                await self._sleep(self.poll_interval)
-                yield self._event("ready", done, timed_out, missing, "nothing in flight; resuming")
-                return
-            while True:
-                now = time.time()
-                if self.deadline is not None and now >= self.deadline:
-                    yield self._event("deadline", done, timed_out, missing, "the batch reached its deadline")
-                    return
-                pending = [i for i in self.watch if i not in done and i not in timed_out and i not in missing]
-                for task_id in pending:
-                    limit = self.watch[task_id]
-                    if limit is not None and now >= limit:
-                        timed_out.append(task_id)
-                pending = [i for i in pending if i not in timed_out]
-                if pending:
-                    try:
-                        tasks = await self.hook.aget_tasks(pending)
-                    except GPTProtoError as exc:
-                        if not is_transient_poll_error(exc):  # waiting cannot fix it
-                            yield self._event(
-                                "error", done, timed_out, missing, f"Polling the batch failed: {exc}"
-                            )
-                            return
-                        await self._sleep(backoff.failed(exc))
-                        continue
-                    backoff.succeeded()
-                    missing.extend(i for i in pending if i not in tasks)
-                    done.update((i, t) for i, t in tasks.items() if t.is_terminal)
-                finished = len(done) + len(timed_out) + len(missing)
-                self._finished = set(done) | set(timed_out) | set(missing)
-                if finished and first_ready is None:
-                    first_ready = time.monotonic()
-                if (
-                    finished >= self.min_finished
-                    or finished == len(self.watch)
-                    or (first_ready is not None and time.monotonic() - first_ready >= self.max_wait_ready)
-                ):
-                    self.log.info(
-                        "%d of %d watched tasks finished: resuming the batch", finished, len(self.watch)
-                    )
-                    yield self._event("ready", done, timed_out, missing, f"{finished} tasks finished")
-                    return
-                await self._sleep(self.poll_interval)
+            read = lambda check: self.hook.aget_tasks(list(check.ids))  # noqa: E731
+            status, message = await arun_poll(
+                wait.plan(time.time()), read, self.log.log, asyncio.sleep, time.time
+            )
+            tasks = {i: t.to_dict() for i, t in wait.done.items()}
+            payload = {"tasks": tasks, "timed_out": wait.timed_out, "missing": wait.missing}
+            yield TriggerEvent({"status": status, **payload, "message": message})
         finally:
             await self.cleanup()
 
-    def _event(
-        self,
-        status: str,
-        done: dict[str, GenerationTask],
-        timed_out: list[str],
-        missing: list[str],
-        message: str,
-    ) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": status,
-                "tasks": {i: t.to_dict() for i, t in done.items()},
-                "timed_out": timed_out,
-                "missing": missing,
-                "message": message,
-            }
-        )
-
     async def cancel_remote(self) -> None:
-        await self._cancel_all([i for i in self.watch if i not in self._finished])
+        await self._cancel_all([i for i in self.watch if i not in self._wait.finished])
 
     async def _cancel_all(self, task_ids: list[str]) -> None:
         """Cancel the tasks still queued or running; a finished one is left alone (a DELETE would

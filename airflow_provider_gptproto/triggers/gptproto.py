@@ -1,8 +1,7 @@
 """GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot.
 
-Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``). Transient
-trouble (5xx, 429, dropped connections, garbled bodies) is waited out with backoff until the
-deadline; only a terminal task, the deadline or a permanent error (bad key, unknown task) ends it.
+Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``);
+``models.poll`` decides the pauses, the backoff on transient errors and how the wait ends.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from typing import Any, NamedTuple
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, PollBackoff, is_transient_poll_error
-from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, arun_poll
+from airflow_provider_gptproto.models import GenerationTask
+from airflow_provider_gptproto.models.poll import poll_task
 from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
 
 CANCEL_TIMEOUT_SECONDS = 20.0
@@ -54,49 +54,19 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
         return self._serialized(gptproto_task_id=self.gptproto_task_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        started = time.monotonic()
-        last: GenerationTask | None = None
-        backoff = PollBackoff(self.poll_interval, self.log, f"GPTProto task {self.gptproto_task_id}")
+        task_id = self.gptproto_task_id
+        plan = poll_task(
+            task_id, self.poll_interval, time.time(), deadline=self.deadline, where="in the triggerer"
+        )
         try:
-            while True:
-                if self.deadline is not None and time.time() >= self.deadline:
-                    yield self._event(
-                        "timeout",
-                        last,
-                        f"GPTProto task {self.gptproto_task_id} did not finish by its deadline",
-                    )
-                    return
-                try:
-                    task = await self.hook.aget_task(self.gptproto_task_id)
-                except GPTProtoError as exc:
-                    if not is_transient_poll_error(exc):  # waiting cannot fix it
-                        yield self._event(
-                            "error", last, f"Polling GPTProto task {self.gptproto_task_id} failed: {exc}"
-                        )
-                        return
-                    await self._sleep(backoff.failed(exc))
-                    continue
-                backoff.succeeded()
-                if last is None or task.status != last.status:
-                    self.log.info(
-                        "GPTProto task %s %s (%.1f s in the triggerer)",
-                        self.gptproto_task_id,
-                        task.status.phrase,
-                        time.monotonic() - started,
-                    )
-                last = task
-                if task.is_terminal:
-                    yield await self._finished_event(task)
-                    return
-                await self._sleep(self.poll_interval)
+            end = await arun_poll(
+                plan, lambda _: self.hook.aget_task(task_id), self.log.log, asyncio.sleep, time.time
+            )
+            url = end.task.video_url if end.status == "success" and end.task else None
+            size = await self.hook.avideo_size(url) if url else None  # measured here, holding no slot
+            yield self._event(end.status, end.task, end.message, size)
         finally:
             await self.cleanup()
-
-    async def _finished_event(self, task: GenerationTask) -> TriggerEvent:
-        succeeded = task.status is TaskStatus.SUCCEEDED
-        size = await self.hook.avideo_size(task.video_url) if succeeded and task.video_url else None
-        message = f"GPTProto task {self.gptproto_task_id} {task.status.phrase}"
-        return self._event("success" if succeeded else "failed", task, message, video_bytes=size)
 
     def _event(
         self, status: str, task: GenerationTask | None, message: str, video_bytes: int | None = None

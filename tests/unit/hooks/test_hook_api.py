@@ -24,9 +24,9 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoVideoDownloadError,
     GPTProtoVideoURLExpiredError,
 )
-from airflow_provider_gptproto.hooks._retry import MAX_POLL_BACKOFF_SECONDS, poll_backoff
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import DEFAULT_MODEL, GenerationTask, TaskStatus, VideoGenerationRequest
+from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS, poll_backoff
 
 from ..conftest import TASKS_URL, LogCapture
 from ..test_hook_sync import FakeClock
@@ -168,7 +168,7 @@ def test_generate_video_cancels_a_task_still_queued_at_the_timeout(
     ordered.get(task_url(), json=task_b("queued"))
     ordered.get(task_url(), json=task_b("queued"))
     ordered.delete(task_url(), json={})
-    with pytest.raises(GPTProtoTimeoutError, match="t1 still pending at its deadline"):
+    with pytest.raises(GPTProtoTimeoutError, match=r"t1 did not finish by its deadline \(still pending"):
         hook.generate_video(prompt="a fox", poll_interval=10, timeout=15)
     assert [c.request.method for c in ordered.calls] == ["POST", "GET", "GET", "DELETE"]
 
@@ -348,11 +348,13 @@ def test_wait_rides_out_an_outage_longer_than_retry_limit_with_the_trigger_backo
 def test_wait_gives_up_at_the_deadline_naming_the_last_error(hook: GPTProtoHook, clock: FakeClock) -> None:
     with responses.RequestsMock() as mock:
         mock.get(task_url(), status=502, body="<html>bad gateway</html>")
-        with pytest.raises(GPTProtoTimeoutError, match=r"never seen at its deadline.*HTTP 502") as caught:
+        with pytest.raises(
+            GPTProtoTimeoutError, match=r"did not finish by its deadline \(never seen.*HTTP 502"
+        ) as caught:
             hook.wait_for_task("t1", poll_interval=5, timeout=100)
     assert "t1" in str(caught.value)
     assert sum(clock.sleeps) <= 100
-    assert clock.sleeps == [10, 20, 40]  # the next pause (80 s) would pass the deadline
+    assert clock.sleeps == [10, 20, 40, 30]  # the next pause (80 s) is cut to the deadline
 
 
 def test_wait_honours_retry_after_when_it_is_longer(hook: GPTProtoHook, clock: FakeClock) -> None:

@@ -10,10 +10,10 @@ import pytest
 from airflow.sdk.bases.sensor import AirflowRescheduleException  # whichever class the sensor raises
 
 from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoServerError
-from airflow_provider_gptproto.hooks._retry import poll_backoff
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.models.poll import poll_backoff
 from airflow_provider_gptproto.sensors.gptproto import POLL_FAILURES_KEY, GPTProtoTaskSensor
 
 VIDEO_URL = "https://cdn.example.com/t1.mp4"

@@ -20,7 +20,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoResponseError,
     GPTProtoServerError,
 )
-from airflow_provider_gptproto.hooks._retry import MAX_POLL_BACKOFF_SECONDS
+from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS
 from airflow_provider_gptproto.triggers import base as base_module
 from airflow_provider_gptproto.triggers import gptproto as trigger_module
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
@@ -54,7 +54,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         await real_sleep(0)
 
     monkeypatch.setattr(trigger_module, "time", fake)
-    monkeypatch.setattr(base_module, "time", fake)  # the deadline cap on sleeps
     monkeypatch.setattr(asyncio, "sleep", sleep)
     return fake
 
@@ -128,12 +127,30 @@ async def test_the_deadline_ends_the_wait_with_the_last_status(
     factory.hook.aclose.assert_awaited_once_with()
 
 
-async def test_a_deadline_already_past_polls_nothing(factory: HookFactory, clock: FakeClock) -> None:
+async def test_a_deadline_already_past_checks_once_then_times_out(
+    factory: HookFactory, clock: FakeClock
+) -> None:
     # A triggerer restart re-runs the trigger from its kwargs: the absolute deadline still holds.
+    factory.hook.aget_task.return_value = task("task-1", "running")
+
     events = await run(make_trigger(deadline=START - 1))
 
-    assert [(e["status"], e["task"]) for e in events] == [("timeout", None)]
-    factory.hook.aget_task.assert_not_awaited()
+    assert [(e["status"], e["task"]["status"]) for e in events] == [("timeout", "running")]
+    assert "did not finish by its deadline (still running" in events[0]["message"]
+    factory.hook.aget_task.assert_awaited_once_with("task-1")
+    assert clock.sleeps == []
+
+
+async def test_a_task_that_finished_before_a_restart_past_the_deadline_is_delivered(
+    factory: HookFactory, clock: FakeClock
+) -> None:
+    # The first check is always made: a paid video is not thrown away as a timeout.
+    finished = task("task-1", "succeeded")
+    factory.hook.aget_task.return_value = finished
+
+    events = await run(make_trigger(deadline=START - 1))
+
+    assert [(e["status"], e["task"]) for e in events] == [("success", finished.to_dict())]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,207 @@
+"""Waiting for tasks, decided without I/O: one plan for the hook, the sensor and both triggers.
+
+Like ``hooks._many_tasks``, a plan is a generator: it yields the next step (:class:`Check`,
+:class:`Pause` or a :class:`Note` to log) and is sent ``(now, reply)`` after each: the unix time and,
+after a check, the task(s) or the ``GPTProtoError`` it raised. The runners in ``hooks._poll`` do the
+checking, sleeping and clock reading. Every waiter checks at least once (a task that finished while
+nobody watched is delivered, not timed out) and starts no later check at or past its deadline: a
+pause that would cross it is cut to it, and the wait times out right after.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple, TypeVar
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAPIError,
+    GPTProtoAuthError,
+    GPTProtoBadRequestError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+)
+from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
+
+MAX_POLL_BACKOFF_SECONDS = 300.0
+
+
+def is_transient_poll_error(exc: BaseException) -> bool:
+    """Whether a failed status check is waited out; a bad key, an unknown task or a 400 is not."""
+    permanent = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
+    return isinstance(exc, GPTProtoError) and not isinstance(exc, permanent)
+
+
+def poll_backoff(poll_interval: float, failures: int, exc: BaseException | None = None) -> float:
+    """Seconds before the next check after ``failures`` failed ones in a row: the interval doubled per
+    failure, at most :data:`MAX_POLL_BACKOFF_SECONDS`, and never less than a ``Retry-After`` hint."""
+    delay = min(poll_interval * 2 ** min(max(failures, 1), 8), MAX_POLL_BACKOFF_SECONDS)
+    hint = exc.retry_after if isinstance(exc, GPTProtoAPIError) else None
+    return min(max(delay, hint or 0.0), MAX_POLL_BACKOFF_SECONDS)
+
+
+class Check(NamedTuple):
+    """Read the status now: of ``ids`` for a batch, of the one task otherwise."""
+
+    ids: tuple[str, ...] = ()
+
+
+class Pause(NamedTuple):
+    """Wait ``seconds``; ``failures`` counts the failed checks in a row (the sensor stores it)."""
+
+    seconds: float
+    failures: int = 0
+
+
+class Note(NamedTuple):
+    """A line for the waiter's log, at ``level``."""
+
+    text: str
+    level: int = logging.INFO
+
+
+class TaskEnd(NamedTuple):
+    """``status``: "success", "failed" (an end without video), "timeout" or "error" (a permanent one)."""
+
+    status: str
+    task: GenerationTask | None
+    message: str
+    error: GPTProtoError | None = None
+
+
+Reply = GenerationTask | dict[str, GenerationTask] | GPTProtoError | None
+EndT = TypeVar("EndT")
+Plan = Generator[Check | Pause | Note, tuple[float, Reply], EndT]
+
+
+class Deadline:
+    """What both plans share: the answer to a reply (its pause and log lines) and the deadline.
+
+    :param what: what is checked, for the log lines ("GPTProto task t1").
+    :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
+    """
+
+    def __init__(self, what: str, poll_interval: float, deadline: float | None, failures: int = 0) -> None:
+        self.what, self.poll_interval, self.deadline, self.failures = what, poll_interval, deadline, failures
+        self.cut = False  # the last pause was cut to the deadline: time is up after it
+
+    def passed(self, now: float) -> bool:
+        return self.cut or (self.deadline is not None and now >= self.deadline)
+
+    def reply(self, reply: Reply) -> Generator[Note, object, float | None]:
+        """The pause a reply earns (the backoff after a transient error); None after a permanent one."""
+        if not isinstance(reply, GPTProtoError):
+            if self.failures:
+                yield Note(f"Checking {self.what} works again after {self.failures} failed checks")
+            self.failures = 0
+            return self.poll_interval
+        if not is_transient_poll_error(reply):
+            return None
+        self.failures += 1
+        delay = poll_backoff(self.poll_interval, self.failures, reply)
+        text = f"Checking {self.what} failed ({reply}); transient, failure {self.failures} in a row"
+        yield Note(f"{text}, next check in {delay:.1f} s", logging.WARNING)
+        return delay
+
+    def pause(self, now: float, seconds: float) -> Generator[Pause, tuple[float, Reply], float]:
+        """Pause unless the deadline has come, cut to it: the time after (then ask :meth:`passed`)."""
+        if not self.passed(now):
+            if self.deadline is not None and now + seconds >= self.deadline:
+                self.cut, seconds = True, max(0.0, self.deadline - now)
+            now, _ = yield Pause(seconds, self.failures)
+        return now
+
+
+def poll_task(
+    task_id: str,
+    poll_interval: float,
+    now: float,
+    *,
+    deadline: float | None = None,
+    failures: int = 0,
+    where: str = "elapsed",
+) -> Plan[TaskEnd]:
+    """Wait for one task until it is terminal, the deadline passes or a check fails for good.
+
+    :param now: the unix time the wait starts.
+    :param deadline: absolute unix time to give up (None: never).
+    :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
+    :param where: how status lines name the time waited ("12.0 s elapsed"); empty: not at all.
+    """
+    clock = Deadline(f"GPTProto task {task_id}", poll_interval, deadline, failures)
+    started, last = now, None
+    while True:
+        now, reply = yield Check()
+        pause = yield from clock.reply(reply)
+        error = reply if isinstance(reply, GPTProtoError) else None
+        if pause is None:
+            return TaskEnd("error", last, f"Polling GPTProto task {task_id} failed: {reply}", error)
+        if isinstance(reply, GenerationTask):
+            if last is None or reply.status != last.status:
+                waited = where and f" ({now - started:.1f} s {where})"
+                yield Note(f"GPTProto task {task_id} {reply.status.phrase}{waited}")
+            last = reply
+            if reply.is_terminal:
+                status = "success" if reply.status is TaskStatus.SUCCEEDED else "failed"
+                return TaskEnd(status, reply, f"GPTProto task {task_id} {reply.status.phrase}")
+        now = yield from clock.pause(now, pause)
+        if clock.passed(now):
+            state = f"still {last.status.value}" if last else "never seen"
+            cause = f"; the last check failed: {error}" if error else ""
+            message = f"did not finish by its deadline ({state}, {now - started:.0f} s waited{cause})"
+            return TaskEnd("timeout", last, f"GPTProto task {task_id} {message}")
+
+
+@dataclass
+class BatchWait:
+    """A batch trigger's wait: a plan of rounds, each reading every unfinished id in one :class:`Check`.
+
+    Not :func:`poll_task` per id, but the same :class:`Deadline`: the batch fires when *enough* ids
+    ended (``min_finished``, all, or the first ended one waited ``max_wait_ready``); an id past its
+    own deadline (``watch`` maps id -> unix time or None) or unknown to the server ends alone. What
+    ended stays readable here, so an on_kill leaves those tasks alone.
+    """
+
+    watch: Mapping[str, float | None]
+    poll_interval: float
+    deadline: float | None = None
+    min_finished: int = 1
+    max_wait_ready: float = 300.0
+    done: dict[str, GenerationTask] = field(default_factory=dict)
+    timed_out: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> set[str]:
+        return {*self.done, *self.timed_out, *self.missing}
+
+    def plan(self, now: float) -> Plan[tuple[str, str]]:
+        """The rounds until the batch fires: ``(status, message)``, status "ready", "deadline" or "error"."""
+        clock = Deadline(f"the statuses of {len(self.watch)} batch tasks", self.poll_interval, self.deadline)
+        first_ready: float | None = None
+        while self.watch:  # empty: nothing in flight, a timer (e.g. to retry creates after 429s)
+            pending = [i for i in self.watch if i not in self.finished]
+            self.timed_out += [i for i in pending if (limit := self.watch[i]) is not None and now >= limit]
+            pending, pause, reply = [i for i in pending if i not in self.timed_out], self.poll_interval, None
+            if pending:
+                now, reply = yield Check(tuple(pending))
+                if (earned := (yield from clock.reply(reply))) is None:
+                    return "error", f"Polling the batch failed: {reply}"
+                pause = earned
+                if isinstance(reply, dict):
+                    self.missing += [i for i in pending if i not in reply]
+                    self.done.update((i, t) for i, t in reply.items() if t.is_terminal)
+            finished = len(self.finished)
+            first_ready = now if finished and first_ready is None else first_ready
+            waited = first_ready is not None and now - first_ready >= self.max_wait_ready
+            if not isinstance(reply, GPTProtoError) and (
+                finished >= self.min_finished or finished == len(self.watch) or waited
+            ):
+                yield Note(f"{finished} of {len(self.watch)} watched tasks finished: resuming the batch")
+                return "ready", f"{finished} tasks finished"
+            now = yield from clock.pause(now, pause)
+            if clock.passed(now):
+                return "deadline", "the batch reached its deadline"
+        yield from clock.pause(now, self.poll_interval)
+        return "ready", "nothing in flight; resuming"

@@ -1,0 +1,317 @@
+"""The poll plans (models/poll.py) driven by hand: made-up replies and times, no HTTP, no sleeping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoAuthError,
+    GPTProtoConnectionError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoRateLimitError,
+    GPTProtoResponseError,
+    GPTProtoServerError,
+)
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus, parse_task
+from airflow_provider_gptproto.models.poll import (
+    MAX_POLL_BACKOFF_SECONDS,
+    BatchWait,
+    Check,
+    Note,
+    Pause,
+    Plan,
+    Reply,
+    TaskEnd,
+    poll_task,
+)
+
+START = 1_800_000_000.0
+
+
+def task(status: str, task_id: str = "t1") -> GenerationTask:
+    return GenerationTask(task_id=task_id, status=TaskStatus(status))
+
+
+def unknown_status() -> GPTProtoError:
+    """The error the real parser raises for a status word it does not know."""
+    with pytest.raises(GPTProtoResponseError) as caught:
+        parse_task({"id": "t1", "status": "mystery_state"})
+    return caught.value
+
+
+def drive(plan: Plan[Any], replies: Iterable[Reply], check_seconds: float = 0.0) -> tuple[Any, list[Any]]:
+    """Run ``plan``: checks get ``replies`` in order and take ``check_seconds``; pauses move the clock.
+
+    Returns the plan's end and every step it took, in order.
+    """
+    now, answers, steps = START, iter(replies), []
+    try:
+        step = next(plan)
+        while True:
+            steps.append(step)
+            reply = None
+            if isinstance(step, Check):
+                now += check_seconds
+                reply = next(answers, None)
+                assert reply is not None, "the plan checked more often than the test has replies"
+            elif isinstance(step, Pause):
+                now += step.seconds
+            step = plan.send((now, reply))
+    except StopIteration as done:
+        return done.value, steps
+
+
+def pauses(steps: list[Any]) -> list[float]:
+    return [s.seconds for s in steps if isinstance(s, Pause)]
+
+
+def checks(steps: list[Any]) -> int:
+    return sum(isinstance(s, Check) for s in steps)
+
+
+def notes(steps: list[Any], *, level: int | None = None) -> list[str]:
+    return [s.text for s in steps if isinstance(s, Note) and level in (None, s.level)]
+
+
+# ----------------------------------------------------------------------------- one task
+
+
+def test_running_then_succeeded_pauses_one_interval_per_check() -> None:
+    end, steps = drive(
+        poll_task("t1", 10, START, deadline=START + 3600),
+        [task("pending"), task("running"), task("succeeded")],
+    )
+
+    assert end == TaskEnd("success", task("succeeded"), "GPTProto task t1 has succeeded")
+    assert pauses(steps) == [10, 10]
+    assert notes(steps) == [
+        "GPTProto task t1 is queued (0.0 s elapsed)",
+        "GPTProto task t1 is running (10.0 s elapsed)",
+        "GPTProto task t1 has succeeded (20.0 s elapsed)",
+    ]
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
+def test_a_task_that_ends_without_a_video_is_finished_at_once(status: str) -> None:
+    end, steps = drive(poll_task("t1", 10, START, deadline=START + 3600), [task(status)])
+
+    assert (end.status, end.task, end.error) == ("failed", task(status), None)
+    assert pauses(steps) == []
+
+
+def test_transient_errors_back_off_and_a_good_reply_resets_the_backoff() -> None:
+    end, steps = drive(
+        poll_task("t1", 1, START, deadline=START + 3600),
+        [
+            GPTProtoServerError("bad gateway", http_status=502),
+            GPTProtoConnectionError("reset", request_sent=True),
+            task("running"),
+            GPTProtoRateLimitError("slow down", http_status=429),
+            GPTProtoResponseError("garbled body"),
+            task("succeeded"),
+        ],
+    )
+
+    assert end.status == "success"
+    assert [(p.seconds, p.failures) for p in steps if isinstance(p, Pause)] == [
+        (2, 1),
+        (4, 2),
+        (1, 0),
+        (2, 1),
+        (4, 2),
+    ]
+    warnings = notes(steps, level=logging.WARNING)
+    assert len(warnings) == 4
+    assert warnings[1] == (
+        "Checking GPTProto task t1 failed (reset); transient, failure 2 in a row, next check in 4.0 s"
+    )
+    assert (
+        notes(steps, level=logging.INFO).count("Checking GPTProto task t1 works again after 2 failed checks")
+        == 2
+    )
+
+
+def test_the_backoff_is_capped_and_honours_a_longer_retry_after() -> None:
+    outage = GPTProtoServerError("unavailable", http_status=503)
+    _, steps = drive(poll_task("t1", 100, START), [outage, outage, outage, task("succeeded")])
+    assert pauses(steps) == [200, MAX_POLL_BACKOFF_SECONDS, MAX_POLL_BACKOFF_SECONDS]
+
+    hint = GPTProtoRateLimitError("slow", http_status=429, retry_after=45)
+    _, steps = drive(poll_task("t1", 1, START), [hint, task("succeeded")])
+    assert pauses(steps) == [45]
+
+
+def test_earlier_failures_carry_into_the_plan() -> None:
+    """The sensor starts each poke's plan with the failures it stored after the last one."""
+    plan = poll_task("t1", 2, START, failures=3)
+    assert next(plan) == Check()
+    assert plan.send((START, GPTProtoServerError("down", http_status=500))).level == logging.WARNING  # type: ignore[union-attr]
+    assert next(plan) == Pause(32, 4)  # 2 * 2**4
+
+    plan = poll_task("t1", 2, START, failures=3, where="")
+    assert next(plan) == Check()
+    assert plan.send((START, task("running"))) == Note(
+        "Checking GPTProto task t1 works again after 3 failed checks"
+    )
+    assert next(plan) == Note("GPTProto task t1 is running")  # no time in the line
+    assert next(plan) == Pause(2, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [GPTProtoAuthError("bad key", http_status=401), GPTProtoNotFoundError("no such task", http_status=404)],
+    ids=["auth", "not-found"],
+)
+def test_a_permanent_error_ends_the_wait_with_the_last_task_seen(error: GPTProtoError) -> None:
+    end, steps = drive(poll_task("t1", 10, START, deadline=START + 3600), [task("running"), error])
+
+    assert end == TaskEnd("error", task("running"), f"Polling GPTProto task t1 failed: {error}", error)
+    assert pauses(steps) == [10]
+
+
+def test_no_check_starts_at_the_deadline() -> None:
+    # Checks at 0 and 10; the pause to 20 ends at the deadline, and the wait times out there.
+    end, steps = drive(poll_task("t1", 10, START, deadline=START + 20), [task("running"), task("running")])
+
+    assert checks(steps) == 2
+    assert pauses(steps) == [10, 10]
+    assert isinstance(steps[-1], Pause)  # the timeout comes right after the last pause, no check
+    assert end == TaskEnd(
+        "timeout",
+        task("running"),
+        "GPTProto task t1 did not finish by its deadline (still running, 20 s waited)",
+    )
+
+
+def test_a_reply_that_arrives_past_the_deadline_times_out_without_a_pause() -> None:
+    replies = [task("running"), task("running")]
+    end, steps = drive(poll_task("t1", 1, START, deadline=START + 10), replies, check_seconds=8)
+
+    assert checks(steps) == 2  # answered at 8 s and, after a 1 s pause, at 17 s
+    assert pauses(steps) == [1]
+    assert end.status == "timeout"
+    assert "(still running, 17 s waited)" in end.message
+
+
+def test_the_deadline_falling_during_a_backoff_cuts_the_pause_and_times_out_right_after() -> None:
+    down = GPTProtoServerError("down", http_status=500)
+    end, steps = drive(poll_task("t1", 1, START, deadline=START + 5), [down, down])
+
+    # 2 s after the first failure; the second earns 4 s, which would pass the deadline at 5 s.
+    assert pauses(steps) == [2, 3]
+    assert [type(s) for s in steps[-2:]] == [Note, Pause]  # the warning, the cut pause, then the end
+    assert end.status == "timeout" and end.task is None
+    assert end.message == (
+        "GPTProto task t1 did not finish by its deadline"
+        f" (never seen, 5 s waited; the last check failed: {down})"
+    )
+
+
+def test_the_first_check_is_made_even_past_the_deadline() -> None:
+    end, steps = drive(poll_task("t1", 10, START, deadline=START - 1), [task("succeeded")])
+    assert end.status == "success"
+
+    end, steps = drive(poll_task("t1", 10, START, deadline=START - 1), [task("running")])
+    assert (end.status, checks(steps), pauses(steps)) == ("timeout", 1, [])
+
+
+def test_an_unknown_status_word_is_waited_out_and_named_at_the_deadline() -> None:
+    end, steps = drive(
+        poll_task("t1", 1, START, deadline=START + 3600), [unknown_status(), task("succeeded")]
+    )
+    assert (end.status, pauses(steps)) == ("success", [2])
+
+    end, _ = drive(poll_task("t1", 1, START, deadline=START + 10), [task("running"), *[unknown_status()] * 3])
+    assert end.status == "timeout"
+    assert (
+        "(still running, 10 s waited; the last check failed: Unknown GPTProto task status 'mystery_state'"
+        in (end.message)
+    )
+
+
+def test_without_a_deadline_the_wait_never_times_out() -> None:
+    end, steps = drive(poll_task("t1", 60, START), [*[task("running")] * 500, task("succeeded")])
+    assert (end.status, checks(steps)) == ("success", 501)
+
+
+# ----------------------------------------------------------------------------- a batch
+
+
+def reads(steps: list[Any]) -> list[list[str]]:
+    return [list(s.ids) for s in steps if isinstance(s, Check)]
+
+
+def statuses(**by_id: str) -> dict[str, GenerationTask]:
+    return {i: task(s, i) for i, s in by_id.items()}
+
+
+def test_a_batch_fires_once_enough_ended_reading_only_the_unfinished() -> None:
+    wait = BatchWait(dict.fromkeys("abcd"), 10, START + 3600, min_finished=2)
+    end, steps = drive(
+        wait.plan(START),
+        [
+            statuses(a="succeeded", b="running", c="running", d="running"),
+            statuses(b="failed", c="running", d="running"),
+        ],
+    )
+
+    assert end == ("ready", "2 tasks finished")
+    assert reads(steps) == [["a", "b", "c", "d"], ["b", "c", "d"]]
+    assert pauses(steps) == [10]
+    assert sorted(wait.done) == ["a", "b"] and wait.finished == {"a", "b"}
+
+
+def test_late_and_missing_ids_end_without_ending_the_batch_and_late_ones_are_not_read() -> None:
+    wait = BatchWait({"late": START + 5, "gone": None, "slow": None}, 10, START + 15, min_finished=3)
+    end, steps = drive(wait.plan(START), [statuses(late="running", slow="running"), statuses(slow="running")])
+
+    assert reads(steps) == [["late", "gone", "slow"], ["slow"]]  # late passed its deadline before the 2nd
+    assert (wait.missing, wait.timed_out) == (["gone"], ["late"])
+    assert pauses(steps) == [10, 5]
+    assert end == ("deadline", "the batch reached its deadline")
+
+
+def test_a_batch_waits_out_transient_errors_and_ends_on_a_permanent_one() -> None:
+    wait = BatchWait(dict.fromkeys("ab"), 1, START + 3600, min_finished=2)
+    end, steps = drive(
+        wait.plan(START),
+        [GPTProtoServerError("boom", http_status=500), statuses(a="succeeded", b="succeeded")],
+    )
+    assert end[0] == "ready"
+    assert pauses(steps) == [2]
+
+    wait = BatchWait(dict.fromkeys("ab"), 1, START + 3600)
+    end, _ = drive(wait.plan(START), [GPTProtoAuthError("bad key", http_status=401)])
+    assert end == ("error", "Polling the batch failed: HTTP 401: bad key")
+
+
+def test_the_batch_deadline_falling_during_a_backoff_cuts_the_pause() -> None:
+    wait = BatchWait(dict.fromkeys("ab"), 1, START + 5, min_finished=2)
+    down = GPTProtoServerError("down", http_status=503)
+    end, steps = drive(wait.plan(START), [statuses(a="succeeded", b="running"), down, down])
+
+    assert pauses(steps) == [1, 2, 2]  # the second backoff (4 s) is cut to the deadline
+    assert isinstance(steps[-1], Pause)  # no read after it
+    assert end == ("deadline", "the batch reached its deadline")
+    assert list(wait.done) == ["a"]  # what ended travels with the deadline
+
+
+def test_a_finished_task_does_not_wait_longer_than_max_wait_ready() -> None:
+    wait = BatchWait(dict.fromkeys("abc"), 10, None, min_finished=3, max_wait_ready=25)
+    running = statuses(b="running", c="running")
+    end, steps = drive(
+        wait.plan(START), [statuses(a="succeeded", b="running", c="running"), running, running, running]
+    )
+
+    assert end == ("ready", "1 tasks finished")
+    assert pauses(steps) == [10, 10, 10]  # fires at the first round 25 s or more after "a" ended
+
+
+def test_an_empty_batch_is_a_timer_cut_to_the_deadline() -> None:
+    end, steps = drive(BatchWait({}, 10, START + 4).plan(START), [])
+    assert (end, pauses(steps), checks(steps)) == (("ready", "nothing in flight; resuming"), [4], 0)
