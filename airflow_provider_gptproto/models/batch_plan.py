@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -125,28 +125,16 @@ def describe(entries: Entries, total: int) -> str:
 
 
 def resume(entries: Entries, retry_policy_failures: bool, now: float) -> dict[int, JournalEntry]:
-    """At a new try of the Airflow task: the failures worth another attempt go back to work."""
+    """At a new try of the Airflow task, or for ``retry_failed_from`` (the earlier manifest's
+    entries): the failures worth another attempt go back to work, a failed download to its task."""
     changes = {}
     for index, entry in entries.items():
         target = retry_target(entry.kind, retry_policy_failures) if entry.state is ItemState.FAILED else None
         if target is ItemState.TODO:
             changes[index] = JournalEntry()
         elif target is ItemState.RUNNING and entry.task_id:
-            changes[index] = JournalEntry(ItemState.RUNNING, entry.task_id, at=now)
+            changes[index] = JournalEntry(ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed)
     return changes
-
-
-def reattach(
-    earlier: Iterable[Mapping[str, Any]], keys: Sequence[str], now: float
-) -> dict[int, JournalEntry]:
-    """``retry_failed_from``: the items (by ``keys``) whose earlier video was made but not stored
-    are watched again on their finished task, never paid again."""
-    rows = {row.get("key"): row for row in earlier}
-    return {
-        index: JournalEntry(ItemState.RUNNING, str(row["task_id"]), at=now, seed=row.get("seed"))
-        for index, row in ((i, rows.get(key) or {}) for i, key in enumerate(keys))
-        if retry_target(row.get("error_kind")) is ItemState.RUNNING and row.get("task_id")
-    }
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from airflow_provider_gptproto.utils.batch_journal import (
     RETRY_MANIFEST_NAME,
     BatchJournal,
     journal_store,
+    manifest_entry,
     manifest_row,
     read_manifest,
     write_manifest,
@@ -262,7 +263,9 @@ class GPTProtoBatchGenerateVideosOperator(BaseOperator):
             self.log.info("Resuming batch: %s; %d failed items retried", journal.describe(), len(retried))
             journal.update(retried)
         elif new_try and self.retry_failed_from is not None:
-            journal.update(plan.reattach(self._earlier_rows(), [item.key for item in items], time.time()))
+            rows = {row.get("key"): manifest_entry(row) for row in self._earlier_rows()}
+            earlier = {item.index: rows[item.key] for item in items if item.key in rows}
+            journal.update(plan.resume(earlier, self.retry_policy_failures, time.time()))
             journal.flush()
         if outcome is not None:
             if outcome.status == "error":

@@ -253,6 +253,12 @@ def manifest_row(item: BatchItem, entry: JournalEntry, folder: Any) -> dict[str,
     }
 
 
+def manifest_entry(row: Mapping[str, Any]) -> JournalEntry:
+    """What an earlier manifest's row says of its item, for ``retry_failed_from``."""
+    state = ItemState.DONE if row.get("status") == "succeeded" else ItemState.FAILED
+    return JournalEntry(state, row.get("task_id"), seed=row.get("seed"), kind=row.get("error_kind"))
+
+
 def _shards(total: int) -> int:
     return (total + SHARD_ITEMS - 1) // SHARD_ITEMS
 

@@ -10,7 +10,6 @@ from airflow_provider_gptproto.models.batch_plan import (
     ItemState,
     JournalEntry,
     Wait,
-    reattach,
     resume,
 )
 
@@ -137,15 +136,3 @@ def test_resume_from_a_half_done_journal() -> None:
     plan = BatchPlan(total=9, max_in_flight=4, timeout=60.0, deadline=NOW + 60)
     assert plan.decide(resumed, NOW) == Actions(create=(1, 6))  # t3 and t5 hold two slots
     assert plan.wait_or_finish(resumed) == Wait({"t3": NOW + 60, "t5": 61.0}, min_finished=1)
-
-
-def test_reattach_watches_the_earlier_runs_failed_downloads_only() -> None:
-    earlier = [
-        {"key": "a", "status": "succeeded", "task_id": "t0"},
-        {"key": "b", "status": "failed", "error_kind": "download", "task_id": "t1", "seed": 4},
-        {"key": "c", "status": "failed", "error_kind": "remote", "task_id": "t2"},
-        {"key": "d", "status": "failed", "error_kind": "download", "task_id": None},
-    ]
-    assert reattach(earlier, ["c", "b", "d"], NOW) == {
-        1: JournalEntry(ItemState.RUNNING, "t1", at=NOW, seed=4)
-    }

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.models.batch import BatchItem
-from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, in_flight
+from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, in_flight, resume
 from airflow_provider_gptproto.utils import batch_journal
 from airflow_provider_gptproto.utils.batch_journal import (
     HEADER_KEY,
@@ -17,6 +17,7 @@ from airflow_provider_gptproto.utils.batch_journal import (
     TAIL_KEY,
     BatchJournal,
     FolderKV,
+    manifest_entry,
     manifest_row,
     read_manifest,
     write_manifest,
@@ -218,3 +219,20 @@ def test_the_manifest_row_names_what_was_asked_and_what_the_api_did(tmp_path: An
         item, JournalEntry(ItemState.FAILED, "t2", status="expired", error="late", kind="remote"), folder
     )
     assert (bad["status"], bad["uri"], bad["error"], bad["error_kind"]) == ("expired", None, "late", "remote")
+
+
+def test_an_earlier_manifest_resumes_by_the_same_rule_a_failed_download_watched_on_its_task() -> None:
+    earlier = [
+        {"key": "a", "status": "succeeded", "task_id": "t0"},
+        {"key": "b", "status": "failed", "error_kind": "download", "task_id": "t1", "seed": 4},
+        {"key": "c", "status": "failed", "error_kind": "remote", "task_id": "t2"},
+        {"key": "d", "status": "failed", "error_kind": "download", "task_id": None},
+        {"key": "e", "status": "failed", "error_kind": "policy", "task_id": "t4"},
+    ]
+    entries = {i: manifest_entry(row) for i, row in enumerate(earlier)}
+    assert entries[0].state is ItemState.DONE and entries[1].kind == "download"
+    assert resume(entries, False, 9.0) == {
+        1: JournalEntry(ItemState.RUNNING, "t1", at=9.0, seed=4),  # fetched again, not paid again
+        2: JournalEntry(),
+    }
+    assert 4 in resume(entries, True, 9.0)
