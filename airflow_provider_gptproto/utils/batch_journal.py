@@ -113,16 +113,16 @@ class BatchJournal:
                 f"try). Not resuming, so nothing is paid twice. Delete the state keys '{HEADER_KEY}*' (or "
                 f"the destination's {JOURNAL_DIR}/ folder) to start afresh."
             )
-        raw: dict[int, dict[str, Any]] = {}
+        entries: dict[int, dict[str, Any]] = {}
         for shard in range(_shards(int(header["n"]))):
-            value = kv.get(f"{HEADER_KEY}.{shard}")
-            if isinstance(value, dict):
-                raw.update((int(i), e) for i, e in value.items())
+            raw = kv.get(f"{HEADER_KEY}.{shard}")
+            if isinstance(raw, dict):
+                entries.update((int(i), e) for i, e in raw.items())
         raw_tail = kv.get(TAIL_KEY)
         tail = {int(i): e for i, e in raw_tail.items()} if isinstance(raw_tail, dict) else {}
-        raw.update(tail)  # newer than the shards
-        entries = {i: _decode(e) for i, e in raw.items()}
-        journal = cls(kv, header, {i: e for i, e in entries.items() if e.state is not ItemState.TODO})
+        entries.update(tail)  # newer than the shards
+        decoded = {i: _decode(e) for i, e in entries.items()}
+        journal = cls(kv, header, {i: e for i, e in decoded.items() if e.state is not ItemState.TODO})
         journal._tail = tail
         journal._dirty = set(tail)
         return journal
