@@ -8,7 +8,6 @@ tasks over one session and wakes the worker only when enough have finished. A du
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -29,7 +28,8 @@ from airflow_provider_gptproto.exceptions import (
 )
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.hooks.mixin import positive_seconds
-from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.models import GenerationTask
+from airflow_provider_gptproto.models import batch_plan as plan
 from airflow_provider_gptproto.models.batch import (
     BatchItem,
     build_items,
@@ -45,12 +45,12 @@ from airflow_provider_gptproto.storage import sweep_stale_parts
 from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
 from airflow_provider_gptproto.utils.batch_journal import (
     MANIFEST_NAME,
-    POLICY_KIND,
     RETRY_MANIFEST_NAME,
     BatchJournal,
     journal_store,
+    manifest_entry,
+    manifest_row,
     read_manifest,
-    retry_target,
     write_manifest,
 )
 from airflow_provider_gptproto.utils.destination import check_destination, is_static, same_location
@@ -235,6 +235,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
 
     # ------------------------------------------------------------------------------ one worker phase
     def _phase(self, context: Context, outcome: BatchOutcome | None, *, new_try: bool) -> BatchSummary | None:
+        """Perform what the plan (``models/batch_plan``) decides, and report the outcomes to the journal."""
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
         digest = fingerprint(items)
@@ -242,79 +243,83 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         journal = BatchJournal.open(
             journal_store(context, folder, scope), digest, len(items), time.time() + self.deadline
         )
-        if new_try:
-            counts = journal.counts()
-            if counts["d"] or counts["r"] or counts["c"] or counts["f"]:
-                retried = journal.retry_failed(self.retry_policy_failures)
-                self.log.info("Resuming batch: %s; %d failed items retried", _describe(counts), retried)
-            elif self.retry_failed_from is not None:
-                self._reattach_downloads(journal, items)
+        batch = plan.BatchPlan(
+            len(items), self.max_in_flight, self.timeout, journal.deadline, self.max_failed_items
+        )
+        if new_try and journal.entries:
+            retried = plan.resume(journal.entries, self.retry_policy_failures, time.time())
+            self.log.info("Resuming batch: %s; %d failed items retried", journal.describe(), len(retried))
+            journal.update(retried)
+        elif new_try and self.retry_failed_from is not None:
+            rows = {row.get("key"): manifest_entry(row) for row in self._earlier_rows()}
+            earlier = {item.index: rows[item.key] for item in items if item.key in rows}
+            journal.update(plan.resume(earlier, self.retry_policy_failures, time.time()))
+            journal.flush()
         if outcome is not None:
             if outcome.status == "error":
                 journal.flush()
                 raise GPTProtoError(outcome.message)
-            self._record(journal, items, outcome.tasks, outcome.timed_out, outcome.missing, folder)
+            self._act(
+                journal,
+                items,
+                folder,
+                batch.observe(journal.entries, outcome.tasks, outcome.timed_out, outcome.missing),
+            )
         while True:
-            self._reconcile(journal)
-            if time.time() >= journal.deadline:
-                self._expire(journal)
-            else:
-                self._create(journal, items)
-            journal.flush()
-            self._in_flight = journal.in_flight()
-            if journal.finished():
-                return self._finish(context, journal, items, folder)
+            actions = batch.decide(journal.entries, time.time())
+            if actions.reconcile:
+                self._reconcile(journal)
+                continue
+            self._act(journal, items, folder, actions)
+            self._in_flight = plan.in_flight(journal.entries)
+            step = batch.wait_or_finish(journal.entries)
+            if isinstance(step, plan.Finish):
+                return self._finish(context, journal, items, folder, step)
             if self.deferrable:
-                self._defer(journal, items)
-            self._poll_in_worker(journal, items, folder)
+                self.log.info(
+                    "Deferring: %s; waking when %d have finished", journal.describe(), step.min_finished
+                )
+                self._defer(journal, step)
+            self._act(journal, items, folder, self._poll_in_worker(journal, batch, step))
 
-    def _reattach_downloads(self, journal: BatchJournal, items: list[BatchItem]) -> None:
-        """Items whose video was made but not stored: fetch them from their task, never pay again."""
-        earlier = {row.get("key"): row for row in self._earlier_rows()}
-        for item in items:
-            row: ManifestRow | dict[str, Any] = earlier.get(item.key) or {}
-            if retry_target(row.get("error_kind")) == "r" and row.get("task_id"):
-                journal.reattach(item.index, str(row["task_id"]), row.get("seed"))
+    def _act(
+        self, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath, todo: plan.Actions
+    ) -> None:
+        """Perform what the plan decided, reporting each outcome to the journal; then make it durable."""
+        for rid in todo.cancel:
+            self._cancel(rid)
+        journal.update(todo.changes)
+        if todo.download:
+            sweep_stale_parts(folder)  # once per phase, not once per video (each lists the folder)
+        for index, task in todo.download:
+            self._download(journal, items[index], task, folder)
+        self._create(journal, [items[i] for i in todo.create])
         journal.flush()
 
-    def _defer(self, journal: BatchJournal, items: list[BatchItem]) -> None:
-        watch = {rid: self._item_deadline(journal, i) for rid, i in self._in_flight.items()}
-        to_create = journal.counts()["todo"]
-        min_finished = math.ceil(len(watch) / 2) if to_create else len(watch)
-        self.log.info(
-            "Deferring: %s; waking when %d have finished", _describe(journal.counts()), min_finished
-        )
+    def _defer(self, journal: BatchJournal, wait: plan.Wait) -> None:
         self.defer(
             trigger=GPTProtoBatchTrigger(
-                watch=watch,
+                watch=wait.watch,
                 gptproto_conn_id=self.gptproto_conn_id,
                 poll_interval=self.poll_interval,
                 deadline=journal.deadline,
-                min_finished=min_finished,
+                min_finished=wait.min_finished,
                 max_wait_ready=self.max_wait_ready,
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
         )
 
-    def _poll_in_worker(
-        self, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath
-    ) -> None:
+    def _poll_in_worker(self, journal: BatchJournal, batch: plan.BatchPlan, wait: plan.Wait) -> plan.Actions:
         time.sleep(max(0.0, min(self.poll_interval, journal.deadline - time.time())))
-        ids = list(self._in_flight)
-        now = time.time()
-        late = [rid for rid in ids if now >= self._item_deadline(journal, self._in_flight[rid])]
-        tasks = self.hook.get_tasks([rid for rid in ids if rid not in late]) if ids else {}
-        missing = [rid for rid in ids if rid not in tasks and rid not in late]
-        self._record(journal, items, {k: t for k, t in tasks.items() if t.is_terminal}, late, missing, folder)
-
-    def _item_deadline(self, journal: BatchJournal, index: int) -> float:
-        return min(float(journal.entries[index]["t"]) + self.timeout, journal.deadline)
+        late = wait.late(time.time())
+        ids = [rid for rid in wait.watch if rid not in late]
+        tasks = self.hook.get_tasks(ids) if ids else {}
+        return batch.observe(journal.entries, tasks, late, [rid for rid in ids if rid not in tasks])
 
     # ------------------------------------------------------------------------------ creating
-    def _create(self, journal: BatchJournal, items: list[BatchItem]) -> None:
-        free = self.max_in_flight - len(journal.in_flight()) - journal.counts()["c"]
-        wave = [item for item in items if journal.state(item.index) == "todo"][: max(free, 0)]
+    def _create(self, journal: BatchJournal, wave: list[BatchItem]) -> None:
+        """Create ``wave`` in order: each intent is durable before its create, each id after it."""
         created = 0
         intent_recorded = False
         for position, item in enumerate(wave):
@@ -327,7 +332,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 self.log.warning("Item %d (%s): %s", item.index, item.key, exc)
                 break  # intent kept: reconciled once the lost request must have settled
             except (GPTProtoBadRequestError, GPTProtoContentPolicyError) as exc:
-                kind = "policy" if isinstance(exc, GPTProtoContentPolicyError) else "create"
+                kind = plan.POLICY_KIND if isinstance(exc, GPTProtoContentPolicyError) else "create"
                 journal.failed(item.index, kind, f"create refused: {exc}")
                 continue
             except GPTProtoAuthError:
@@ -345,7 +350,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             intent_recorded = following is not None
             created += 1
         if created:
-            self.log.info("Created %d GPTProto tasks: %s", created, _describe(journal.counts()))
+            self.log.info("Created %d GPTProto tasks: %s", created, journal.describe())
 
     def _reconcile(self, journal: BatchJournal) -> None:
         """Creates whose reply was lost (intent, no id) are settled as the single operator does.
@@ -354,10 +359,10 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         mean it may have been paid: the item is recorded failed (never retried) with the candidates.
         Otherwise it provably did not land and goes back to be created.
         """
-        intents = list(journal.with_state("c"))
+        intents = list(journal.with_state(plan.ItemState.CREATING))
         if not intents:
             return
-        lost = LostCreate(min(float(e["t"]) for _, e in intents))
+        lost = LostCreate(min(e.at or 0.0 for _, e in intents))
         wait = lost.settle_seconds(self.hook.settings.timeout, time.time())
         if wait > 0:
             self.log.info("%d creates may still be processed; checking in %.0f s", len(intents), wait)
@@ -380,17 +385,6 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 )
         self.log.warning("Reconciled %d lost creates (unknown tasks since: %s)", len(intents), unknown[:10])
 
-    def _expire(self, journal: BatchJournal) -> None:
-        """The batch deadline passed: cancel what runs, record every unfinished item failed."""
-        for rid, index in journal.in_flight().items():
-            self._cancel(rid)
-            journal.failed(index, "timeout", "the batch deadline passed", status="cancelled")
-        for index in range(int(journal.header["n"])):
-            if journal.state(index) == "todo":
-                journal.failed(
-                    index, "timeout", "the batch deadline passed before it was created", status="skipped"
-                )
-
     def _cancel(self, remote_id: str) -> None:
         try:
             self.hook.cancel_task(remote_id)
@@ -398,37 +392,6 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             self.log.warning("GPTProto task %s could not be cancelled (%s)", remote_id, exc)
 
     # ------------------------------------------------------------------------------ results
-    def _record(
-        self,
-        journal: BatchJournal,
-        items: list[BatchItem],
-        tasks: dict[str, GenerationTask],
-        timed_out: list[str],
-        missing: list[str],
-        folder: ObjectStoragePath,
-    ) -> None:
-        by_id = journal.in_flight()
-        if any(task.status is TaskStatus.SUCCEEDED for task in tasks.values()):
-            sweep_stale_parts(folder)  # once per phase, not once per video (each lists the folder)
-        for rid in timed_out:
-            if rid in by_id:
-                self._cancel(rid)
-                journal.failed(by_id[rid], "timeout", f"not finished within timeout={self.timeout:.0f} s")
-        for rid in missing:
-            if rid in by_id:
-                journal.failed(by_id[rid], "remote", f"GPTProto task {rid} is unknown to the server")
-        for rid, task in tasks.items():
-            if rid not in by_id or not task.is_terminal:
-                continue
-            index = by_id[rid]
-            if task.status is TaskStatus.SUCCEEDED:
-                self._download(journal, items[index], task, folder)
-            else:
-                kind = "policy" if task.is_content_policy_violation else "remote"
-                error = f"{task.error_code or task.status.value}: {task.error_message or ''}".strip(": ")
-                journal.failed(index, kind, error, status=task.status.value, usage=task.usage, seed=task.seed)
-        journal.flush()
-
     def _download(
         self, journal: BatchJournal, item: BatchItem, task: GenerationTask, folder: ObjectStoragePath
     ) -> None:
@@ -442,12 +405,16 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             journal.done(item.index, video.bytes, video.sha256, task.seed, task.usage)
 
     def _finish(
-        self, context: Context, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath
+        self,
+        context: Context,
+        journal: BatchJournal,
+        items: list[BatchItem],
+        folder: ObjectStoragePath,
+        finish: plan.Finish,
     ) -> BatchSummary:
-        rows = [manifest_row(item, journal.entries[item.index], folder) for item in items]
-        failed = sum(1 for row in rows if row["status"] != "succeeded")
-        budget = failure_budget(self.max_failed_items, len(rows))
-        manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=failed <= budget))
+        rows = [manifest_row(item, journal.entry(item.index), folder) for item in items]
+        failed = len(finish.failed)
+        manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=finish.error is None))
         summary: BatchSummary = {
             "kind": "batch",
             "total": len(rows),
@@ -461,11 +428,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self.log.info(
             "Batch finished: %d succeeded, %d failed; manifest %s", len(rows) - failed, failed, manifest
         )
-        if failed > budget:
-            raise GPTProtoError(
-                f"{failed} of {len(rows)} items failed, over max_failed_items={self.max_failed_items!r} "
-                f"({budget} allowed); see {manifest}. A retry re-runs the failed items only."
-            )
+        if finish.error:
+            raise GPTProtoError(f"{finish.error}; see {manifest}. A retry re-runs the failed items only.")
         journal.delete()
         return summary
 
@@ -527,9 +491,11 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             )
         path = ObjectStoragePath(str(self.retry_failed_from))
         failed = [r for r in read_manifest(path) if r.get("status") != "succeeded"]
-        rows = [r for r in failed if retry_target(r.get("error_kind"), self.retry_policy_failures)]
+        rows = [r for r in failed if plan.retry_target(r.get("error_kind"), self.retry_policy_failures)]
         policy = [
-            r["key"] for r in failed if r.get("error_kind") == POLICY_KIND and not self.retry_policy_failures
+            r["key"]
+            for r in failed
+            if r.get("error_kind") == plan.POLICY_KIND and not self.retry_policy_failures
         ]
         kept = len(failed) - len(rows)
         if kept:
@@ -567,32 +533,4 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 self.log.warning("Could not cancel GPTProto task %s on kill: %s", rid, exc)
 
 
-def manifest_row(item: BatchItem, entry: dict[str, Any], folder: ObjectStoragePath) -> ManifestRow:
-    """One manifest line: what was asked, what the API did, and where the video is."""
-    succeeded = entry.get("s") == "d"
-    return {
-        "index": item.index,
-        "key": item.key,
-        "line": item.line,
-        "prompt": item.request.prompt,
-        "task_id": entry.get("id"),
-        "status": "succeeded" if succeeded else entry.get("st", "failed"),
-        "uri": str(folder / f"{item.key}.mp4") if succeeded else None,
-        "bytes": entry.get("b"),
-        "sha256": entry.get("h"),
-        "seed": entry.get("seed"),
-        "usage": entry.get("u"),
-        "error": None if succeeded else entry.get("e"),
-        "error_kind": None if succeeded else entry.get("k"),
-        "request": item.params,
-    }
-
-
-def _describe(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['d']} done, {counts['f']} failed, {counts['r']} running, "
-        f"{counts['c']} unconfirmed, {counts['todo']} to create"
-    )
-
-
-__all__ = ["MANIFEST_NAME", "GPTProtoBatchGenerateVideosOperator", "manifest_row"]
+__all__ = ["MANIFEST_NAME", "GPTProtoBatchGenerateVideosOperator"]

@@ -13,13 +13,14 @@ reconciles as the single operator does. Storage is a key-value store: Airflow 3.
 store when the task has one (scoped to the DAG run, task and map index; it survives retries), else
 JSON files in a hidden folder of the destination. Values stay far below the store's
 ``[state_store] max_value_storage_bytes`` (64 KiB by default; a shard of 200 finished items is
-about 40 KB). Each entry is a small dict; ``s`` is its state:
+about 40 KB). Each entry, a typed :class:`JournalEntry` everywhere else, is stored as a small dict
+(only this module reads or writes it); ``s`` is its :class:`ItemState`:
 
 ==========  ===============================================================================
-``c``       create started at ``t`` (unix seconds), no id known yet: maybe paid, reconcile
-``r``       running remotely as ``id``, created at ``t`` (with the ``seed`` sent)
-``d``       done: video stored; ``b`` bytes, ``h`` sha256, ``seed``, ``u`` usage
-``f``       failed: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
+``c``       CREATING: started at ``t`` (unix seconds), no id known yet: maybe paid, reconcile
+``r``       RUNNING remotely as ``id``, created at ``t`` (with the ``seed`` sent)
+``d``       DONE: video stored; ``b`` bytes, ``h`` sha256, ``seed``, ``u`` usage
+``f``       FAILED: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
 ==========  ===============================================================================
 """
 
@@ -27,12 +28,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
+from airflow_provider_gptproto.models.batch import BatchItem
+from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, describe
 from airflow_provider_gptproto.models.results import ManifestRow
+from airflow_provider_gptproto.storage import write_bytes_atomically
 
 HEADER_KEY = "gptproto_batch"
 TAIL_KEY = "gptproto_batch.tail"
@@ -43,44 +46,11 @@ MANIFEST_NAME = "manifest.jsonl"
 # A retry into its input's own folder that fails records its rows here, leaving its input as it was.
 RETRY_MANIFEST_NAME = "manifest.retry.jsonl"
 
-# Failure kinds a new try of the Airflow task retries, and to which state. A content-policy
-# rejection is not retried unless the user opts in (the same prompt is usually rejected again, and
-# each attempt is paid), nor an ambiguous create (a retry could pay twice); a failed download
-# re-reads the finished task instead of paying again. ``retry_failed_from`` follows the same rule.
-RETRY_KINDS = {"remote": "todo", "timeout": "todo", "create": "todo", "download": "r"}
-POLICY_KIND = "policy"
-
-
-def retry_target(kind: str | None, retry_policy_failures: bool = False) -> str | None:
-    """The state a failed item of ``kind`` goes back to when retried, or None: not retried.
-
-    The one rule for a resume inside a batch and for ``retry_failed_from``.
-    """
-    if kind == POLICY_KIND:
-        return "todo" if retry_policy_failures else None
-    return RETRY_KINDS.get(kind or "")
-
 
 class KeyValueStore(Protocol):
     def get(self, key: str) -> Any: ...
     def set(self, key: str, value: Any) -> None: ...
     def delete(self, key: str) -> None: ...
-
-
-class TaskStateStoreKV:
-    """Airflow 3.3's ``context["task_state_store"]``; every call is one round trip to the API server."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def get(self, key: str) -> Any:
-        return self._store.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self._store.set(key, value)
-
-    def delete(self, key: str) -> None:
-        self._store.delete(key)
 
 
 class FolderKV:
@@ -101,7 +71,9 @@ class FolderKV:
 
     def set(self, key: str, value: Any) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(self._folder / f"{key}.json", json.dumps(value, separators=(",", ":")))
+        write_bytes_atomically(
+            json.dumps(value, separators=(",", ":")).encode(), self._folder / f"{key}.json"
+        )
 
     def delete(self, key: str) -> None:
         (self._folder / f"{key}.json").unlink(missing_ok=True)
@@ -111,13 +83,16 @@ def journal_store(context: Any, destination: Any, scope: str | None = None) -> K
     """The task's state store, else a folder of ``destination`` (``scope``: a subfolder of it, so a
     ``retry_failed_from`` run into the earlier batch's destination never meets that batch's journal)."""
     store = context.get("task_state_store") if hasattr(context, "get") else None
-    return TaskStateStoreKV(store) if store is not None else FolderKV(destination, scope)
+    return store if store is not None else FolderKV(destination, scope)  # the store has get/set/delete
 
 
 class BatchJournal:
-    """Per-item state of one batch, loaded whole at the start of each worker phase."""
+    """Per-item state of one batch, loaded whole at the start of each worker phase.
 
-    def __init__(self, kv: KeyValueStore, header: dict[str, Any], entries: dict[int, dict[str, Any]]) -> None:
+    ``entries`` holds the typed entries of the items not to do; their encoding stays in this module.
+    """
+
+    def __init__(self, kv: KeyValueStore, header: dict[str, Any], entries: dict[int, JournalEntry]) -> None:
         self._kv = kv
         self.header = header
         self.entries = entries
@@ -147,7 +122,8 @@ class BatchJournal:
         raw_tail = kv.get(TAIL_KEY)
         tail = {int(i): e for i, e in raw_tail.items()} if isinstance(raw_tail, dict) else {}
         entries.update(tail)  # newer than the shards
-        journal = cls(kv, header, {i: e for i, e in entries.items() if e.get("s") != "todo"})
+        decoded = {i: _decode(e) for i, e in entries.items()}
+        journal = cls(kv, header, {i: e for i, e in decoded.items() if e.state is not ItemState.TODO})
         journal._tail = tail
         journal._dirty = set(tail)
         return journal
@@ -165,88 +141,56 @@ class BatchJournal:
 
     # ------------------------------------------------------------------ create path (durable at once)
     def begin_create(self, index: int) -> None:
-        self._log(index, {"s": "c", "t": time.time()})
+        self._log(index, JournalEntry(ItemState.CREATING, at=time.time()))
 
     def created(
         self, index: int, remote_id: str, then_begin: int | None = None, seed: int | None = None
     ) -> None:
         """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        self._set(
-            index, {"s": "r", "id": remote_id, "t": now, **({"seed": seed} if seed is not None else {})}
-        )
-        self._tail[index] = self.entries[index]
+        entry = JournalEntry(ItemState.RUNNING, remote_id, at=now, seed=seed)
+        self.update({index: entry})
+        self._tail[index] = _encode(entry)
         if then_begin is None:
-            self._log(index, self.entries[index])
+            self._log(index, entry)
         else:
-            self._log(then_begin, {"s": "c", "t": now})
-
-    def reattach(self, index: int, remote_id: str, seed: int | None = None) -> None:
-        """An item whose remote task already exists (an earlier batch's failed download): watch it."""
-        self._set(index, {"s": "r", "id": remote_id, "t": time.time(), "seed": seed})
+            self._log(then_begin, JournalEntry(ItemState.CREATING, at=now))
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
-        self._log(index, None)
+        self._log(index, JournalEntry())
 
-    def _log(self, index: int, entry: dict[str, Any] | None) -> None:
-        self._set(index, entry)
-        self._tail[index] = entry or {"s": "todo"}
+    def _log(self, index: int, entry: JournalEntry) -> None:
+        self.update({index: entry})
+        self._tail[index] = _encode(entry)
         self._kv.set(TAIL_KEY, {str(i): e for i, e in self._tail.items()})
         if len(self._tail) >= FLUSH_EVERY:
             self.flush()
 
     # ------------------------------------------------------------------ outcomes (durable at flush)
+    def update(self, changes: Mapping[int, JournalEntry]) -> None:
+        for index, entry in changes.items():
+            if entry.state is ItemState.TODO:
+                self.entries.pop(index, None)
+            else:
+                self.entries[index] = entry
+            self._dirty.add(index)
+
     def done(self, index: int, nbytes: int, sha256: str, seed: int | None, usage: Any) -> None:
-        entry = self.entries[index]
-        seed = seed if seed is not None else entry.get("seed")  # the reply's, else the one sent
-        self._set(
-            index, {"s": "d", "id": entry.get("id"), "b": nbytes, "h": sha256, "seed": seed, "u": usage}
-        )
+        self.update({index: self.entry(index).done(nbytes, sha256, seed, usage)})
 
     def failed(
         self, index: int, kind: str, error: str, status: str = "failed", usage: Any = None, seed: Any = None
     ) -> None:
-        entry = self.entries.get(index, {})
-        self._set(
-            index,
-            {
-                "s": "f",
-                "id": entry.get("id"),
-                "k": kind,
-                "st": status,
-                "e": error[:500],
-                "u": usage,
-                "seed": seed if seed is not None else entry.get("seed"),
-            },
-        )
-
-    def retry_failed(self, retry_policy_failures: bool = False) -> int:
-        """At the start of a new try: failures worth another attempt go back to work."""
-        count = 0
-        for index, entry in list(self.entries.items()):
-            target = retry_target(entry.get("k"), retry_policy_failures) if entry.get("s") == "f" else None
-            if target == "todo":
-                self._set(index, None)
-            elif target == "r" and entry.get("id"):
-                self._set(index, {"s": "r", "id": entry["id"], "t": time.time()})
-            else:
-                continue
-            count += 1
-        return count
-
-    def _set(self, index: int, entry: dict[str, Any] | None) -> None:
-        if entry is None or entry.get("s") == "todo":
-            self.entries.pop(index, None)
-        else:
-            self.entries[index] = entry
-        self._dirty.add(index)
+        self.update({index: self.entry(index).failed(kind, error, status, usage, seed)})
 
     def flush(self) -> None:
         """Write changed shards, then empty the tail (a crash in between only repeats the tail)."""
         for shard in sorted({i // SHARD_ITEMS for i in self._dirty}):
             lo = shard * SHARD_ITEMS
-            value = {str(i): self.entries[i] for i in range(lo, lo + SHARD_ITEMS) if i in self.entries}
+            value = {
+                str(i): _encode(self.entries[i]) for i in range(lo, lo + SHARD_ITEMS) if i in self.entries
+            }
             self._kv.set(f"{HEADER_KEY}.{shard}", value)
         if self._tail:
             self._kv.set(TAIL_KEY, {})
@@ -254,50 +198,76 @@ class BatchJournal:
         self._tail.clear()
 
     # ------------------------------------------------------------------ queries
-    def state(self, index: int) -> str:
-        return str(self.entries.get(index, {}).get("s", "todo"))
+    def entry(self, index: int) -> JournalEntry:
+        return self.entries.get(index, JournalEntry())
 
-    def with_state(self, state: str) -> Iterator[tuple[int, dict[str, Any]]]:
-        return ((i, e) for i, e in self.entries.items() if e.get("s") == state)
+    def with_state(self, state: ItemState) -> Iterator[tuple[int, JournalEntry]]:
+        return ((i, e) for i, e in self.entries.items() if e.state is state)
 
-    def in_flight(self) -> dict[str, int]:
-        """Remote id -> item index of every item running remotely."""
-        return {e["id"]: i for i, e in self.with_state("r")}
+    def describe(self) -> str:
+        return describe(self.entries, int(self.header["n"]))
 
     def known_ids(self) -> set[str]:
-        return {e["id"] for e in self.entries.values() if e.get("id")}
+        return {e.task_id for e in self.entries.values() if e.task_id}
 
-    def counts(self) -> dict[str, int]:
-        out = {"todo": int(self.header["n"]) - len(self.entries), "c": 0, "r": 0, "d": 0, "f": 0}
-        for entry in self.entries.values():
-            out[entry["s"]] += 1
-        return out
 
-    def finished(self) -> bool:
-        counts = self.counts()
-        return counts["d"] + counts["f"] == int(self.header["n"])
+# The compact encoding: state codes and short keys, as every journal so far was written.
+_CODES = {"todo": ItemState.TODO, "c": ItemState.CREATING, "r": ItemState.RUNNING, "d": ItemState.DONE,
+          "f": ItemState.FAILED}  # fmt: skip
+_KEYS = {"task_id": "id", "at": "t", "seed": "seed", "nbytes": "b", "sha256": "h", "usage": "u",
+         "status": "st", "error": "e", "kind": "k"}  # fmt: skip
+
+
+def _encode(entry: JournalEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"s": next(c for c, state in _CODES.items() if state is entry.state)}
+    out.update((key, getattr(entry, name)) for name, key in _KEYS.items() if getattr(entry, name) is not None)
+    return out
+
+
+def _decode(raw: dict[str, Any]) -> JournalEntry:
+    state = _CODES.get(str(raw.get("s")))
+    if state is None:
+        raise GPTProtoError(
+            f"Unknown batch journal entry state {raw.get('s')!r}; was it written by a newer version?"
+        )
+    return JournalEntry(state, **{name: raw.get(key) for name, key in _KEYS.items()})
+
+
+def manifest_row(item: BatchItem, entry: JournalEntry, folder: Any) -> ManifestRow:
+    """One manifest line: what was asked, what the API did, and where the video is."""
+    succeeded = entry.state is ItemState.DONE
+    return {
+        "index": item.index,
+        "key": item.key,
+        "line": item.line,
+        "prompt": item.request.prompt,
+        "task_id": entry.task_id,
+        "status": "succeeded" if succeeded else entry.status or "failed",
+        "uri": str(folder / f"{item.key}.mp4") if succeeded else None,
+        "bytes": entry.nbytes,
+        "sha256": entry.sha256,
+        "seed": entry.seed,
+        "usage": entry.usage,
+        "error": None if succeeded else entry.error,
+        "error_kind": None if succeeded else entry.kind,
+        "request": item.params,
+    }
+
+
+def manifest_entry(row: Mapping[str, Any]) -> JournalEntry:
+    """What an earlier manifest's row says of its item, for ``retry_failed_from``."""
+    state = ItemState.DONE if row.get("status") == "succeeded" else ItemState.FAILED
+    return JournalEntry(state, row.get("task_id"), seed=row.get("seed"), kind=row.get("error_kind"))
 
 
 def _shards(total: int) -> int:
     return (total + SHARD_ITEMS - 1) // SHARD_ITEMS
 
 
-def write_text_atomically(path: Any, text: str) -> None:
-    """Write ``text`` to an ObjectStoragePath through a temporary sibling and a rename."""
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"
-    try:
-        with temp.open("w") as out:
-            out.write(text)
-        temp.rename(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(destination: Any, rows: Iterable[ManifestRow], name: str = MANIFEST_NAME) -> str:
     """Write ``manifest.jsonl`` (or ``name``; one JSON row per item) atomically; returns its URI."""
     path = destination / name
-    write_text_atomically(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    write_bytes_atomically("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode(), path)
     return str(path)
 
 

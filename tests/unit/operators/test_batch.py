@@ -479,3 +479,14 @@ def test_a_retry_over_budget_leaves_the_earlier_manifest_so_its_airflow_retry_re
     assert len(rows) == 8 and all(rows[i]["status"] == "succeeded" for i in (3, 5, 7))
     assert (summary["total"], summary["succeeded"]) == (3, 3)
     assert not (tmp_path / "out" / "manifest.retry.jsonl").exists()
+
+
+def test_over_budget_the_error_names_the_failed_items_and_the_manifest(tmp_path: Path) -> None:
+    prompts = ["ok 0", "broken 1", "ok 2", "broken 3"]
+    op = _operator(FakeHook({"broken": TaskStatus.FAILED}), tmp_path, prompts=prompts, max_failed_items=1)
+    with pytest.raises(GPTProtoError) as err:
+        op.execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert str(err.value) == (
+        f"2 of 4 items failed, over max_failed_items=1 (1 allowed): items 1, 3; see "
+        f"{tmp_path / 'out' / 'manifest.jsonl'}. A retry re-runs the failed items only."
+    )

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
+from airflow_provider_gptproto.models.batch import BatchItem
+from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, in_flight, resume
 from airflow_provider_gptproto.utils import batch_journal
 from airflow_provider_gptproto.utils.batch_journal import (
     HEADER_KEY,
@@ -15,6 +17,8 @@ from airflow_provider_gptproto.utils.batch_journal import (
     TAIL_KEY,
     BatchJournal,
     FolderKV,
+    manifest_entry,
+    manifest_row,
     read_manifest,
     write_manifest,
 )
@@ -46,11 +50,11 @@ def test_intent_and_id_are_durable_before_any_flush() -> None:
     journal.begin_create(1)  # killed here: no flush ever ran
 
     again = BatchJournal.open(kv, "fp", 10, deadline=0)
-    assert again.state(0) == "r" and again.entries[0]["id"] == "task-0"
-    assert again.state(1) == "c"
-    assert again.state(2) == "todo"
+    assert again.entry(0).state is ItemState.RUNNING and again.entry(0).task_id == "task-0"
+    assert again.entry(1).state is ItemState.CREATING
+    assert again.entry(2).state is ItemState.TODO
     assert again.deadline == 1e12  # the first try's deadline, not a fresh one
-    assert again.in_flight() == {"task-0": 0}
+    assert in_flight(again.entries) == {"task-0": 0}
 
 
 def test_abandoned_create_is_todo_again_after_reload() -> None:
@@ -58,7 +62,7 @@ def test_abandoned_create_is_todo_again_after_reload() -> None:
     journal = BatchJournal.open(kv, "fp", 3, deadline=1e12)
     journal.begin_create(2)
     journal.abandon_create(2)
-    assert BatchJournal.open(kv, "fp", 3, deadline=0).state(2) == "todo"
+    assert BatchJournal.open(kv, "fp", 3, deadline=0).entry(2) == JournalEntry(ItemState.TODO)
 
 
 def test_flush_moves_the_tail_into_shards() -> None:
@@ -71,7 +75,7 @@ def test_flush_moves_the_tail_into_shards() -> None:
     assert kv.data[TAIL_KEY] == {}
     assert set(kv.data[f"{HEADER_KEY}.0"]) == {"1"}
     assert set(kv.data[f"{HEADER_KEY}.1"]) == {str(SHARD_ITEMS + 2)}
-    assert BatchJournal.open(kv, "fp", SHARD_ITEMS + 5, deadline=0).in_flight() == {
+    assert in_flight(BatchJournal.open(kv, "fp", SHARD_ITEMS + 5, deadline=0).entries) == {
         "t1": 1,
         f"t{SHARD_ITEMS + 2}": SHARD_ITEMS + 2,
     }
@@ -81,7 +85,9 @@ def test_a_full_shard_stays_under_the_state_store_value_limit() -> None:
     kv = DictKV()
     journal = BatchJournal.open(kv, "fp", SHARD_ITEMS, deadline=1e12)
     for index in range(SHARD_ITEMS):
-        journal.entries[index] = {"s": "r", "id": f"cgt-20260101000000-{index:08d}-abcdef", "t": 1.0}
+        journal.entries[index] = JournalEntry(
+            ItemState.RUNNING, f"cgt-20260101000000-{index:08d}-abcdef", at=1.0
+        )
         journal.done(
             index, 123_456_789, "f" * 64, 2_147_483_647, {"completion_tokens": 99999, "total_tokens": 99999}
         )
@@ -96,7 +102,7 @@ def test_tail_writes_are_bounded_by_periodic_flushes() -> None:
         journal.begin_create(index)
         journal.created(index, f"t{index}")
         assert len(kv.data[TAIL_KEY]) <= batch_journal.FLUSH_EVERY
-    assert len(BatchJournal.open(kv, "fp", 500, deadline=0).in_flight()) == 300
+    assert len(in_flight(BatchJournal.open(kv, "fp", 500, deadline=0).entries)) == 300
 
 
 def test_a_journal_of_other_input_is_refused() -> None:
@@ -104,23 +110,6 @@ def test_a_journal_of_other_input_is_refused() -> None:
     BatchJournal.open(kv, "fp-one", 3, deadline=1e12)
     with pytest.raises(GPTProtoError, match="different input"):
         BatchJournal.open(kv, "fp-two", 3, deadline=1e12)
-
-
-def test_retry_failed_retries_only_what_cannot_pay_twice_or_fail_again() -> None:
-    kv = DictKV()
-    journal = BatchJournal.open(kv, "fp", 6, deadline=1e12)
-    for index in range(6):
-        journal.entries[index] = {"s": "r", "id": f"t{index}", "t": 1.0}
-    journal.failed(0, "remote", "failed")
-    journal.failed(1, "policy", "content policy")
-    journal.failed(2, "ambiguous", "reply lost")
-    journal.failed(3, "download", "truncated")
-    journal.failed(4, "timeout", "late")
-    journal.done(5, 1, "h", None, None)
-
-    assert journal.retry_failed() == 3
-    assert [journal.state(i) for i in range(6)] == ["todo", "f", "f", "r", "todo", "d"]
-    assert journal.entries[3]["id"] == "t3"  # the finished remote task is downloaded again, not re-created
 
 
 def test_delete_forgets_the_batch() -> None:
@@ -140,7 +129,7 @@ def test_folder_store_and_manifest_are_written_whole(tmp_path: Any) -> None:
     journal = BatchJournal.open(kv, "fp", 2, deadline=1e12)
     journal.begin_create(0)
     journal.created(0, "t0")
-    assert BatchJournal.open(FolderKV(folder), "fp", 2, deadline=0).in_flight() == {"t0": 0}
+    assert in_flight(BatchJournal.open(FolderKV(folder), "fp", 2, deadline=0).entries) == {"t0": 0}
 
     uri = write_manifest(folder, [{"index": 0, "status": "succeeded"}, {"index": 1, "status": "failed"}])
     assert read_manifest(ObjectStoragePath(uri)) == [
@@ -159,5 +148,91 @@ def test_a_run_of_creates_costs_one_write_each() -> None:
     journal.created(1, "t1", then_begin=2)  # killed before item 2's create: its intent is durable
     assert kv.writes - before == 3
     again = BatchJournal.open(kv, "fp", 10, deadline=0)
-    assert again.in_flight() == {"t0": 0, "t1": 1}
-    assert again.state(2) == "c"
+    assert in_flight(again.entries) == {"t0": 0, "t1": 1}
+    assert again.entry(2).state is ItemState.CREATING
+
+
+# A journal as the code before the typed entries wrote it: shard 0 and the tail, in the compact form.
+LEGACY = {
+    HEADER_KEY: {"v": 1, "fp": "fp", "n": 6, "deadline": 1e12, "started": 1.0},
+    f"{HEADER_KEY}.0": {
+        "0": {"s": "d", "id": "t0", "b": 12, "h": "ab" * 32, "seed": 7, "u": {"total_tokens": 3}},
+        "1": {"s": "f", "id": "t1", "k": "policy", "st": "failed", "e": "rejected", "u": None, "seed": None},
+        "2": {"s": "r", "id": "t2", "t": 5.0},
+        "3": {"s": "r", "id": "t3", "t": 6.0, "seed": 9},
+    },
+    TAIL_KEY: {
+        "3": {"s": "todo"},
+        "4": {"s": "c", "t": 8.0},
+        "5": {"s": "r", "id": "t5", "t": 8.5, "seed": 1},
+    },
+}
+
+
+def test_a_journal_in_the_compact_form_written_before_is_read_as_typed_entries() -> None:
+    kv = DictKV()
+    kv.data = json.loads(json.dumps(LEGACY))
+    journal = BatchJournal.open(kv, "fp", 6, deadline=0)
+    assert journal.entries == {
+        0: JournalEntry(ItemState.DONE, "t0", seed=7, nbytes=12, sha256="ab" * 32, usage={"total_tokens": 3}),
+        1: JournalEntry(ItemState.FAILED, "t1", status="failed", error="rejected", kind="policy"),
+        2: JournalEntry(ItemState.RUNNING, "t2", at=5.0),
+        4: JournalEntry(ItemState.CREATING, at=8.0),  # item 3 was abandoned in the tail: to do
+        5: JournalEntry(ItemState.RUNNING, "t5", at=8.5, seed=1),
+    }
+    journal.flush()  # and written back in the same compact form
+    shard = kv.data[f"{HEADER_KEY}.0"]
+    assert shard["0"] == LEGACY[f"{HEADER_KEY}.0"]["0"] and shard["2"] == LEGACY[f"{HEADER_KEY}.0"]["2"]
+    assert shard["4"] == {"s": "c", "t": 8.0} and "3" not in shard and kv.data[TAIL_KEY] == {}
+
+
+def test_an_unknown_state_code_is_refused() -> None:
+    kv = DictKV()
+    kv.data = {HEADER_KEY: LEGACY[HEADER_KEY], f"{HEADER_KEY}.0": {"0": {"s": "x"}}}
+    with pytest.raises(GPTProtoError, match="Unknown batch journal entry state 'x'"):
+        BatchJournal.open(kv, "fp", 6, deadline=0)
+
+
+def test_the_manifest_row_names_what_was_asked_and_what_the_api_did(tmp_path: Any) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    folder = ObjectStoragePath(f"file://{tmp_path}")
+    item = BatchItem(2, "clip", 4, {"prompt": "a lake", "duration": 5})
+    ok = manifest_row(item, JournalEntry(ItemState.DONE, "t2", seed=7, nbytes=12, sha256="ab"), folder)
+    assert ok == {
+        "index": 2,
+        "key": "clip",
+        "line": 4,
+        "prompt": "a lake",
+        "task_id": "t2",
+        "status": "succeeded",
+        "uri": str(folder / "clip.mp4"),
+        "bytes": 12,
+        "sha256": "ab",
+        "seed": 7,
+        "usage": None,
+        "error": None,
+        "error_kind": None,
+        "request": {"prompt": "a lake", "duration": 5},
+    }
+    bad = manifest_row(
+        item, JournalEntry(ItemState.FAILED, "t2", status="expired", error="late", kind="remote"), folder
+    )
+    assert (bad["status"], bad["uri"], bad["error"], bad["error_kind"]) == ("expired", None, "late", "remote")
+
+
+def test_an_earlier_manifest_resumes_by_the_same_rule_a_failed_download_watched_on_its_task() -> None:
+    earlier = [
+        {"key": "a", "status": "succeeded", "task_id": "t0"},
+        {"key": "b", "status": "failed", "error_kind": "download", "task_id": "t1", "seed": 4},
+        {"key": "c", "status": "failed", "error_kind": "remote", "task_id": "t2"},
+        {"key": "d", "status": "failed", "error_kind": "download", "task_id": None},
+        {"key": "e", "status": "failed", "error_kind": "policy", "task_id": "t4"},
+    ]
+    entries = {i: manifest_entry(row) for i, row in enumerate(earlier)}
+    assert entries[0].state is ItemState.DONE and entries[1].kind == "download"
+    assert resume(entries, False, 9.0) == {
+        1: JournalEntry(ItemState.RUNNING, "t1", at=9.0, seed=4),  # fetched again, not paid again
+        2: JournalEntry(),
+    }
+    assert 4 in resume(entries, True, 9.0)

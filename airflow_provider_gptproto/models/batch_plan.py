@@ -1,0 +1,218 @@
+"""The batch's decisions, with no I/O: the items' typed state, and what a worker phase does next.
+
+The operator asks :class:`BatchPlan` what to do (reconcile interrupted creates, expire at the
+deadline, create a bounded wave), what a wait's results mean, and whether to finish or on which
+ids to wait; it performs the :class:`Actions` and reports each outcome to the journal. Time is
+passed in, so every decision is tested with made-up states.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_provider_gptproto.models.batch import failure_budget
+from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
+
+POLICY_KIND = "policy"
+MAX_NAMED = 10  # failed items named in the error
+
+
+class ItemState(str, Enum):
+    TODO = "todo"  # not created (or provably not)
+    CREATING = "creating"  # create sent, reply not recorded: maybe paid, reconcile before anything
+    RUNNING = "running"  # remote task ``task_id`` exists
+    DONE = "done"  # video stored
+    FAILED = "failed"  # ``kind`` says whether a new try retries it (see ``retry_target``)
+
+
+# Failure kinds a new try of the Airflow task retries, and to which state. A content-policy
+# rejection is not retried unless the user opts in (the same prompt is usually rejected again, and
+# each attempt is paid), nor an ambiguous create (a retry could pay twice); a failed download
+# re-reads the finished task instead of paying again. ``retry_failed_from`` follows the same rule.
+RETRY_KINDS = {"remote": ItemState.TODO, "timeout": ItemState.TODO, "create": ItemState.TODO,
+               "download": ItemState.RUNNING}  # fmt: skip
+
+
+def retry_target(kind: str | None, retry_policy_failures: bool = False) -> ItemState | None:
+    """The state a failed item of ``kind`` goes back to when retried (None: not retried), by the one
+    rule for a resume inside a batch and for ``retry_failed_from``."""
+    if kind == POLICY_KIND:
+        return ItemState.TODO if retry_policy_failures else None
+    return RETRY_KINDS.get(kind or "")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One item's record in the journal (how it is stored is the journal's own business)."""
+
+    state: ItemState = ItemState.TODO
+    task_id: str | None = None
+    at: float | None = None  # when its create started (CREATING) or its task was created (RUNNING)
+    seed: int | None = None  # the seed sent, then the one the task reported
+    nbytes: int | None = None
+    sha256: str | None = None
+    usage: dict[str, int] | None = None
+    status: str | None = None  # a failed item's status word (failed, expired, cancelled, ...)
+    error: str | None = None
+    kind: str | None = None  # a failed item's failure kind
+
+    def done(self, nbytes: int, sha256: str, seed: int | None, usage: Any) -> JournalEntry:
+        seed = self.seed if seed is None else seed  # the reply's, else the one sent
+        return JournalEntry(ItemState.DONE, self.task_id, None, seed, nbytes, sha256, usage)
+
+    def failed(
+        self, kind: str, error: str, status: str = "failed", usage: Any = None, seed: int | None = None
+    ) -> JournalEntry:
+        seed = self.seed if seed is None else seed
+        return JournalEntry(
+            ItemState.FAILED, self.task_id, None, seed, None, None, usage, status, error[:500], kind
+        )
+
+
+Entries = Mapping[int, JournalEntry]  # the items not to do, by index
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What to do, in this order. Reconciling comes alone: decide again after it."""
+
+    reconcile: tuple[int, ...] = ()
+    cancel: tuple[str, ...] = ()
+    changes: dict[int, JournalEntry] = field(default_factory=dict)
+    download: tuple[tuple[int, GenerationTask], ...] = ()
+    create: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Wait on ``watch`` (remote id -> its absolute deadline) until ``min_finished`` have ended."""
+
+    watch: dict[str, float]
+    min_finished: int
+
+    def late(self, now: float) -> list[str]:
+        return [rid for rid, limit in self.watch.items() if now >= limit]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Every item ended; ``error``, naming the failed items, when they exceed the budget."""
+
+    failed: tuple[int, ...]
+    error: str | None
+
+
+def in_flight(entries: Entries) -> dict[str, int]:
+    """Remote id -> index of every item running remotely."""
+    return {e.task_id: i for i, e in entries.items() if e.state is ItemState.RUNNING and e.task_id}
+
+
+def todo(entries: Entries, total: int) -> list[int]:
+    return [i for i in range(total) if entries.get(i, JournalEntry()).state is ItemState.TODO]
+
+
+def describe(entries: Entries, total: int) -> str:
+    n = Counter(e.state for e in entries.values())
+    return (
+        f"{n[ItemState.DONE]} done, {n[ItemState.FAILED]} failed, {n[ItemState.RUNNING]} running, "
+        f"{n[ItemState.CREATING]} unconfirmed, {len(todo(entries, total))} to create"
+    )
+
+
+def resume(entries: Entries, retry_policy_failures: bool, now: float) -> dict[int, JournalEntry]:
+    """At a new try of the Airflow task, or for ``retry_failed_from`` (the earlier manifest's
+    entries): the failures worth another attempt go back to work, a failed download to its task."""
+    changes = {}
+    for index, entry in entries.items():
+        target = retry_target(entry.kind, retry_policy_failures) if entry.state is ItemState.FAILED else None
+        if target is ItemState.TODO:
+            changes[index] = JournalEntry()
+        elif target is ItemState.RUNNING and entry.task_id:
+            changes[index] = JournalEntry(ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed)
+    return changes
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What bounds the batch: its size, concurrency, per-item timeout, absolute deadline, budget."""
+
+    total: int
+    max_in_flight: int
+    timeout: float
+    deadline: float
+    max_failed_items: int | float = 0
+
+    def decide(self, entries: Entries, now: float) -> Actions:
+        """Before waiting: reconcile interrupted creates first; at the deadline cancel and fail
+        what is left; else create the next items, at most ``max_in_flight`` running at once."""
+        creating = tuple(i for i, e in sorted(entries.items()) if e.state is ItemState.CREATING)
+        running = in_flight(entries)
+        if creating:
+            return Actions(reconcile=creating)
+        if now < self.deadline:
+            return Actions(
+                create=tuple(todo(entries, self.total)[: max(self.max_in_flight - len(running), 0)])
+            )
+        changes = {
+            i: entries[i].failed("timeout", "the batch deadline passed", "cancelled")
+            for i in running.values()
+        }
+        skipped = JournalEntry().failed(
+            "timeout", "the batch deadline passed before it was created", "skipped"
+        )
+        changes.update((i, skipped) for i in todo(entries, self.total))
+        return Actions(cancel=tuple(running), changes=changes)
+
+    def observe(
+        self,
+        entries: Entries,
+        tasks: Mapping[str, GenerationTask],
+        late: Iterable[str],
+        missing: Iterable[str],
+    ) -> Actions:
+        """A wait's results: late tasks are cancelled and failed, unknown ones failed, finished ones
+        downloaded or failed with their kind; ids not running in this batch are ignored."""
+        by_id = in_flight(entries)
+        cancel = tuple(rid for rid in late if rid in by_id)
+        changes = {
+            by_id[r]: entries[by_id[r]].failed("timeout", f"not finished within timeout={self.timeout:.0f} s")
+            for r in cancel
+        }
+        for rid in (rid for rid in missing if rid in by_id):
+            changes[by_id[rid]] = entries[by_id[rid]].failed(
+                "remote", f"GPTProto task {rid} is unknown to the server"
+            )
+        download = []
+        for rid, task in ((r, t) for r, t in tasks.items() if r in by_id and t.is_terminal):
+            if task.status is TaskStatus.SUCCEEDED:
+                download.append((by_id[rid], task))
+                continue
+            kind = POLICY_KIND if task.is_content_policy_violation else "remote"
+            error = f"{task.error_code or task.status.value}: {task.error_message or ''}".strip(": ")
+            changes[by_id[rid]] = entries[by_id[rid]].failed(
+                kind, error, task.status.value, task.usage, task.seed
+            )
+        return Actions(cancel=cancel, changes=changes, download=tuple(download))
+
+    def wait_or_finish(self, entries: Entries) -> Wait | Finish:
+        """After acting: finish once every item ended (the failure budget decides how), else wait
+        on the running ids, waking at half of them while items remain to be created, else all."""
+        if sum(e.state in (ItemState.DONE, ItemState.FAILED) for e in entries.values()) == self.total:
+            failed = tuple(sorted(i for i, e in entries.items() if e.state is ItemState.FAILED))
+            budget = failure_budget(self.max_failed_items, self.total)
+            if len(failed) <= budget:
+                return Finish(failed, None)
+            more = f" and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
+            named = ", ".join(map(str, failed[:MAX_NAMED])) + more
+            error = f"over max_failed_items={self.max_failed_items!r} ({budget} allowed): items {named}"
+            return Finish(failed, f"{len(failed)} of {self.total} items failed, {error}")
+        watch = {
+            r: min((entries[i].at or 0.0) + self.timeout, self.deadline)
+            for r, i in in_flight(entries).items()
+        }
+        return Wait(watch, math.ceil(len(watch) / 2) if todo(entries, self.total) else len(watch))
