@@ -95,9 +95,6 @@ class Wait:
     watch: dict[str, float]
     min_finished: int
 
-    def late(self, now: float) -> list[str]:
-        return [rid for rid, limit in self.watch.items() if now >= limit]
-
 
 @dataclass(frozen=True)
 class Finish:

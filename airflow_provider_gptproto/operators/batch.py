@@ -26,7 +26,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoVideoDownloadError,
 )
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, run_poll
 from airflow_provider_gptproto.hooks.mixin import positive_seconds
 from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.models import batch_plan as plan
@@ -37,6 +37,7 @@ from airflow_provider_gptproto.models.batch import (
     fingerprint,
     rows_from_text,
 )
+from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.results import BatchSummary, ManifestRow
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
@@ -311,11 +312,16 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         )
 
     def _poll_in_worker(self, journal: BatchJournal, batch: plan.BatchPlan, wait: plan.Wait) -> plan.Actions:
-        time.sleep(max(0.0, min(self.poll_interval, journal.deadline - time.time())))
-        late = wait.late(time.time())
-        ids = [rid for rid in wait.watch if rid not in late]
-        tasks = self.hook.get_tasks(ids) if ids else {}
-        return batch.observe(journal.entries, tasks, late, [rid for rid in ids if rid not in tasks])
+        """Not deferrable: the trigger's wait run here, back to work as soon as one task ended."""
+        waiting = BatchWait(
+            wait.watch, self.poll_interval, journal.deadline, min_finished=1, max_wait_ready=0
+        )
+        read = lambda check: self.hook.get_tasks(list(check.ids))  # noqa: E731
+        status, message = run_poll(waiting.plan(time.time()), read, self.log.log, time.sleep, time.time)
+        if status == "error":
+            journal.flush()
+            raise GPTProtoError(message)
+        return batch.observe(journal.entries, waiting.done, waiting.timed_out, waiting.missing)
 
     # ------------------------------------------------------------------------------ creating
     def _create(self, journal: BatchJournal, wave: list[BatchItem]) -> None:

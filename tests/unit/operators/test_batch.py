@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
     GPTProtoRequestError,
+    GPTProtoServerError,
     GPTProtoTaskMayExistError,
     GPTProtoVideoDownloadError,
 )
@@ -490,3 +491,21 @@ def test_over_budget_the_error_names_the_failed_items_and_the_manifest(tmp_path:
         f"2 of 4 items failed, over max_failed_items=1 (1 allowed): items 1, 3; see "
         f"{tmp_path / 'out' / 'manifest.jsonl'}. A retry re-runs the failed items only."
     )
+
+
+def test_a_transient_error_while_polling_in_the_worker_is_waited_out(tmp_path: Path) -> None:
+    """The in-worker wait is the trigger's plan: a 503 backs off and polls again, not a failed try."""
+    hook = FakeHook()
+    reads = hook.get_tasks
+    failures = iter([GPTProtoServerError("busy", http_status=503)])
+
+    def flaky_reads(task_ids: list[str]) -> dict[str, GenerationTask]:
+        if (exc := next(failures, None)) is not None:
+            hook.status_reads.append(list(task_ids))
+            raise exc
+        return reads(task_ids)
+
+    hook.get_tasks = flaky_reads  # type: ignore[method-assign]
+    summary = _operator(hook, tmp_path, prompts=["a", "b"]).execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert summary is not None and summary["succeeded"] == 2
+    assert len(hook.created) == 2 and hook.status_reads[0] == hook.status_reads[1]  # read again, same ids
