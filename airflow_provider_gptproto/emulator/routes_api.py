@@ -124,6 +124,7 @@ async def create_task(request: Request, state: StateDep) -> JSONResponse:
         (markers.failure_code, markers.failure_message),
         base_url(request, state),
         links_expired=markers.links_expired,
+        video=markers.video,
     )
     state.store.add(task)
     request.scope.setdefault("gptproto", {})["task_id"] = task.id

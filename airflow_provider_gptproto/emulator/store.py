@@ -43,6 +43,7 @@ class Task:
     failure_message: str | None = None
     cancelled_at: float | None = None
     links_expired: bool = False  # links name an expiry before the task finished ([[link:expired]])
+    video: str | None = None  # a hostile video link ([[video:redirect-metadata|endless|html]])
     base_url: str = ""  # where the client reached us, for links in webhook bodies
     notified: list[str] = field(default_factory=list)  # statuses already delivered to callback_url
 
@@ -245,6 +246,7 @@ def make_task(
     failure: tuple[str | None, str | None],
     base_url: str = "",
     links_expired: bool = False,
+    video: str | None = None,
 ) -> Task:
     """A new task; seed -1 ("random") becomes a concrete seed, reported back like upstream."""
     seed = spec.seed if spec.seed != -1 else random.randint(1, 2147483647)
@@ -260,4 +262,5 @@ def make_task(
         failure_message=failure[1],
         base_url=base_url,
         links_expired=links_expired,
+        video=video,
     )

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gptproto import __version__
 from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoRequestError
-from airflow_provider_gptproto.get_provider_info import DEFAULT_RETRY_LIMIT, DEFAULT_TIMEOUT_SECONDS
+from airflow_provider_gptproto.get_provider_info import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_RETRY_LIMIT,
+    DEFAULT_TIMEOUT_SECONDS,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -20,7 +24,6 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://gptproto.com"
 TASKS_PATH = "/api/v3/contents/generations/tasks"
 USER_AGENT = f"airflow-provider-gptproto/{__version__}"
-DEFAULT_MAX_BYTES = 4 * 1024**3  # the largest video a download accepts, unless told otherwise
 
 
 @dataclass(frozen=True)

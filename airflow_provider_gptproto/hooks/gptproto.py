@@ -251,16 +251,20 @@ class GPTProtoHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form (timeout, retry_limit) for Airflow before 3.2.
+        """Extra fields of the connection form (timeout, retry_limit, max_bytes, ...) for Airflow before 3.2.
 
         :return: one wtforms field per connection extra, with its default.
         """
-        from wtforms import IntegerField  # type: ignore[import-untyped]
+        from wtforms import BooleanField, IntegerField  # type: ignore[import-untyped]
         from wtforms.validators import NumberRange, Optional  # type: ignore[import-untyped]
 
         fields = provider_info.conn_fields()
         return {
-            name: IntegerField(
+            name: BooleanField(
+                spec["label"], default=spec["schema"]["default"], description=spec["description"]
+            )
+            if "boolean" in spec["schema"]["type"]
+            else IntegerField(
                 spec["label"],
                 validators=[Optional(), NumberRange(min=1)],
                 default=spec["schema"]["default"],
