@@ -687,7 +687,7 @@ class GPTProtoHook(BaseHook):
         The bytes go to a hidden temporary sibling (``.<name>.<random>.part``) that is renamed to
         ``destination`` only once the whole video arrived and checked out, so ``destination`` only
         ever holds a complete file. Every URL and redirect hop is checked before it is connected to
-        (docs/downloads.md#which-urls-are-fetched), and the first bytes must be a video container.
+        (docs/connection.md, "Which URLs are fetched"), and the first bytes must be a video container.
 
         :param url: the task's ``video_url`` (http or https; pre-signed, no credentials needed).
         :param destination: the file to write: an ``ObjectStoragePath`` (``ObjectStoragePath(
