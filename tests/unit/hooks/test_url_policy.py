@@ -257,15 +257,16 @@ def test_without_a_connection_a_download_gets_the_strict_defaults(
 class _VideoHost(BaseHTTPRequestHandler):
     hosts: list[str] = []
 
-    def do_GET(self) -> None:
+    def do_HEAD(self) -> None:
         self.hosts.append(self.headers["Host"])
         self.send_response(200)
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Content-Length", str(len(MP4)))
         self.end_headers()
-        self.wfile.write(MP4)
 
-    do_HEAD = do_GET
+    def do_GET(self) -> None:
+        self.do_HEAD()
+        self.wfile.write(MP4)
 
     def log_message(self, *args: Any) -> None:
         pass
