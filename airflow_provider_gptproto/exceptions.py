@@ -144,6 +144,18 @@ class GPTProtoVideoURLExpiredError(GPTProtoVideoDownloadError):
     """The pre-signed URL is no longer valid (403/404/410); a fresh one may come from get_task."""
 
 
+class GPTProtoURLRefusedError(GPTProtoVideoDownloadError):
+    """A URL was refused before any connection to it (scheme, metadata, link-local, private, ...).
+
+    The message names the host and the rule, never the query string (it may carry a signature).
+    """
+
+    def __init__(self, host: str, rule: str) -> None:
+        self.host = host
+        self.rule = rule
+        super().__init__(f"Refusing to fetch from {host or 'a URL without a host'}: {rule}; nothing written")
+
+
 class GPTProtoVideoDestinationExistsError(GPTProtoVideoDownloadError):
     """The destination already holds a file and the download was told not to replace it."""
 

@@ -10,6 +10,7 @@ from typing import Any
 
 DEFAULT_TIMEOUT_SECONDS = 60
 DEFAULT_RETRY_LIMIT = 5
+DEFAULT_MAX_BYTES = 4 * 1024**3  # the largest video a download accepts, unless told otherwise
 _PKG = "airflow_provider_gptproto"
 _INTEGRATION = "GPTProto"
 
@@ -80,6 +81,16 @@ def conn_fields() -> dict[str, Any]:
             "label": "Retry limit",
             "description": "Attempts for transient failures (429, 5xx, connection errors) per API call.",
             "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_RETRY_LIMIT},
+        },
+        "max_bytes": {
+            "label": "Largest video (bytes)",
+            "description": "A larger video fails to download; an operator's max_bytes wins. Default 4 GiB.",
+            "schema": {"type": ["integer", "null"], "minimum": 1, "default": DEFAULT_MAX_BYTES},
+        },
+        "allow_private_urls": {
+            "label": "Allow private URLs",
+            "description": "Download from loopback and private addresses even when the Base URL is public.",
+            "schema": {"type": ["boolean", "null"], "default": False},
         },
     }
 

@@ -26,8 +26,24 @@ os.environ.setdefault(
 )
 
 # After the settings above: these import the Airflow-stack harness.
-from tests.support import shared
+from tests.support import shared, socket_guard
 from tests.support.video_plugin_stack import VideoPluginStack, video_plugin_stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """Every connection of the session goes to loopback (tests/support/socket_guard.py)."""
+    uninstall = socket_guard.install()
+    yield
+    uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_left_loopback() -> Iterator[None]:
+    """Fail a test that tried to leave loopback, even if the code under test swallowed the error."""
+    socket_guard.violations.clear()
+    yield
+    assert not socket_guard.violations, f"socket guard: {socket_guard.violations}"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ box, which MP4 readers skip, so the padded file is still the same playable video
 
 from __future__ import annotations
 
+import asyncio
 import re
 import struct
 from collections.abc import AsyncIterator
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 CHUNK = 256 * 1024
@@ -151,3 +153,37 @@ def xml_error(status: int, code: str, message: str, request_id: str) -> Response
         f"<RequestId>{request_id}</RequestId><HostId>gptproto-emulator</HostId></Error>"
     )
     return Response(body, status_code=status, media_type="application/xml")
+
+
+# Where [[video:redirect-metadata]]'s chain ends: the cloud metadata service (a client must refuse it).
+METADATA_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/?X-Amz-Signature=leak"
+REDIRECT_HOPS = 2  # loopback hops before the last one
+HTML_ERROR_PAGE = b"<!DOCTYPE html>\n<html><head><title>Error</title></head><body>Denied</body></html>\n"
+_FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+async def _endless() -> AsyncIterator[bytes]:
+    """A video that never ends: an ftyp box (it passes a container check), then zeros forever."""
+    yield _FTYP
+    while True:
+        yield _ZEROS
+        await asyncio.sleep(0)  # let the loop serve other requests and notice the client has gone
+
+
+def hostile_video(request: Request, kind: str) -> Response:
+    """What a ``[[video:...]]`` task's video link serves instead of the video.
+
+    ``redirect-metadata``: two loopback redirects, then one to the cloud metadata address;
+    ``endless``: 200 ``video/mp4`` with no Content-Length and a body that never ends;
+    ``html``: an HTML error page served with 200 and ``video/mp4``.
+    """
+    if kind == "redirect-metadata":
+        hop = int(request.query_params.get("hop", "0") or 0)
+        if hop < REDIRECT_HOPS:
+            return RedirectResponse(str(request.url.include_query_params(hop=hop + 1)), status_code=302)
+        return RedirectResponse(METADATA_URL, status_code=302)
+    if kind == "endless":
+        if request.method == "HEAD":
+            return Response(status_code=200, media_type="video/mp4")
+        return StreamingResponse(_endless(), media_type="video/mp4")
+    return Response(HTML_ERROR_PAGE, status_code=200, media_type="video/mp4")

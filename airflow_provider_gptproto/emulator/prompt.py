@@ -27,6 +27,7 @@ _FLAG_ALIASES = {
     "camerafixed": "camera_fixed",
     "cf": "camera_fixed",
 }
+HOSTILE_VIDEOS = ("redirect-metadata", "endless", "html")
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive")
 RESOLUTIONS = ("480p", "720p", "1080p")
 
@@ -61,6 +62,7 @@ class Markers:
     queue_seconds: float | None = None
     run_seconds: float | None = None
     links_expired: bool = False  # [[link:expired]]: links are already past their expiry when handed out
+    video: str | None = None  # [[video:redirect-metadata|endless|html]]: a hostile video link
     seen: list[str] = field(default_factory=list)
 
 
@@ -106,7 +108,8 @@ def _seconds(text: str | None) -> float | None:
 
 def parse_markers(prompt: str) -> Markers:
     """Read ``[[fail:policy]]``, ``[[fail:CODE]]``, ``[[expire]]``, ``[[reject:policy]]``,
-    ``[[queue:S]]``, ``[[run:S]]`` and ``[[link:expired]]``; unknown markers are left alone."""
+    ``[[queue:S]]``, ``[[run:S]]``, ``[[link:expired]]`` and ``[[video:...]]``; unknown markers are
+    left alone."""
     markers = Markers()
     for raw_name, raw_arg in _MARKER_RE.findall(prompt):
         name, arg = raw_name.lower(), (raw_arg or "").strip()
@@ -128,6 +131,8 @@ def parse_markers(prompt: str) -> Markers:
             markers.run_seconds = _seconds(arg)
         elif name == "link" and arg.lower() == "expired":
             markers.links_expired = True
+        elif name == "video" and arg.lower() in HOSTILE_VIDEOS:
+            markers.video = arg.lower()
         else:
             continue
         markers.seen.append(name)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from .config import apply_runtime_changes
 from .errors import new_request_id
 from .faults import FaultRuleError, parse_rule
-from .media import MediaResponse, VirtualFile, xml_error
+from .media import MediaResponse, VirtualFile, hostile_video, xml_error
 from .routes_api import emulator
 from .signing import MEDIA_PREFIX, check_signature
 from .store import Task
@@ -63,6 +63,8 @@ async def media(request: Request, name: str) -> Response:
     task = state.store.tasks.get(task_id)
     if task is None or task.status() != "succeeded":
         return xml_error(404, "NoSuchKey", "The specified key does not exist.", request_id)
+    if kind == "mp4" and task.video:
+        return hostile_video(request, task.video)
     rendered = await state.videos.get(state.render_job(task))
     if kind == "png":
         vfile = VirtualFile.padded(rendered.png, 0)

@@ -126,6 +126,7 @@ async def create_task(request: Request, state: StateDep) -> JSONResponse:
         base_url(request, state),
         links_expired=markers.links_expired,
         first_frame=await stored_first_frame(state, payload),
+        video=markers.video,
     )
     state.store.add(task)
     request.scope.setdefault("gptproto", {})["task_id"] = task.id

@@ -44,6 +44,7 @@ class Task:
     cancelled_at: float | None = None
     links_expired: bool = False  # links name an expiry before the task finished ([[link:expired]])
     first_frame: str | None = None  # PNG the clip starts from (the first_frame image), see frames.py
+    video: str | None = None  # a hostile video link ([[video:redirect-metadata|endless|html]])
     base_url: str = ""  # where the client reached us, for links in webhook bodies
     notified: list[str] = field(default_factory=list)  # statuses already delivered to callback_url
 
@@ -247,6 +248,7 @@ def make_task(
     base_url: str = "",
     links_expired: bool = False,
     first_frame: str | None = None,
+    video: str | None = None,
 ) -> Task:
     """A new task; seed -1 ("random") becomes a concrete seed, reported back like upstream."""
     seed = spec.seed if spec.seed != -1 else random.randint(1, 2147483647)
@@ -263,4 +265,5 @@ def make_task(
         base_url=base_url,
         links_expired=links_expired,
         first_frame=first_frame,
+        video=video,
     )

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gptproto import __version__
 from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoRequestError
-from airflow_provider_gptproto.get_provider_info import DEFAULT_RETRY_LIMIT, DEFAULT_TIMEOUT_SECONDS
+from airflow_provider_gptproto.get_provider_info import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_RETRY_LIMIT,
+    DEFAULT_TIMEOUT_SECONDS,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -30,6 +34,8 @@ class ClientSettings:
     api_key: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     retry_limit: int = DEFAULT_RETRY_LIMIT
+    max_bytes: int = DEFAULT_MAX_BYTES
+    allow_private_urls: bool = False
 
     @property
     def tasks_url(self) -> str:
@@ -68,6 +74,8 @@ def settings_from_connection(
             retry_limit if retry_limit is not None else _extra(extra, "retry_limit"), "retry_limit", int
         )
         or DEFAULT_RETRY_LIMIT,
+        max_bytes=_number(_extra(extra, "max_bytes"), "max_bytes", int) or DEFAULT_MAX_BYTES,
+        allow_private_urls=_flag(_extra(extra, "allow_private_urls"), "allow_private_urls"),
     )
 
 
@@ -88,6 +96,12 @@ def base_url_of(conn: Connection) -> str:
 def _extra(extra: dict[str, Any], name: str) -> Any:
     # Older UIs stored custom fields as extra__<conn_type>__<name>.
     return extra.get(name, extra.get(f"extra__gptproto__{name}"))
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value in (None, "", True, False) or str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise GPTProtoRequestError(f"Connection extra {name!r} must be true or false, got {value!r}", field=name)
 
 
 def _number(value: Any, name: str, kind: type) -> Any:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 import requests
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath, mask_secret
-from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_gptproto import get_provider_info as provider_info
@@ -60,8 +59,10 @@ from airflow_provider_gptproto.hooks._settings import (
     settings_from_connection,
 )
 from airflow_provider_gptproto.hooks._video_http import (
-    check_video_url,
+    PinnedAdapter,
+    ahead_length,
     content_length,
+    download_rules,
     open_stream,
     write_atomically,
 )
@@ -252,16 +253,20 @@ class GPTProtoHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form (timeout, retry_limit) for Airflow before 3.2.
+        """Extra fields of the connection form (timeout, retry_limit, max_bytes, ...) for Airflow before 3.2.
 
         :return: one wtforms field per connection extra, with its default.
         """
-        from wtforms import IntegerField  # type: ignore[import-untyped]
+        from wtforms import BooleanField, IntegerField  # type: ignore[import-untyped]
         from wtforms.validators import NumberRange, Optional  # type: ignore[import-untyped]
 
         fields = provider_info.conn_fields()
         return {
-            name: IntegerField(
+            name: BooleanField(
+                spec["label"], default=spec["schema"]["default"], description=spec["description"]
+            )
+            if "boolean" in spec["schema"]["type"]
+            else IntegerField(
                 spec["label"],
                 validators=[Optional(), NumberRange(min=1)],
                 default=spec["schema"]["default"],
@@ -304,7 +309,7 @@ class GPTProtoHook(BaseHook):
     def session(self) -> requests.Session:
         """One pooled HTTP session per hook (no urllib3 retries: the retry policy is ours)."""
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=8, max_retries=0)
+        adapter = PinnedAdapter(pool_connections=2, pool_maxsize=8, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -659,12 +664,14 @@ class GPTProtoHook(BaseHook):
 
         The bytes go to a hidden temporary sibling (``.<name>.<random>.part``) that is renamed to
         ``destination`` only once the whole video arrived and checked out, so ``destination`` only
-        ever holds a complete file. Redirects are followed by hand (only http(s) hops).
+        ever holds a complete file. Every URL and redirect hop is checked before it is connected to
+        (docs/connection.md, "Which URLs are fetched"), and the first bytes must be a video container.
 
         :param url: the task's ``video_url`` (http or https; pre-signed, no credentials needed).
         :param destination: the file to write: an ``ObjectStoragePath`` (``ObjectStoragePath(
             "s3://aws_default@bucket/v.mp4")``, ``ObjectStoragePath("/tmp/v.mp4")``); its parent must exist.
-        :param max_bytes: refuse a video larger than this many bytes. Default None: no limit.
+        :param max_bytes: refuse a video larger than this many bytes. Default None: the connection's
+            ``max_bytes`` extra, else 4 GiB.
         :param if_exists: what to do when ``destination`` already exists: ``"overwrite"`` (default;
             replaced atomically, so a retry repeats cleanly), ``"skip"`` (keep it, download nothing,
             describe the existing file) or ``"fail"``.
@@ -679,7 +686,8 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoVideoURLExpiredError: the URL answered 403/404/410 (get the task again for a
             fresh one).
         :raises GPTProtoVideoDownloadError: any other failure (non-video content, truncated stream, over
-            ``max_bytes``, refused scheme, destination not writable); nothing is left at the destination.
+            ``max_bytes``, destination not writable); nothing is left at the destination.
+        :raises GPTProtoURLRefusedError: a URL or redirect hop was refused (a download error too).
         """
         check_if_exists(if_exists)
         # Before any byte moves: "Install s3fs to access S3" names neither the provider nor the field.
@@ -688,10 +696,10 @@ class GPTProtoHook(BaseHook):
         if existing is not None:
             self.log.info("%s already exists; if_exists='skip' keeps it", destination)
             return existing
-        resp = open_stream(
-            self.session, url, (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS), USER_AGENT
-        )
-        return write_atomically(resp, destination, max_bytes, sweep=sweep_stale)
+        policy, default_max = download_rules(lambda: self.settings)
+        timeouts = (CONNECT_TIMEOUT_SECONDS, DOWNLOAD_READ_TIMEOUT_SECONDS)
+        resp = open_stream(self.session, url, timeouts, USER_AGENT, policy)
+        return write_atomically(resp, destination, max_bytes or default_max, sweep=sweep_stale)
 
     def video_size(self, url: str) -> int | None:
         """Size of a video by HEAD (no API key sent); never raises.
@@ -700,9 +708,9 @@ class GPTProtoHook(BaseHook):
         :return: its Content-Length in bytes, or None when unknown or unreachable.
         """
         try:
-            check_video_url(url)
-            resp = self.session.head(url, allow_redirects=True, timeout=(CONNECT_TIMEOUT_SECONDS, 10.0))
-            return content_length(resp.headers.get("Content-Length")) if resp.ok else None
+            timeouts, policy = (CONNECT_TIMEOUT_SECONDS, 10.0), download_rules(lambda: self.settings)[0]
+            with open_stream(self.session, url, timeouts, USER_AGENT, policy, method="HEAD") as resp:
+                return content_length(resp.headers.get("Content-Length"))
         except (requests.RequestException, GPTProtoError):
             return None
 
@@ -819,10 +827,8 @@ class GPTProtoHook(BaseHook):
 
         session = self._aio_session()
         try:
-            check_video_url(url)
             timeout = aiohttp.ClientTimeout(total=10.0, sock_connect=CONNECT_TIMEOUT_SECONDS)
-            async with session.head(url, allow_redirects=True, timeout=timeout) as resp:
-                return content_length(resp.headers.get("Content-Length")) if resp.status < 400 else None
+            return await ahead_length(session, url, await self.aget_settings(), timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
             return None
 

@@ -400,7 +400,8 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
         carries the task id and the request, whose prompt, model, seed, duration and dimension go
         into the asset event. Default None.
     :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
-    :param max_bytes: refuse a video larger than this many bytes (None: no limit). Default 2 GiB.
+    :param max_bytes: refuse a video larger than this many bytes. Default None: the connection's
+        ``max_bytes`` extra, else 4 GiB.
     :param if_exists: what to do when the destination file already exists: ``"overwrite"`` (replace
         it atomically, so a retry repeats cleanly), ``"skip"`` (keep it and report it, download
         nothing) or ``"fail"``. Default ``"overwrite"``.
@@ -444,7 +445,7 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
         gptproto_task_id: str | None = None,
         gptproto_task: dict[str, Any] | None = None,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
-        max_bytes: int | None = 2 * 1024**3,
+        max_bytes: int | None = None,
         if_exists: str = "overwrite",
         check_storage_connection: bool = True,
         **kwargs: Any,

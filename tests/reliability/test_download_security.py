@@ -28,6 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
             self.end_headers()
+            self.wfile.write(b"\x00\x00\x00\x18ftypmp42")  # a video's start: only the size can stop it
             for _ in range(64):  # 4 MiB, no Content-Length: only the running count can stop it
                 self.wfile.write(b"\0" * 65536)
         else:
@@ -60,7 +61,9 @@ def test_non_http_urls_are_refused_before_any_io(url: str, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     "target", ["file:///etc/passwd", "ftp://127.0.0.1/v.mp4", "data:video/mp4;base64,AAAA"]
 )
-def test_redirects_to_other_schemes_are_refused(redirector: str, target: str, tmp_path: Path) -> None:
+def test_redirects_to_other_schemes_are_refused(
+    redirector: str, emulator: Any, target: str, tmp_path: Path
+) -> None:
     dest = ObjectStoragePath(f"file://{tmp_path}/out.mp4")
     with pytest.raises(GPTProtoVideoDownloadError, match="only http"):
         GPTProtoHook().download_video(f"{redirector}/redirect?to={target}", dest)
@@ -79,7 +82,9 @@ def test_http_redirects_are_followed(redirector: str, emulator: Any, tmp_path: P
     assert saved.bytes == (tmp_path / "out.mp4").stat().st_size > 0
 
 
-def test_size_cap_stops_a_stream_without_content_length(redirector: str, tmp_path: Path) -> None:
+def test_size_cap_stops_a_stream_without_content_length(
+    redirector: str, emulator: Any, tmp_path: Path
+) -> None:
     dest = ObjectStoragePath(f"file://{tmp_path}/out.mp4")
     with pytest.raises(GPTProtoVideoDownloadError, match="max_bytes=1000000"):
         GPTProtoHook().download_video(f"{redirector}/endless", dest, max_bytes=1_000_000)

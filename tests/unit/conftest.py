@@ -6,6 +6,7 @@ Nothing here starts a server: HTTP is stubbed with ``responses`` (sync) and ``ai
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 import logging
 import socket
@@ -30,6 +31,28 @@ API_KEY = "sk-unit-test-2f9c1e7a4b"
 BASE_URL = "https://api.gptproto.test"
 TASKS_URL = f"{BASE_URL}/api/v3/contents/generations/tasks"
 CONN_ID = "gptproto_default"
+
+
+# What every host name resolves to in unit tests: a public address nothing connects to (HTTP is
+# stubbed, and the session's socket guard would stop a real connection), so no DNS query leaves.
+PUBLIC_ADDRESS = "93.184.215.14"
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def fake_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    """IP literals and localhost as the system answers them; any other name: PUBLIC_ADDRESS."""
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        if name != "localhost":
+            host = PUBLIC_ADDRESS
+    return _real_getaddrinfo(host, port, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
 
 
 def conn_json(host: str = BASE_URL, password: str | None = API_KEY, **extra: object) -> str:

@@ -50,6 +50,14 @@ class FakeResponse:
         self.closed = True
 
 
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42"  # what every MP4 starts with: the ftyp box
+
+
+def video_bytes(size: int) -> bytes:
+    """``size`` random bytes that start like an MP4, so the container check lets them through."""
+    return (MP4_HEAD + os.urandom(size))[:size]
+
+
 def pieces(data: bytes, size: int = READ_BYTES, pulled: list[int] | None = None) -> Iterator[bytes]:
     for offset in range(0, len(data), size):
         if pulled is not None:
@@ -133,7 +141,7 @@ def test_writes_the_whole_video_with_its_sha256(
 ) -> None:
     writes: list[int] = []
     patch_writes(lambda data: writes.append(len(data)))
-    data = os.urandom(3 * READ_BYTES + 12345)  # several chunks and a short last one: order matters
+    data = video_bytes(3 * READ_BYTES + 12345)  # several chunks and a short last one: order matters
     resp = FakeResponse(pieces(data), len(data))
 
     video = download(resp, dest)
@@ -159,7 +167,7 @@ def test_a_killed_downloads_leftover_is_swept_and_a_live_one_kept(
     idle = time.time() - storage.STALE_PART_SECONDS - 5
     os.utime(stale, (idle, idle))
     os.utime(other, (idle, idle))
-    data = os.urandom(1000)
+    data = video_bytes(1000)
 
     download(FakeResponse(pieces(data), len(data)), dest)
 
@@ -171,7 +179,7 @@ def test_sweep_false_leaves_the_folder_unlisted(dest: ObjectStoragePath, tmp_pat
     stale.write_bytes(b"partial")
     idle = time.time() - storage.STALE_PART_SECONDS - 5
     os.utime(stale, (idle, idle))
-    data = os.urandom(1000)
+    data = video_bytes(1000)
 
     _video_http.write_atomically(FakeResponse(pieces(data), len(data)), dest, None, sweep=False)  # type: ignore[arg-type]
 
@@ -196,10 +204,43 @@ def test_a_folder_sweep_removes_every_killed_downloads_leftover_in_one_listing(t
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in kept)
 
 
-def test_an_empty_video_has_the_empty_digest(dest: ObjectStoragePath) -> None:
-    video = download(FakeResponse(iter(()), 0), dest)
+def test_an_empty_body_is_not_a_video_and_leaves_nothing(dest: ObjectStoragePath, tmp_path: Path) -> None:
+    with pytest.raises(GPTProtoVideoDownloadError, match="'video/mp4' but an empty body"):
+        download(FakeResponse(iter(()), 0), dest)
 
-    assert (video.bytes, video.sha256) == (0, hashlib.sha256(b"").hexdigest())
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("head", "content_type", "says"),
+    [
+        (b"<!DOCTYPE html><html><body>Access denied</body></html>", "video/mp4", "'video/mp4' but HTML"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "application/octet-stream", "'application/octet-stream' but no"),
+        (b"\x00\x00", "video/mp4", "no video container"),  # shorter than a box header
+    ],
+)
+def test_a_body_that_is_not_a_video_container_fails_naming_its_content_type(
+    dest: ObjectStoragePath, tmp_path: Path, head: bytes, content_type: str, says: str
+) -> None:
+    resp = FakeResponse(pieces(head, 3), len(head), content_type)  # tiny chunks: the head spans several
+
+    with pytest.raises(GPTProtoVideoDownloadError, match=says):
+        download(resp, dest)
+
+    assert os.listdir(tmp_path) == [] and resp.closed
+
+
+@pytest.mark.parametrize(
+    "head", [b"\x00\x00\x00\x20ftypisom", b"\x00\x00\x00\x14ftypqt  ", b"\x1a\x45\xdf\xa3\x9f"]
+)
+def test_mp4_mov_and_webm_heads_pass_even_when_split_across_chunks(
+    dest: ObjectStoragePath, head: bytes
+) -> None:
+    data = head + os.urandom(5000)
+
+    video = download(FakeResponse(pieces(data, 3), len(data)), dest)
+
+    assert video.sha256 == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -208,7 +249,7 @@ def test_an_empty_video_has_the_empty_digest(dest: ObjectStoragePath) -> None:
 def test_a_broken_stream_leaves_nothing_and_stops_the_digest_thread(
     dest: ObjectStoragePath, tmp_path: Path, exc: requests.RequestException
 ) -> None:
-    data = os.urandom(3 * READ_BYTES)
+    data = video_bytes(3 * READ_BYTES)
     resp = FakeResponse(broken_after(data, exc), 10 * READ_BYTES)
 
     with pytest.raises(
@@ -221,7 +262,7 @@ def test_a_broken_stream_leaves_nothing_and_stops_the_digest_thread(
 
 
 def test_fewer_bytes_than_content_length_is_truncation(dest: ObjectStoragePath, tmp_path: Path) -> None:
-    data = os.urandom(READ_BYTES + 7)
+    data = video_bytes(READ_BYTES + 7)
 
     with pytest.raises(
         GPTProtoVideoDownloadError, match=f"Video truncated: got {len(data)} of {len(data) + 1}"
@@ -237,7 +278,7 @@ def test_max_bytes_stops_the_stream_mid_way(dest: ObjectStoragePath, tmp_path: P
     def endless() -> Iterator[bytes]:
         while True:
             pulled.append(READ_BYTES)
-            yield bytes(READ_BYTES)
+            yield video_bytes(READ_BYTES)
 
     with pytest.raises(GPTProtoVideoDownloadError, match="max_bytes"):
         download(FakeResponse(endless(), None), dest, max_bytes=3 * READ_BYTES)
@@ -251,7 +292,7 @@ def test_other_errors_propagate_unchanged(dest: ObjectStoragePath, tmp_path: Pat
         pass
 
     with pytest.raises(Interrupted):
-        download(FakeResponse(broken_after(os.urandom(READ_BYTES), Interrupted()), None), dest)
+        download(FakeResponse(broken_after(video_bytes(READ_BYTES), Interrupted()), None), dest)
 
     assert os.listdir(tmp_path) == []
 
@@ -266,7 +307,7 @@ def test_a_write_error_propagates_and_stops_the_digest_thread(
     pulled: list[int] = []
 
     with pytest.raises(GPTProtoVideoDownloadError, match="No space left") as caught:
-        download(FakeResponse(pieces(bytes(100 * READ_BYTES), pulled=pulled), None), dest)
+        download(FakeResponse(pieces(MP4_HEAD + bytes(100 * READ_BYTES), pulled=pulled), None), dest)
 
     # The error names the destination the user chose, never the hidden temporary file.
     assert f"Cannot write the video to {dest}: No space left on device" == str(caught.value)
@@ -286,7 +327,7 @@ def test_a_digest_failure_stops_the_download_and_reaches_the_caller(
     pulled: list[int] = []
 
     with pytest.raises(MemoryError, match="no room to hash"):
-        download(FakeResponse(pieces(bytes(100 * READ_BYTES), pulled=pulled), None), dest)
+        download(FakeResponse(pieces(MP4_HEAD + bytes(100 * READ_BYTES), pulled=pulled), None), dest)
 
     assert len(pulled) <= HASH_QUEUE_CHUNKS + 3  # noticed within a few chunks, not at the end
     assert os.listdir(tmp_path) == []
@@ -305,7 +346,7 @@ def test_a_digest_failure_on_the_last_chunk_still_fails_the_download(
     patch_digest(fails_late)
 
     with pytest.raises(MemoryError):
-        download(FakeResponse(pieces(os.urandom(3 * READ_BYTES)), 3 * READ_BYTES), dest)
+        download(FakeResponse(pieces(video_bytes(3 * READ_BYTES)), 3 * READ_BYTES), dest)
 
     assert os.listdir(tmp_path) == []
 
@@ -320,7 +361,7 @@ def test_a_slow_digest_holds_back_the_stream_so_memory_stays_flat(
         release.wait(30)
 
     patch_digest(stuck_until_released)
-    data = os.urandom(40 * 1024)
+    data = video_bytes(40 * 1024)
     pulled: list[int] = []
     result: list[Any] = []
     worker = threading.Thread(
@@ -355,7 +396,7 @@ def test_after_a_failure_queued_chunks_are_dropped_not_hashed(
 
     patch_digest(stuck_until_released)
     chunks = HASH_QUEUE_CHUNKS + 1  # one being hashed, the others queued when the stream breaks
-    stream = broken_after(os.urandom(1024 * chunks), requests.ConnectionError(), 1024)
+    stream = broken_after(video_bytes(1024 * chunks), requests.ConnectionError(), 1024)
     threading.Timer(0.3, release.set).start()  # the first digest is stuck until the stream has broken
 
     with pytest.raises(GPTProtoVideoDownloadError, match="truncated"):
@@ -370,7 +411,7 @@ def test_lineage_names_the_destination_once_and_never_the_temporary_file(
 ) -> None:
     collector = HookLineageCollector()  # Airflow's own, as when a lineage reader plugin is installed
     monkeypatch.setattr(_video_http, "get_hook_lineage_collector", lambda: collector)
-    data = os.urandom(2 * READ_BYTES)  # 64 writes: one lineage record, not one per write
+    data = video_bytes(2 * READ_BYTES)  # 64 writes: one lineage record, not one per write
 
     download(FakeResponse(pieces(data), len(data)), dest)
 
@@ -384,7 +425,7 @@ def test_a_failed_download_records_no_lineage(
 ) -> None:
     collector = HookLineageCollector()
     monkeypatch.setattr(_video_http, "get_hook_lineage_collector", lambda: collector)
-    data = os.urandom(READ_BYTES)
+    data = video_bytes(READ_BYTES)
 
     with pytest.raises(GPTProtoVideoDownloadError, match="truncated"):
         download(FakeResponse(pieces(data), len(data) + 1), dest)

@@ -39,7 +39,8 @@ AIRFLOW_VERSION = Version(Version(airflow.__version__).base_version)
 DECLARATIVE_UI = Version("3.2") <= AIRFLOW_VERSION  # conn-fields / ui-field-behaviour read from provider info
 PACKAGE = "airflow-provider-gptproto"
 HOOK_CLASS = "airflow_provider_gptproto.hooks.gptproto.GPTProtoHook"
-WIDGETS = {"extra__gptproto__timeout", "extra__gptproto__retry_limit"}
+EXTRAS = {"timeout", "retry_limit", "max_bytes", "allow_private_urls"}
+WIDGETS = {f"extra__gptproto__{name}" for name in EXTRAS}
 BEHAVIOUR = {
     "hidden_fields": ["schema", "port", "login"],
     "relabeling": {"host": "Base URL", "password": "API Key"},
@@ -405,7 +406,7 @@ def test_field_behaviours_registered(subprocess_results: dict[str, Any]) -> None
 def test_connection_form_widgets_registered(subprocess_results: dict[str, Any]) -> None:
     widgets = subprocess_results["manager"]["widgets"]
     assert set(widgets) == WIDGETS
-    assert {w["field_name"] for w in widgets.values()} == {"timeout", "retry_limit"}
+    assert {w["field_name"] for w in widgets.values()} == EXTRAS
     assert not any(w["is_sensitive"] for w in widgets.values())
     if DECLARATIVE_UI:
         # Read from conn-fields: API-format dicts, the hook classmethods are not consulted.
@@ -423,8 +424,9 @@ def test_connection_form_widgets_registered(subprocess_results: dict[str, Any]) 
         }
         assert widgets["extra__gptproto__retry_limit"]["field"]["value"] == DEFAULT_RETRY_LIMIT
     else:
-        # Built by GPTProtoHook.get_connection_form_widgets(): wtforms integer fields.
-        assert {w["field_class"] for w in widgets.values()} == {"IntegerField"}
+        # Built by GPTProtoHook.get_connection_form_widgets(): wtforms integer fields, and a checkbox.
+        classes = {w["field_name"]: w["field_class"] for w in widgets.values()}
+        assert classes == {**dict.fromkeys(EXTRAS, "IntegerField"), "allow_private_urls": "BooleanField"}
 
 
 def test_no_deprecation_warning_for_the_hook_on_declarative_airflow(
@@ -459,7 +461,9 @@ def test_connection_form_metadata_for_the_ui(subprocess_results: dict[str, Any])
     assert standard["password"]["title"] == "API Key"
     assert standard["password"]["hidden"] is False
     extra = meta["extra_fields"]
-    assert set(extra) == {"timeout", "retry_limit"}
+    assert set(extra) == EXTRAS
+    assert extra["max_bytes"]["value"] == 4 * 1024**3
+    assert extra["allow_private_urls"]["value"] is False
     assert extra["timeout"]["value"] == DEFAULT_TIMEOUT_SECONDS
     assert extra["retry_limit"]["value"] == DEFAULT_RETRY_LIMIT
     assert extra["timeout"]["schema"]["title"] == "Request timeout (seconds)"

@@ -88,6 +88,19 @@ with _dag("it_download", prompt="a lighthouse", dest="/tmp/unused/"):
     )
 
 
+# Hostile video links ([[video:...]] markers): the download refuses them; 1 MiB stops an endless body.
+with _dag("it_hostile_video", prompt="a lighthouse", dest="/tmp/unused/", failure_log=""):
+    generate = GPTProtoGenerateVideoOperator(task_id="generate", prompt="{{ params.prompt }}", **FAST)
+    GPTProtoDownloadVideoOperator(
+        task_id="download",
+        gptproto_task=generate.output,
+        destination="{{ params.dest }}",
+        max_bytes=1024 * 1024,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+        **RECORD,
+    )
+
 # rel_pipeline_short_deadline: for the fault rows that end in a timeout, which no test should wait
 # a minute for (the deadline is what they study, not its length).
 for name, cap, deadline in (
