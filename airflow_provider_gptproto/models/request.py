@@ -1,12 +1,8 @@
 """The create-task request: one model for both wire formats the vendor accepts.
 
-The seed format (``prompt``, ``duration: "5s"``, ``dimension``, ``loop``, ``logo``) is what the vendor
-documents and what we send by default. The upstream Ark format (``content`` items, ``ratio``,
-``resolution``, integer ``duration``, ...) is needed for images and the newer options. Using any
-upstream-only option switches the payload to the upstream format; mixing options that only exist in
-different formats is an error, because the server would silently ignore half of them.
-
-Every rule names the field and the allowed values, and runs before any request is sent.
+The seed format (``prompt``, ``duration: "5s"``, ``dimension``, ``loop``, ``logo``) is the default; any
+upstream-only option (images, ``ratio``, integer ``duration``, ...) switches to the upstream Ark format.
+Mixing the two is an error (the server would ignore half); every error names the field.
 """
 
 from __future__ import annotations

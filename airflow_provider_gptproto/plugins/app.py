@@ -1,15 +1,8 @@
 """The endpoints behind the Video tab and the gallery, mounted by the api-server under ``/gptproto``.
 
-A plugin's FastAPI app gets none of Airflow's auth on its own, so every route declares the
-api-server's own dependencies (they work on any configured auth manager):
-
-* task-instance routes: ``requires_access_dag(GET, TASK_INSTANCE)``, the check of
-  ``GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}``;
-* gallery routes: ``requires_access_asset(GET)`` plus the DAGs the user may read, the checks of
-  ``GET /api/v2/assets/events``.
-
-No token: 401. No access to the DAG: 403 (or, in the gallery, its videos are not listed). Media are
-looked up by ids (task instance + position, or asset event id); see ``media.py``.
+A plugin's app gets none of Airflow's auth on its own, so every route declares the api-server's
+checks: ``requires_access_dag(GET, TASK_INSTANCE)`` for task instances, ``requires_access_asset(GET)``
+plus the readable DAGs for the gallery (docs/ui.md).
 """
 
 from __future__ import annotations

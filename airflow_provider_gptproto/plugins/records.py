@@ -1,9 +1,6 @@
-"""What the plugin knows about a video, read from Airflow's metadata DB.
-
-Two sources only: a task instance's own results (its ``return_value`` and the ``gptproto_video_url``
-XCom the provider's operators push; for a batch, the manifest its result names) and events of the
-``gptproto_videos`` asset. A file is ever served only from a location one of them recorded; callers
-pass ids, never paths.
+"""What the plugin knows about a video, read from Airflow's metadata DB: a task instance's results
+(and a batch's manifest) and ``gptproto_videos`` asset events. Files are served only from locations
+these recorded; callers pass ids, never paths.
 """
 
 from __future__ import annotations

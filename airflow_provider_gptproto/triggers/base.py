@@ -1,7 +1,6 @@
 """What every GPTProto trigger shares: one hook per trigger, the shared arguments, a guarded on_kill.
 
-The triggers only poll (never create), so a triggerer restart that re-runs one from its stored
-kwargs is harmless, and their deadlines are absolute so a restart does not grant a fresh timeout.
+Triggers only poll (a restart re-running one is harmless) and their deadlines are absolute.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot.
-
-Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``);
-``models.poll`` decides the pauses, the backoff on transient errors and how the wait ends.
-"""
+"""GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot."""
 
 from __future__ import annotations
 
