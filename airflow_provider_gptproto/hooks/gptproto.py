@@ -61,13 +61,7 @@ from airflow_provider_gptproto.hooks._video_http import (
     open_stream,
     write_atomically,
 )
-from airflow_provider_gptproto.hooks._wire import (
-    decode_reply,
-    list_params,
-    never_connected,
-    short,
-    task_path,
-)
+from airflow_provider_gptproto.hooks._wire import decode_reply, list_params, never_connected, short, task_path
 from airflow_provider_gptproto.models import (
     GenerationTask,
     TaskList,

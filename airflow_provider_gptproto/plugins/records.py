@@ -82,13 +82,7 @@ class VideoRecord:
 # ------------------------------------------------------------------------------------ task results
 def _xcoms(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
     rows = session.scalars(
-        XComModel.get_many(
-            run_id=run_id,
-            key=None,
-            task_ids=task_id,
-            dag_ids=dag_id,
-            map_indexes=map_index,
-        )
+        XComModel.get_many(run_id=run_id, key=None, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index)
     ).all()
     # The query is typed as yielding 1-tuples; at run time scalars() gives the models themselves.
     models = [row[0] if isinstance(row, tuple) else row for row in rows]
