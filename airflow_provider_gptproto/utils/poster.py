@@ -1,8 +1,5 @@
-"""Poster frames: one JPEG taken from a stored video, written next to it.
-
-The UI plugin's gallery shows it instead of loading every video. PyAV (the ``ui`` extra) is optional
-for the provider: without it, or when the file cannot be decoded, the video is stored all the same and
-only the poster is missing. PyAV encodes the JPEG itself (MJPEG), so no imaging library is needed.
+"""Poster frames for the gallery: one JPEG (PyAV's MJPEG) from a stored video, written next to it.
+PyAV (the ``ui`` extra) is optional: without it only the poster is missing.
 """
 
 from __future__ import annotations
