@@ -43,18 +43,8 @@ EXPIRES_RANGE = (3600, 259_200)
 _SEED_ONLY = ("loop", "dimension", "logo")
 # Upstream-only options sent as top-level keys of the body as they are (images go into ``content``).
 _UPSTREAM_BODY_OPTIONS = (
-    "ratio",
-    "resolution",
-    "frames",
-    "framespersecond",
-    "camera_fixed",
-    "watermark",
-    "callback_url",
-    "return_last_frame",
-    "service_tier",
-    "execution_expires_after",
-    "generate_audio",
-    "draft",
+    *("ratio", "resolution", "frames", "framespersecond", "camera_fixed", "watermark", "callback_url"),
+    *("return_last_frame", "service_tier", "execution_expires_after", "generate_audio", "draft"),
 )
 _UPSTREAM_ONLY = ("images", *_UPSTREAM_BODY_OPTIONS)
 # Fields whose value must be one of a fixed set; one validator checks them all by field name.
