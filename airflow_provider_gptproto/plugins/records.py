@@ -104,13 +104,11 @@ def task_records(
     records = [r for item in items if isinstance(item, Mapping) for r in read_result(item, base)]
     records = [r for r in records if r.stored_uri or r.video_url]
     pushed_url = xcoms.get(VIDEO_URL_XCOM_KEY)
-    if not records and isinstance(pushed_url, str) and pushed_url:
-        records = [replace(base, video_url=pushed_url)]
-        records[0].video_url_expires = signed_url_expiry(pushed_url, None)
+    pushed_url = pushed_url if isinstance(pushed_url, str) and pushed_url else None
+    records = records or ([replace(base)] if pushed_url else [])
     for record in records:
-        if record.video_url is None and isinstance(pushed_url, str) and pushed_url and len(records) == 1:
-            record.video_url = pushed_url
-            record.video_url_expires = signed_url_expiry(pushed_url, None)
+        if record.video_url is None and pushed_url and len(records) == 1:
+            record.video_url, record.video_url_expires = pushed_url, signed_url_expiry(pushed_url, None)
         if record.stored_uri is None and record.gptproto_task_id:
             _attach_stored_copy(session, record)
     return records

@@ -35,10 +35,8 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
     The return value (XCom) is the finished task: a
     :class:`~airflow_provider_gptproto.models.results.GenerateResult`.
 
-    A transient API error (5xx, 429, dropped connection, garbled reply) never fails a poke: it counts
-    as "not done yet" and the next poke backs off like the trigger (the poke interval doubled per
-    consecutive failure, up to 5 minutes), until ``timeout``. In reschedule mode the failure count
-    survives between reschedules in the task state store (Airflow 3.3+).
+    A transient API error never fails a poke: the next one backs off like the trigger, until
+    ``timeout`` (in reschedule mode the failure count survives in the task state store, Airflow 3.3+).
 
     :param gptproto_task_id: the remote task id to wait for (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='generate', key='gptproto_task_id') }}"``. Required.
