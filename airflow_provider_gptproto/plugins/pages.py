@@ -119,10 +119,7 @@ def gallery(
 
 
 def _pager(selected_dag: str | None, offset: int, limit: int, total: int) -> dict[str, Any] | None:
-    """Newer / range / Older, as Airflow's outline buttons; None (an empty pager) when there is nothing.
-
-    ``newer`` / ``older`` are None at an end of the list: the page shows that button disabled.
-    """
+    """Newer / range / Older (None at an end: that button shows disabled); None when there is nothing."""
 
     def href(start: int) -> str:
         query = {"offset": start, "limit": limit, **({"dag_id": selected_dag} if selected_dag else {})}

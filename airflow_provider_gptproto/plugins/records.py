@@ -115,11 +115,8 @@ def task_records(
 
 
 def result_kind(result: Mapping[str, Any]) -> typed.Kind:
-    """The kind a result names; the one fallback is for a result naming none this release knows.
-
-    That is a result of a release before kinds, or a task returning the same shape: a batch summary
-    names its ``manifest``, a remote task has a ``status`` (with a ``uri``: the hook's saved video),
-    anything else is read as a download result.
+    """The kind a result names; one naming none this release knows (an older release's, or a task's
+    own) is told by its shape: ``manifest``, ``status`` (with ``uri``: a saved video), else a download.
     """
     kind = result.get(typed.KIND_KEY)
     if kind in _TYPES:

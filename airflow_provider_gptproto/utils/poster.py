@@ -24,10 +24,8 @@ def poster_path(video_uri: str) -> ObjectStoragePath:
 
 
 def store_poster(video_uri: str, log: logging.Logger | Any) -> dict[str, str]:
-    """Write the poster next to the video; ``{"poster_uri": ...}``, or ``{}`` when it cannot be made.
-
-    Never fails the caller: a missing poster only costs the gallery its picture.
-    """
+    """Write the poster next to the video; ``{"poster_uri": ...}``, or ``{}`` (never an error: a
+    missing poster only costs the gallery its picture)."""
     try:
         import av
     except ImportError:
