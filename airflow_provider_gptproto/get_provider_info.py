@@ -1,8 +1,5 @@
-"""Provider metadata read by Airflow's ProvidersManager through the entry point.
-
-Everything here is declarative so the UI can build the connection form without importing the hook
-(Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` straight from this dict).
-"""
+"""Provider metadata for Airflow's ProvidersManager; declarative, so the UI (3.2+) builds the
+connection form without importing the hook."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""One aiohttp session per event loop, shared by every hook (and so every trigger) in the process.
-
-The triggerer runs thousands of triggers on one loop. A session per trigger would hold one
-keep-alive socket per trigger and a session per poll would pay a TCP (and TLS) handshake on every
-poll; sharing one pooled session keeps sockets bounded by the connector limit and CPU per poll low.
-Sessions carry no credentials: each request sends its own ``Authorization`` header, so hooks on
-different connections can share one. The session closes when its last user releases it.
+"""One aiohttp session per event loop, shared by every hook (and so every trigger) in the process:
+sockets stay bounded and polls skip handshakes. It carries no credentials (each request sends its
+own header), and closes when its last user releases it.
 """
 
 from __future__ import annotations

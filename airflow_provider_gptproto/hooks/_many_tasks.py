@@ -1,9 +1,5 @@
-"""Reading many tasks' status in few requests: one plan that the sync and async hook paths drive.
-
-The plan is written without I/O, as a generator: it yields the next read (a ``ListRead`` of up to
-``BATCH_READ_IDS`` ids on the list endpoint, or a ``SingleRead`` of one id) and is sent the reply,
-or None when that read found nothing usable. ``GPTProtoHook.get_tasks`` and ``aget_tasks`` only
-perform the reads, so the fallback rules below exist once for both.
+"""Reading many tasks' status in few requests: one I/O-free plan (a generator yielding reads and
+sent their replies, None when a read found nothing usable) that ``get_tasks`` and ``aget_tasks`` drive.
 """
 
 from __future__ import annotations
@@ -41,12 +37,8 @@ Plan = Generator[Read, Reply, dict[str, GenerationTask]]
 
 
 def read_many(task_ids: Sequence[str]) -> Plan:
-    """The reads for ``task_ids``: list reads first, then single reads of the ids the lists left out.
-
-    The list leaves out tasks older than its 7-day window, and everything on a server without the
-    endpoint (after one refused list read, none is tried again). Ids unknown to the server are
-    left out of the result.
-    """
+    """List reads first, then single reads of the ids the lists left out (past the 7-day window, or
+    all after one refused list read). Ids unknown to the server are left out of the result."""
     found: dict[str, GenerationTask] = {}
     for start in range(0, len(task_ids), BATCH_READ_IDS):
         chunk = list(task_ids[start : start + BATCH_READ_IDS])

@@ -1,12 +1,7 @@
 """When to resend a request, and how long to wait: one policy for the sync and async paths.
 
-Reads (GET) and DELETE are idempotent and retried on 429, 5xx, malformed replies and connection
-errors. A create costs money, so it is resent only when the server provably did not act on it: the
-connection was never established, or the server said 429/503 (rejected before processing). Every
-other create failure is ambiguous and surfaces to the caller instead of becoming a second paid task.
-
-Waiting for a task is a second, longer-lived policy (``models.poll``): every waiter polls with one
-attempt per check and rides out transient errors with its backoff until the deadline.
+Reads and DELETE are retried on 429, 5xx, malformed replies and connection errors. A create costs
+money: it is resent only when the server provably did not act on it (never connected, 429, 503).
 """
 
 from __future__ import annotations

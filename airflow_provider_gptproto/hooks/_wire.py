@@ -1,8 +1,4 @@
-"""The wire format's small rules, shared by the sync and async paths of GPTProtoHook.
-
-Reading a reply (status, body, echoed secrets), the list call's query parameters, task-id paths,
-and telling a connection that never opened from one that may have delivered a request.
-"""
+"""The wire format's small rules, shared by the sync and async paths of GPTProtoHook."""
 
 from __future__ import annotations
 
@@ -17,14 +13,8 @@ from airflow_provider_gptproto.exceptions import GPTProtoRequestError, GPTProtoR
 from airflow_provider_gptproto.hooks._settings import ClientSettings
 from airflow_provider_gptproto.models import TaskStatus, error_from_response
 
-LIST_FILTER_STATUS = {
-    TaskStatus.PENDING: "queued",
-    TaskStatus.RUNNING: "running",
-    TaskStatus.SUCCEEDED: "succeeded",
-    TaskStatus.FAILED: "failed",
-    TaskStatus.CANCELLED: "cancelled",
-    TaskStatus.EXPIRED: "expired",
-}
+# The list filter's status words: each status's own, but "queued" for pending.
+LIST_FILTER_STATUS = {**{status: status.value for status in TaskStatus}, TaskStatus.PENDING: "queued"}
 
 
 def decode_reply(settings: ClientSettings, status: int, retry_after: str | None, body: bytes) -> Any:

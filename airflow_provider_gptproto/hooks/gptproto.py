@@ -1,10 +1,7 @@
 """GPTProtoHook: every byte this provider exchanges with the GPTProto API goes through here.
 
-Sync calls use one pooled ``requests.Session`` per hook; async calls use one aiohttp session per
-event loop shared by all hooks (see ``_aiosession``). Both share the pure core for building requests
-and reading replies, and one retry policy (``_retry``). We do not subclass HttpHook because it builds
-a new Session per call and turns every connection extra into an HTTP header; we keep its connection
-conventions (host = base URL, password = key) and its provider's dependency for users' other tasks.
+Not an HttpHook: that builds a Session per call and sends every connection extra as a header. Its
+connection conventions (host = base URL, password = key) are kept.
 """
 
 from __future__ import annotations
@@ -47,8 +44,7 @@ from airflow_provider_gptproto.hooks._many_tasks import (
     run_plan,
 )
 
-# The triggers, the sensor and the operator wait with the runners and the policy of models.poll:
-# they import them from here, the hooks' public module.
+# Re-exported: the triggers, the sensor and the operator import the poll runners from here.
 from airflow_provider_gptproto.hooks._poll import arun_poll as arun_poll
 from airflow_provider_gptproto.hooks._poll import run_poll
 from airflow_provider_gptproto.hooks._retry import is_ambiguous_create_failure, retry_kwargs
@@ -66,13 +62,7 @@ from airflow_provider_gptproto.hooks._video_http import (
     open_stream,
     write_atomically,
 )
-from airflow_provider_gptproto.hooks._wire import (
-    decode_reply,
-    list_params,
-    never_connected,
-    short,
-    task_path,
-)
+from airflow_provider_gptproto.hooks._wire import decode_reply, list_params, never_connected, short, task_path
 from airflow_provider_gptproto.models import (
     GenerationTask,
     TaskList,
@@ -133,10 +123,8 @@ class SavedVideo:
         return self.file.uri
 
     def to_dict(self) -> SavedVideoResult:
-        """JSON-safe, for a ``@task``'s return value: the Video tab shows it (seed included).
-
-        Fields without a value are left out: a ``@task`` annotated ``-> dict`` pushes each key as
-        its own XCom, and Airflow 3.0 refuses a None one.
+        """JSON-safe, for a ``@task``'s return value (the Video tab shows it). None fields are left
+        out: a ``@task`` annotated ``-> dict`` pushes each key as an XCom, and Airflow 3.0 refuses None.
 
         :return: a :class:`~airflow_provider_gptproto.models.results.SavedVideoResult`: the task's
             fields plus ``uri``, ``bytes``, ``sha256`` and ``request``.
@@ -339,27 +327,16 @@ class GPTProtoHook(BaseHook):
     def create_task(
         self, request: VideoGenerationRequest | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> GenerationTask:
-        """Submit one paid generation task and return it as the server created it (usually pending).
+        """Submit one paid generation task, validated first; return it as created (usually pending).
 
-        The request is given as keywords (``create_task(prompt="a fox", duration="5s")``), as a
-        mapping or a :class:`~airflow_provider_gptproto.models.VideoGenerationRequest`; keywords
-        given with a mapping override its keys. It is validated before anything is sent.
+        Without a ``seed`` one is drawn and sent, so the result names it (``seed=-1``: the server's
+        choice). A create is resent only when the server provably did not act on it; see the hook
+        guide (docs/hook.md) for the rules.
 
-        Without a ``seed`` the hook draws one and sends it (the returned task carries it, as do
-        :meth:`generate_video`'s), so a result always names the seed that made its video, whether or
-        not the API reports it. ``seed=-1`` leaves the choice to the server.
-
-        A create is resent only when the server provably did not act on it (connection refused, 429,
-        503). Any other failure (reply lost, 500, read timeout, a reply without an id) may have
-        created a task, so it raises :class:`GPTProtoTaskMayExistError`, naming the tasks of this
-        model listed since the request, and never resends: a server may still be processing the lost
-        request, so only a later look can tell whether it landed.
-
-        :param request: the whole request, as a ``VideoGenerationRequest`` or a mapping of its fields.
-            Default None: the keywords alone.
-        :param fields: request fields (``prompt``, ``model``, ``duration``, ``dimension``, ``seed``,
-            ``loop``, ``logo``, ``images``, ``content``, ``ratio``, ``resolution``, ...; see the
-            documentation's "Request parameters", docs/requests.md).
+        :param request: the whole request, as a ``VideoGenerationRequest`` or a mapping of its fields
+            (keywords override its keys). Default None: the keywords alone.
+        :param fields: request fields (``prompt``, ``model``, ``duration``, ``seed``, ...; see
+            docs/requests.md).
         :return: the created task, with its ``task_id`` and the ``seed`` sent.
         :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent).
         :raises GPTProtoTaskMayExistError: the request may have reached the server; a task may exist.
@@ -412,10 +389,7 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoAPIError: any other error reply, after retries.
         :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
-        return self._get_task(task_id)
-
-    def _get_task(self, task_id: str, attempts: int | None = None) -> GenerationTask:
-        return self._request("GET", self._task_url(task_id), attempts=attempts, parse=parse_task)
+        return self._request("GET", self._task_url(task_id), parse=parse_task)
 
     def list_tasks(
         self,
@@ -425,10 +399,8 @@ class GPTProtoHook(BaseHook):
         page_num: int = 1,
         page_size: int = 100,
     ) -> TaskList:
-        """One page of tasks, newest first (upstream keeps only the last 7 days).
-
-        The list call is an upstream (Ark) feature that GPTProto does not document; an API without it
-        raises :class:`GPTProtoListUnavailableError`.
+        """One page of tasks, newest first (upstream keeps only the last 7 days; GPTProto does not
+        document this call).
 
         :param status: only tasks in this state (a ``TaskStatus`` or any status word). Default None: all.
         :param task_ids: only these task ids. Default None: all.
@@ -466,10 +438,8 @@ class GPTProtoHook(BaseHook):
         self._request("DELETE", self._task_url(task_id))
 
     def find_tasks_created_since(self, since: float, *, model: str | None = None) -> list[GenerationTask]:
-        """Tasks of ``model`` created at or after ``since``, from the newest page of the list call.
-
-        Used to reconcile a create whose reply was lost. Tasks without a creation time count as
-        created since (a possible match is never dropped).
+        """Tasks of ``model`` created at or after ``since`` (or at an unknown time), from the newest
+        page of the list call: to reconcile a create whose reply was lost.
 
         :param since: unix seconds.
         :param model: only tasks of this model. Default None: any model.
@@ -489,17 +459,8 @@ class GPTProtoHook(BaseHook):
         deadline: float | None = None,
         raise_on_failure: bool = True,
     ) -> GenerationTask:
-        """Poll until the task is terminal, riding out API outages until the deadline.
-
-        One status check per ``poll_interval``, with the trigger's plan (``models.poll``): a transient
-        error (5xx, 429, dropped connection, garbled reply) is waited out with backoff (the interval
-        doubled per failure in a row, up to 5 minutes, at least ``Retry-After``) until the deadline; a
-        permanent one (bad key, unknown task, 400) ends the wait. A pause that would cross the deadline
-        is cut to it, and the wait times out right after.
-
-        A task that ends failed, expired or cancelled raises by default, so a caller never mistakes
-        it for a video (``video_url`` would be None). Pass ``raise_on_failure=False`` to get it back
-        instead and inspect ``status``, ``error_code`` and ``error_message`` yourself.
+        """Poll until the task is terminal, riding out transient API errors with backoff until the
+        deadline, as the trigger does (docs/hook.md, "Wait for it").
 
         :param task_id: the remote task id.
         :param poll_interval: seconds between status checks. Default 10.
@@ -507,7 +468,8 @@ class GPTProtoHook(BaseHook):
         :param deadline: absolute unix time to give up, so a caller resuming after a restart keeps its
             budget; with ``timeout`` as well, the earlier one applies. Default None: no absolute limit.
             With neither, the wait never times out.
-        :param raise_on_failure: raise for a task that ended without a video. Default True.
+        :param raise_on_failure: raise for a task that ended without a video. Default True; False
+            returns it to inspect ``status`` and ``error_message``.
         :return: the terminal task (with ``raise_on_failure``, always a succeeded one).
         :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
         :raises GPTProtoTaskContentPolicyError: it failed because of content moderation (a subclass of
@@ -520,10 +482,11 @@ class GPTProtoHook(BaseHook):
         if timeout is not None:
             deadline = min(deadline or float("inf"), now + timeout)
         plan = poll_task(task_id, poll_interval, now, deadline=deadline)
-        # One attempt per check: the plan owns the backoff, as the trigger's does.
-        end = run_poll(
-            plan, lambda _: self._get_task(task_id, attempts=1), self.log.log, time.sleep, time.time
-        )
+
+        def check(_: object) -> GenerationTask:  # one attempt: the plan owns the backoff, as the trigger's
+            return self._request("GET", self._task_url(task_id), attempts=1, parse=parse_task)
+
+        end = run_poll(plan, check, self.log.log, time.sleep, time.time)
         assert isinstance(end, TaskEnd)  # with a sleep, the runner returns only the end
         if end.error is not None:
             raise end.error
@@ -572,14 +535,9 @@ class GPTProtoHook(BaseHook):
     ) -> GenerationTask | SavedVideo:
         """Create a task, wait for it and return the finished task: ``create_task`` + ``wait_for_task``.
 
-        ``hook.generate_video(prompt="a red fox", duration="5s").video_url`` is the whole job in a
-        ``@task``. Unlike the generate operator this keeps no record across Airflow retries: a retry
-        of the calling task creates (and pays for) a new video. Use the operator where that matters.
-
-        With ``destination`` the video is also stored there (as :meth:`download_video` does), and the
-        destination is checked **before** anything is paid for: its filesystem can be loaded (an
-        error names the package to install, e.g. ``apache-airflow-providers-amazon[s3fs]`` for
-        ``s3://``), the storage connection it names exists, and its folder can be made.
+        Unlike the generate operator it keeps no record across Airflow retries: a retry pays for a
+        new video. With ``destination`` the video is stored too, and the destination is checked
+        (filesystem package, storage connection, folder) before anything is paid for.
 
         :param request: the whole request, as for :meth:`create_task`. Default None: the keywords.
         :param fields: request fields as keywords (``prompt``, ``duration``, ``dimension``, ``seed``, ...).
@@ -660,12 +618,9 @@ class GPTProtoHook(BaseHook):
         if_exists: str = "overwrite",
         sweep_stale: bool = True,
     ) -> DownloadedVideo:
-        """Stream a video into storage atomically, with flat memory; never sends the API key.
-
-        The bytes go to a hidden temporary sibling (``.<name>.<random>.part``) that is renamed to
-        ``destination`` only once the whole video arrived and checked out, so ``destination`` only
-        ever holds a complete file. Every URL and redirect hop is checked before it is connected to
-        (docs/connection.md, "Which URLs are fetched"), and the first bytes must be a video container.
+        """Stream a video into storage atomically (a hidden ``.part`` sibling renamed once complete),
+        with flat memory; never sends the API key. Every URL and redirect hop is checked before it is
+        connected to (docs/connection.md, "Which URLs are fetched"); the first bytes must be a video.
 
         :param url: the task's ``video_url`` (http or https; pre-signed, no credentials needed).
         :param destination: the file to write: an ``ObjectStoragePath`` (``ObjectStoragePath(
@@ -675,10 +630,8 @@ class GPTProtoHook(BaseHook):
         :param if_exists: what to do when ``destination`` already exists: ``"overwrite"`` (default;
             replaced atomically, so a retry repeats cleanly), ``"skip"`` (keep it, download nothing,
             describe the existing file) or ``"fail"``.
-        :param sweep_stale: first remove this destination's temporary files that a killed download
-            left behind, if idle for 3 minutes (this lists the destination's folder). Default True;
-            a caller writing many videos into one folder sweeps it once with
-            ``storage.sweep_stale_parts`` and passes False.
+        :param sweep_stale: first remove this destination's ``.part`` files a killed download left,
+            idle for 3 minutes (lists the folder). Default True; False after ``storage.sweep_stale_parts``.
         :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
         :raises GPTProtoRequestError: ``if_exists`` is not one of the three values, or the
             destination's filesystem cannot be loaded (the message names the package to install).
@@ -747,21 +700,15 @@ class GPTProtoHook(BaseHook):
 
         :param task_id: the remote task id.
         :return: the task.
-        :raises GPTProtoNotFoundError: no such task (404).
-        :raises GPTProtoAuthError: the key was rejected (401/403).
-        :raises GPTProtoResponseError: the reply could not be read (no id, unknown status).
-        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
-        :raises GPTProtoConnectionError: the API could not be reached.
+        :raises GPTProtoError: as :meth:`get_task` does.
         """
         settings = await self.aget_settings()
         return await self._arequest("GET", settings.tasks_url + task_path(task_id), parse=parse_task)
 
     async def aget_tasks(self, task_ids: Sequence[str]) -> dict[str, GenerationTask]:
-        """Status of many tasks in few calls: the list endpoint filtered by id, 100 ids per call.
-
-        Used by the batch trigger, so a hundred watched tasks cost one request per poll instead of
-        a hundred. Ids the list leaves out (older than its 7-day window, or a server without the
-        endpoint) are read one by one; ids unknown to the server (404) are left out of the result.
+        """Status of many tasks in few calls (the batch trigger's poll): the list endpoint filtered
+        by id, 100 ids per call. Ids it leaves out (past its 7-day window, or no list endpoint) are
+        read one by one; ids unknown to the server (404) are left out of the result.
 
         :param task_ids: the remote task ids.
         :return: the tasks found, by id.
@@ -788,9 +735,7 @@ class GPTProtoHook(BaseHook):
 
         :param task_ids: the remote task ids.
         :return: the tasks found, by id.
-        :raises GPTProtoAuthError: the key was rejected (401/403).
-        :raises GPTProtoAPIError: any other error reply, after retries.
-        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
+        :raises GPTProtoError: as :meth:`aget_tasks` does.
         """
 
         def perform(read: Read) -> Reply:
@@ -808,11 +753,7 @@ class GPTProtoHook(BaseHook):
         """Async twin of :meth:`cancel_task`.
 
         :param task_id: the remote task id.
-        :return: None.
-        :raises GPTProtoBadRequestError: the server refused (the task is running or already cancelled).
-        :raises GPTProtoNotFoundError: no such task (404).
-        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
-        :raises GPTProtoConnectionError: the API could not be reached.
+        :raises GPTProtoError: as :meth:`cancel_task` does.
         """
         settings = await self.aget_settings()
         await self._arequest("DELETE", settings.tasks_url + task_path(task_id))
@@ -889,10 +830,8 @@ class GPTProtoHook(BaseHook):
         settings = await self.aget_settings()
         session = self._aio_session()
         if settings.retry_limit <= 1:
-            # The trigger's path (one attempt per poll). Skipping tenacity here is behaviour-neutral
-            # and matters: its per-call objects form reference cycles (~36 objects a call) that only
-            # the cyclic GC frees, and at hundreds of polls a second those drive full collections
-            # that stall the triggerer's shared loop for tens of ms (see bench/README.md).
+            # The trigger's path (one attempt per poll), without tenacity: its reference cycles drive
+            # full GC collections that stall the triggerer's loop at scale (bench/README.md).
             return parse(await self._asend(session, settings, method, url, params))
         retrying = AsyncRetrying(
             **retry_kwargs(idempotent=True, attempts=settings.retry_limit, max_wait=self.max_retry_wait),

@@ -26,10 +26,8 @@ def remember_video_url(ti: RuntimeTaskInstance, url: str) -> None:
 class GPTProtoVideoLink(BaseOperatorLink):
     """ "GPTProto video" button on the task instance page, once the video URL is known.
 
-    Airflow 3 evaluates links on the worker, on the operator object that just ran, after each phase
-    (deferral included) and stores the result in XCom for the UI. So this reads the URL the operator
-    announced in that process: no API call, and no XCom lookup, which Airflow logs as an error when
-    the key is absent, as it is, expectedly, after a generate that failed before it had a video.
+    Airflow 3 evaluates links on the worker, on the operator that just ran, so this reads the URL it
+    announced: no API call, and no XCom lookup (which logs an error when a failed task has none).
     """
 
     name = "GPTProto video"

@@ -1,9 +1,5 @@
-"""Turn any documented HTTP error reply into the matching :mod:`exceptions` class.
-
-Four body shapes are seen (vendor ``{error: {message, type, code}}``, the code-less
-``{error: {message, type: "401"}}``, upstream Ark ``{error: {code, message, param, type}}``, a bare
-envelope ``{code, message}``) plus HTML pages and empty bodies from proxies. Content-policy
-rejections arrive as 400 or 503 and get their own class so nobody retries them.
+"""Turn any documented HTTP error reply (four JSON shapes, HTML or empty bodies from proxies) into the
+matching :mod:`exceptions` class; content-policy rejections (400 or 503) get their own, never retried.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Waiting for tasks, decided without I/O: one plan for the hook, the sensor and both triggers.
 
-Like ``hooks._many_tasks``, a plan is a generator: it yields the next step (:class:`Check`,
-:class:`Pause` or a :class:`Note` to log) and is sent ``(now, reply)`` after each: the unix time and,
-after a check, the task(s) or the ``GPTProtoError`` it raised. The runners in ``hooks._poll`` do the
-checking, sleeping and clock reading. Every waiter checks at least once (a task that finished while
-nobody watched is delivered, not timed out) and starts no later check at or past its deadline: a
-pause that would cross it is cut to it, and the wait times out right after.
+A plan is a generator yielding :class:`Check`, :class:`Pause` or :class:`Note` and sent ``(now, reply)``
+(the task(s) or the ``GPTProtoError`` a check raised); ``hooks._poll`` runs it. Every waiter checks at
+least once, and a pause that would cross the deadline is cut to it, then the wait times out.
 """
 
 from __future__ import annotations

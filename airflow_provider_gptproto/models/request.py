@@ -1,12 +1,8 @@
 """The create-task request: one model for both wire formats the vendor accepts.
 
-The seed format (``prompt``, ``duration: "5s"``, ``dimension``, ``loop``, ``logo``) is what the vendor
-documents and what we send by default. The upstream Ark format (``content`` items, ``ratio``,
-``resolution``, integer ``duration``, ...) is needed for images and the newer options. Using any
-upstream-only option switches the payload to the upstream format; mixing options that only exist in
-different formats is an error, because the server would silently ignore half of them.
-
-Every rule names the field and the allowed values, and runs before any request is sent.
+The seed format (``prompt``, ``duration: "5s"``, ``dimension``, ``loop``, ``logo``) is the default; any
+upstream-only option (images, ``ratio``, integer ``duration``, ...) switches to the upstream Ark format.
+Mixing the two is an error (the server would ignore half); every error names the field.
 """
 
 from __future__ import annotations
@@ -47,18 +43,8 @@ EXPIRES_RANGE = (3600, 259_200)
 _SEED_ONLY = ("loop", "dimension", "logo")
 # Upstream-only options sent as top-level keys of the body as they are (images go into ``content``).
 _UPSTREAM_BODY_OPTIONS = (
-    "ratio",
-    "resolution",
-    "frames",
-    "framespersecond",
-    "camera_fixed",
-    "watermark",
-    "callback_url",
-    "return_last_frame",
-    "service_tier",
-    "execution_expires_after",
-    "generate_audio",
-    "draft",
+    *("ratio", "resolution", "frames", "framespersecond", "camera_fixed", "watermark", "callback_url"),
+    *("return_last_frame", "service_tier", "execution_expires_after", "generate_audio", "draft"),
 )
 _UPSTREAM_ONLY = ("images", *_UPSTREAM_BODY_OPTIONS)
 # Fields whose value must be one of a fixed set; one validator checks them all by field name.

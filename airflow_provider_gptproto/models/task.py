@@ -1,9 +1,6 @@
-"""Normalise every task shape the vendor returns into one :class:`GenerationTask`.
-
-Three reply families exist (the vendor envelope, the upstream Ark task object, the "predictions"
-envelope), with drifting status words, numbers sent as strings and the video URL in six places.
-Anything we cannot read becomes a :class:`GPTProtoResponseError` that says what was missing,
-never a KeyError deep inside a DAG run.
+"""Normalise every task shape the vendor returns (vendor envelope, upstream Ark object,
+"predictions" envelope) into one :class:`GenerationTask`; what cannot be read is a
+:class:`GPTProtoResponseError` saying what was missing.
 """
 
 from __future__ import annotations

@@ -51,14 +51,10 @@ KILL_CANCEL_TIMEOUT_SECONDS = 10.0
 class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     """Create one GPTProto generation task and (by default) wait for its video.
 
-    Every request parameter is templated. Static values are checked when the DAG is parsed, rendered
-    ones before any request; an error names the field and its allowed values. Seed-format options
-    and upstream-format options do not mix. Unset (None) parameters are left out of the request, so
-    the server's default applies.
-
-    Returns a :class:`~airflow_provider_gptproto.models.results.GenerateResult` (``task_id``,
-    ``status``, ``video_url``, ..., ``request``); pushes ``gptproto_task_id`` to XCom as soon as the
-    task exists, and ``gptproto_video_url`` (the "GPTProto video" link) once it has a video.
+    Every request parameter is templated and checked at parse time (static) or before any request
+    (rendered); unset (None) ones are left out, so the server's default applies. Returns a
+    :class:`~airflow_provider_gptproto.models.results.GenerateResult`; pushes ``gptproto_task_id`` to
+    XCom once the task exists, and ``gptproto_video_url`` (the "GPTProto video" link) once it has a video.
 
     :param prompt: text description of the video. Default None (required unless ``content`` holds
         the text).
@@ -383,13 +379,8 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
     dimension, task_id, sha256, bytes, uri and usage (as the API reported it, or None) to the event's
     extra. Returns the same, a :class:`~airflow_provider_gptproto.models.results.DownloadResult`.
 
-    The destination is checked before anything is paid for where its value allows: a static one
-    when the DAG is parsed (its filesystem can be loaded: e.g. ``s3://`` needs
-    ``apache-airflow-providers-amazon[s3fs]``; the storage connection it names exists), a templated
-    one on its static part at parse time (``s3://aws_default@bucket/{{ ds }}/`` still shows protocol
-    and connection) and in full once rendered, before this task sends any request. A destination that
-    is only known at run time (a template naming the protocol, or an XCom) cannot be checked before
-    the generate task runs; neither can credentials or bucket permissions, which only a write shows.
+    The destination's filesystem and storage connection are checked at parse time as far as its
+    static part shows them, and in full once rendered, before any request.
 
     :param destination: where to write (templated): a path or URL ``ObjectStoragePath`` understands
         (``/data/videos/``, ``file:///data/v.mp4``, ``s3://<conn_id>@<bucket>/<key>``, ...). One ending

@@ -1,15 +1,8 @@
 """The endpoints behind the Video tab and the gallery, mounted by the api-server under ``/gptproto``.
 
-A plugin's FastAPI app gets none of Airflow's auth on its own, so every route declares the
-api-server's own dependencies (they work on any configured auth manager):
-
-* task-instance routes: ``requires_access_dag(GET, TASK_INSTANCE)``, the check of
-  ``GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}``;
-* gallery routes: ``requires_access_asset(GET)`` plus the DAGs the user may read, the checks of
-  ``GET /api/v2/assets/events``.
-
-No token: 401. No access to the DAG: 403 (or, in the gallery, its videos are not listed). Media are
-looked up by ids (task instance + position, or asset event id); see ``media.py``.
+A plugin's app gets none of Airflow's auth on its own, so every route declares the api-server's
+checks: ``requires_access_dag(GET, TASK_INSTANCE)`` for task instances, ``requires_access_asset(GET)``
+plus the readable DAGs for the gallery (docs/ui.md).
 """
 
 from __future__ import annotations
@@ -67,17 +60,11 @@ def _media_base(request: Request) -> str:
 
 def _task_video(request: Request, record: VideoRecord, index: int) -> dict[str, Any]:
     """Which source the player gets: the stored copy, else the signed URL while valid, else nothing."""
-    stored = poster = None
     ids = "/".join(quote(part, safe="") for part in (record.dag_id, record.run_id, record.task_id))
     base = f"{_media_base(request)}/ti/{ids}/{index}"
     query = f"?map_index={record.map_index}"
-    try:
-        servable_file(record, "video")
-        stored = f"{base}/video{query}"
-        servable_file(record, "poster")
-        poster = f"{base}/poster{query}"
-    except HTTPException:
-        pass
+    stored = f"{base}/video{query}" if _servable(record, "video") else None
+    poster = f"{base}/poster{query}" if stored and _servable(record, "poster") else None
     expires = record.video_url_expires
     if stored:
         source, notice = stored, ""
@@ -97,6 +84,17 @@ def _task_video(request: Request, record: VideoRecord, index: int) -> dict[str, 
     else:
         source, notice = None, "No video for this task."
     return {"record": record, "source": source, "stored": stored, "poster": poster, "notice": notice}
+
+
+def _task_videos(
+    request: Request, session: SessionDep, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """The task instance's operator name and videos; 404 when it does not exist."""
+    operator = task_operator(session, dag_id, run_id, task_id, map_index)
+    if operator is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
+    records = task_records(session, dag_id, run_id, task_id, map_index)
+    return operator, [_task_video(request, r, i) for i, r in enumerate(records)]
 
 
 def _servable(record: VideoRecord, kind: MediaKind) -> bool:
@@ -169,14 +167,7 @@ def video_tab(
     map_index: str | None = None,
 ) -> HTMLResponse:
     """The Video tab of a task instance."""
-    index = _map_index(map_index)
-    operator = task_operator(session, dag_id, run_id, task_id, index)
-    if operator is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
-    videos = [
-        _task_video(request, r, i)
-        for i, r in enumerate(task_records(session, dag_id, run_id, task_id, index))
-    ]
+    operator, videos = _task_videos(request, session, dag_id, run_id, task_id, _map_index(map_index))
     label = f"{task_id} ({operator})" if operator else task_id
     rows = [(v["record"], v["source"], v["stored"], v["notice"]) for v in videos]
     return HTMLResponse(pages.video_tab(label, rows))
@@ -187,12 +178,7 @@ def task_videos(
     request: Request, dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: int = -1
 ) -> dict[str, Any]:
     """The Video tab's data as JSON."""
-    if task_operator(session, dag_id, run_id, task_id, map_index) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Task instance not found")
-    videos = [
-        _task_video(request, r, i)
-        for i, r in enumerate(task_records(session, dag_id, run_id, task_id, map_index))
-    ]
+    _, videos = _task_videos(request, session, dag_id, run_id, task_id, map_index)
     return {"videos": [{**v, "record": _public(v["record"])} for v in videos]}
 
 

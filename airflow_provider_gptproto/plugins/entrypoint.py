@@ -1,10 +1,7 @@
 """The ``airflow.plugins`` entry point: loads the plugin when provider info will not.
 
-Airflow loads the ``plugins`` a provider lists in its provider info only with
-``[core] lazy_discover_providers = False``; with the default (True) they are skipped, while
-``airflow.plugins`` entry points are always loaded. This entry point therefore hands Airflow the
-plugin class only under the default, and nothing (which Airflow skips silently) when provider info
-already registers it, so the plugin is loaded exactly once either way.
+Provider info's ``plugins`` load only with ``[core] lazy_discover_providers = False``; entry points
+always do. So this hands over the plugin only under the default (True): it loads exactly once.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""The plugin Airflow loads (registered in provider info under ``plugins``).
-
-Every Airflow process reads plugin lists, but only the api-server serves them, so the FastAPI app
-is built on its first request rather than when this module is imported. ``[gptproto]
-ui_plugin_enabled = False`` leaves the plugin empty: no tab, no menu entry, no endpoints. So does
-Airflow 3.0, whose UI has no ``external_views`` to show the tab and the page in.
+"""The plugin Airflow loads. Its app is built on the api-server's first request, not on import; it
+is empty (no tab, menu entry or endpoint) with ``[gptproto] ui_plugin_enabled = False`` or on Airflow 3.0.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Where a recorded location may be read from: local files only, inside ``[gptproto] ui_media_roots``.
-
-Shared by the records (a batch's manifest) and the media endpoints (videos and posters): both open
-only locations a task result or an asset event recorded, never one taken from a request.
-"""
+"""Where a recorded location may be read from: local files only, inside ``[gptproto] ui_media_roots``."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Serving a recorded video or poster: only files a task or an asset event recorded, checked first.
-
-The location always comes from the metadata DB (a task result or an asset event), never from the
-request. Even so a recorded location is checked before it is opened, because a DAG can record
-anything: it must be a local regular file with a video (or image) suffix, a video must still have
-the size recorded for it, and when ``[gptproto] ui_media_roots`` is set its real path (symlinks
-resolved) must lie inside one of those folders. Starlette's ``FileResponse`` answers Range requests,
-so the player can seek.
+"""Serving a recorded video or poster: only files a task or an asset event recorded, and only once
+checked, since a DAG can record anything (local regular file, media suffix, recorded size, inside
+``[gptproto] ui_media_roots``).
 """
 
 from __future__ import annotations

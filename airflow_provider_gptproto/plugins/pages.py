@@ -1,13 +1,5 @@
-"""HTML of the Video tab and the gallery: Jinja2 templates (``templates/``) with autoescape on.
-
-Every value a DAG, a task or the API put into a record (prompt, DAG and task ids, model, notices)
-reaches the page through ``{{ }}`` and is escaped there, so none of it can become markup or script.
-This module only shapes the data: URLs, labels and the pager.
-
-Airflow shows plugin views in a sandboxed iframe without top-level navigation, so links meant for
-the whole window (a DAG run, a task) are followed by a few lines of script that click an anchor in
-the parent document (same origin; the sandbox allows scripts and same-origin access). The pages use
-Airflow's (Chakra UI's) theme variables, copied from the parent document, light or dark.
+"""HTML of the Video tab and the gallery: Jinja2 templates (``templates/``) with autoescape on, so
+no recorded value (prompt, ids, notices) can become markup. This module only shapes the data.
 """
 
 from __future__ import annotations
@@ -127,10 +119,7 @@ def gallery(
 
 
 def _pager(selected_dag: str | None, offset: int, limit: int, total: int) -> dict[str, Any] | None:
-    """Newer / range / Older, as Airflow's outline buttons; None (an empty pager) when there is nothing.
-
-    ``newer`` / ``older`` are None at an end of the list: the page shows that button disabled.
-    """
+    """Newer / range / Older (None at an end: that button shows disabled); None when there is nothing."""
 
     def href(start: int) -> str:
         query = {"offset": start, "limit": limit, **({"dag_id": selected_dag} if selected_dag else {})}

@@ -1,9 +1,6 @@
-"""What the plugin knows about a video, read from Airflow's metadata DB.
-
-Two sources only: a task instance's own results (its ``return_value`` and the ``gptproto_video_url``
-XCom the provider's operators push; for a batch, the manifest its result names) and events of the
-``gptproto_videos`` asset. A file is ever served only from a location one of them recorded; callers
-pass ids, never paths.
+"""What the plugin knows about a video, read from Airflow's metadata DB: a task instance's results
+(and a batch's manifest) and ``gptproto_videos`` asset events. Files are served only from locations
+these recorded; callers pass ids, never paths.
 """
 
 from __future__ import annotations
@@ -85,13 +82,7 @@ class VideoRecord:
 # ------------------------------------------------------------------------------------ task results
 def _xcoms(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
     rows = session.scalars(
-        XComModel.get_many(
-            run_id=run_id,
-            key=None,
-            task_ids=task_id,
-            dag_ids=dag_id,
-            map_indexes=map_index,
-        )
+        XComModel.get_many(run_id=run_id, key=None, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index)
     ).all()
     # The query is typed as yielding 1-tuples; at run time scalars() gives the models themselves.
     models = [row[0] if isinstance(row, tuple) else row for row in rows]
@@ -113,24 +104,19 @@ def task_records(
     records = [r for item in items if isinstance(item, Mapping) for r in read_result(item, base)]
     records = [r for r in records if r.stored_uri or r.video_url]
     pushed_url = xcoms.get(VIDEO_URL_XCOM_KEY)
-    if not records and isinstance(pushed_url, str) and pushed_url:
-        records = [replace(base, video_url=pushed_url)]
-        records[0].video_url_expires = signed_url_expiry(pushed_url, None)
+    pushed_url = pushed_url if isinstance(pushed_url, str) and pushed_url else None
+    records = records or ([replace(base)] if pushed_url else [])
     for record in records:
-        if record.video_url is None and isinstance(pushed_url, str) and pushed_url and len(records) == 1:
-            record.video_url = pushed_url
-            record.video_url_expires = signed_url_expiry(pushed_url, None)
+        if record.video_url is None and pushed_url and len(records) == 1:
+            record.video_url, record.video_url_expires = pushed_url, signed_url_expiry(pushed_url, None)
         if record.stored_uri is None and record.gptproto_task_id:
             _attach_stored_copy(session, record)
     return records
 
 
 def result_kind(result: Mapping[str, Any]) -> typed.Kind:
-    """The kind a result names; the one fallback is for a result naming none this release knows.
-
-    That is a result of a release before kinds, or a task returning the same shape: a batch summary
-    names its ``manifest``, a remote task has a ``status`` (with a ``uri``: the hook's saved video),
-    anything else is read as a download result.
+    """The kind a result names; one naming none this release knows (an older release's, or a task's
+    own) is told by its shape: ``manifest``, ``status`` (with ``uri``: a saved video), else a download.
     """
     kind = result.get(typed.KIND_KEY)
     if kind in _TYPES:

@@ -1,9 +1,5 @@
-"""When a pre-signed video URL stops working, read from the URL itself (no request is made).
-
-The API contract only says links expire (upstream: deleted after 24 hours). Object stores put the
-expiry in the query: ``expires`` (unix seconds; the emulator), ``X-Amz-Date`` + ``X-Amz-Expires``
-(S3 style), ``X-Tos-Date`` + ``X-Tos-Expires`` (Volcengine TOS). Without any of those the contract's
-24 hours after the task finished is the best guess; with no time at all the answer is "unknown".
+"""When a pre-signed video URL stops working, read from its query (``expires``, S3's or TOS's
+``X-*-Date`` + ``X-*-Expires``), else guessed as the contract's 24 hours after the task finished.
 """
 
 from __future__ import annotations

@@ -6,11 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import (
-    AirflowSensorTimeout,
-    BaseSensorOperator,
-    PokeReturnValue,
-)
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import DEFAULT_POLL_INTERVAL_SECONDS, GPTProtoHook, run_poll
@@ -39,10 +35,8 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
     The return value (XCom) is the finished task: a
     :class:`~airflow_provider_gptproto.models.results.GenerateResult`.
 
-    A transient API error (5xx, 429, dropped connection, garbled reply) never fails a poke: it counts
-    as "not done yet" and the next poke backs off like the trigger (the poke interval doubled per
-    consecutive failure, up to 5 minutes), until ``timeout``. In reschedule mode the failure count
-    survives between reschedules in the task state store (Airflow 3.3+).
+    A transient API error never fails a poke: the next one backs off like the trigger, until
+    ``timeout`` (in reschedule mode the failure count survives in the task state store, Airflow 3.3+).
 
     :param gptproto_task_id: the remote task id to wait for (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='generate', key='gptproto_task_id') }}"``. Required.

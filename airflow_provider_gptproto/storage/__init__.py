@@ -1,8 +1,5 @@
-"""Storage writes: atomic files in any ObjectStoragePath, and the sweep of killed writes' leftovers.
-
-Below the hooks: this package does file I/O only (no HTTP, no Airflow task objects), so the hook,
-the operators and the poster writer all build on it.
-"""
+"""Storage writes (file I/O only, below the hooks): atomic files in any ObjectStoragePath, and the
+sweep of killed writes' leftovers."""
 
 from __future__ import annotations
 

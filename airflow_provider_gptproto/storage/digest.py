@@ -14,11 +14,8 @@ HASH_QUEUE_CHUNKS = 4
 class BackgroundSha256:
     """sha256 of the chunks passed to ``update``, computed in order on a helper thread.
 
-    Why a thread: sha256 costs nearly as much CPU per byte as curl's whole download, so one thread
-    that receives, hashes and writes reaches only ~0.6x ``curl -o``. hashlib releases the GIL while it
-    hashes a big buffer, so the digest of one chunk overlaps the receive and write of the next on
-    another core. Chunks are immutable ``bytes`` (safe to share); the bounded queue keeps memory flat.
-    Leaving the ``with`` block, normally or not, always stops and joins the thread.
+    Inline hashing held a download to ~0.6x ``curl -o``; hashlib releases the GIL, so here it overlaps
+    the next chunk's receive and write. Leaving the ``with`` block always joins the thread.
     """
 
     def __init__(self) -> None:

@@ -1,16 +1,10 @@
-"""Join the shots of a storyboard into one MP4, streamed, with PyAV.
+"""Join the shots of a storyboard into one MP4, streamed (one shot open at a time), with PyAV.
 
-When every shot has the same codec, codec settings (extradata), size and frame rate, packets are
-copied with shifted timestamps (no decoding, so it costs about a file copy); otherwise every frame
-is decoded, scaled to the first shot's size and encoded again with libx264 at the first shot's
-rate. Either way one shot is open at a time, so memory stays flat with the number of shots.
-
-A chained shot starts from the previous shot's last frame, so that frame would show twice at the
-cut. ``drop_shared_frames`` drops the earlier copy: the last frame of every shot but the final one.
-When copying, that is done only where it is safe without decoding: the frame shown last is also the
-last packet decoded, so no other frame refers to it (H.264 without B-frames, as from the
-emulator). Where it is not (B-frames reordered past it), the frame is kept and the result says so.
-Only the video stream is carried; the result counts the shots whose other streams were left out.
+Packets are copied with shifted timestamps when every shot has the same codec, settings, size and
+rate; otherwise every frame is re-encoded with libx264 at the first shot's size and rate.
+``drop_shared_frames`` drops each shot's last frame but the final one's (the next shot starts from
+it); a copy drops it only when it is also the last packet decoded (no B-frames past it), and the
+result names the shots where it was kept. Only the video stream is carried.
 """
 
 from __future__ import annotations

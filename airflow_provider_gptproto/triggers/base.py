@@ -1,7 +1,6 @@
 """What every GPTProto trigger shares: one hook per trigger, the shared arguments, a guarded on_kill.
 
-The triggers only poll (never create), so a triggerer restart that re-runs one from its stored
-kwargs is harmless, and their deadlines are absolute so a restart does not grant a fresh timeout.
+Triggers only poll (a restart re-running one is harmless) and their deadlines are absolute.
 """
 
 from __future__ import annotations
@@ -62,12 +61,8 @@ class GPTProtoPollingTrigger(BaseTrigger):
             await self._hook.aclose()
 
     async def on_kill(self) -> None:
-        """A user ended the Airflow task while deferred: stop paying for the remote work.
-
-        Airflow 3.3.0-3.3.2 also calls this when a stalled triggerer finds its wait moved to another
-        triggerer (apache/airflow#73454); :func:`user_stopped_task` tells the two apart by asking
-        Airflow whether the task is still deferred, and only a confirmed user action cancels.
-        """
+        """A user ended the Airflow task while deferred: stop paying for the remote work (only once
+        :func:`user_stopped_task` confirms it was a user, not apache/airflow#73454)."""
         try:
             if self.cancel_on_kill and await user_stopped_task(self, self.log):
                 await self.cancel_remote()

@@ -1,8 +1,4 @@
-"""GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot.
-
-Like every GPTProto trigger it only polls and its deadline is absolute (see ``triggers.base``);
-``models.poll`` decides the pauses, the backoff on transient errors and how the wait ends.
-"""
+"""GPTProtoTaskTrigger: wait for a remote task in the triggerer without holding a worker slot."""
 
 from __future__ import annotations
 
@@ -27,16 +23,11 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
 
     Event payload: ``{"status": "success" | "failed" | "timeout" | "error", "task_id", "task"
     (GenerationTask.to_dict() or None), "message", "video_bytes"}``. ``video_bytes`` is the video's
-    size from a HEAD made here, where waiting holds no worker slot (None if unknown).
+    size from a HEAD made here, where waiting holds no worker slot (None if unknown). The other
+    parameters are :class:`~airflow_provider_gptproto.triggers.base.GPTProtoPollingTrigger`'s.
 
     :param gptproto_task_id: the remote task id (``task_id`` is taken: BaseTrigger sets it to the
         Airflow task's id when the triggerer attaches the task instance).
-    :param gptproto_conn_id: connection to poll with; resolved asynchronously, once.
-    :param poll_interval: seconds between polls while the task runs.
-    :param deadline: absolute unix time after which the trigger gives up (None: wait forever).
-    :param cancel_on_kill: cancel the remote task when a user marks the Airflow task failed/success
-        or clears it while deferred (Airflow 3.3+ calls :meth:`on_kill` then; a wait that merely
-        moved to another triggerer is never cancelled).
     """
 
     def __init__(

@@ -1,10 +1,5 @@
-"""Check a download destination before anything is paid for: its filesystem, its connection.
-
-A destination whose filesystem cannot be loaded (``s3://`` without the amazon provider or s3fs)
-used to fail only in the download task, after the generate task had paid for the video. The
-download operator runs these checks when the DAG is parsed for a static destination, on the static
-part of a templated one (``s3://aws_default@bucket/{{ ds }}/`` still names its protocol and
-connection), and on the rendered value before any request.
+"""Check a download destination before anything is paid for: its filesystem, its connection
+(at parse time on a static destination or a templated one's static part, and once rendered).
 """
 
 from __future__ import annotations
@@ -19,14 +14,9 @@ LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 IF_EXISTS = ("overwrite", "skip", "fail")
 # What to pip install for the object stores Airflow's own providers serve (fsspec names the library).
 PROVIDER_PACKAGES = {
-    "s3": '"apache-airflow-providers-amazon[s3fs]"',
-    "s3a": '"apache-airflow-providers-amazon[s3fs]"',
-    "gs": "apache-airflow-providers-google gcsfs",
-    "gcs": "apache-airflow-providers-google gcsfs",
-    "abfs": "apache-airflow-providers-microsoft-azure adlfs",
-    "abfss": "apache-airflow-providers-microsoft-azure adlfs",
-    "az": "apache-airflow-providers-microsoft-azure adlfs",
-    "adl": "apache-airflow-providers-microsoft-azure adlfs",
+    **dict.fromkeys(("s3", "s3a"), '"apache-airflow-providers-amazon[s3fs]"'),
+    **dict.fromkeys(("gs", "gcs"), "apache-airflow-providers-google gcsfs"),
+    **dict.fromkeys(("abfs", "abfss", "az", "adl"), "apache-airflow-providers-microsoft-azure adlfs"),
 }
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 

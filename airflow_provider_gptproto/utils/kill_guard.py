@@ -1,20 +1,9 @@
 """Decide in a trigger's ``on_kill`` whether a user really ended the task.
 
-Airflow 3.3.0-3.3.2 calls ``on_kill`` not only when a user marks a deferred task failed or success
-or clears it, but also when a triggerer that was stalled past ``[triggerer]
-triggerer_health_check_threshold`` wakes up and finds its triggers moved to another triggerer
-(apache/airflow#73454). Cancelling remote work there cancels a wait that is still alive elsewhere,
-and the retry pays again. Airflow 3.0 to 3.2 never call ``on_kill`` on triggers at all.
-
-So before cancelling anything, ask Airflow for the task instance's state through the triggerer's
-own supervisor channel (the ``GetTaskStates`` message every Airflow 3 triggerer answers, sent with
-the channel's ``asend`` so the event loop never blocks). A task that is no longer deferred was
-ended by a user; a task that is still deferred is being waited on by someone else, or the triggerer
-is stopping. When the state cannot be read, nothing is cancelled and the log says why.
-
-``GetTaskStates`` reports states only, not try numbers: a task cleared and deferred again before
-this question is answered reads as deferred, and its remote work is then left running rather than
-cancelled (never the other way round).
+Airflow 3.3.0-3.3.2 also calls ``on_kill`` when a stalled triggerer finds its waits moved to another
+(apache/airflow#73454; docs/production.md). So ask Airflow for the task's state over the triggerer's
+supervisor channel (``GetTaskStates``, async): only a task no longer deferred was ended by a user.
+Unreadable state, or a task cleared and deferred again meanwhile, leaves the remote work running.
 """
 
 from __future__ import annotations
@@ -26,9 +15,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger
 
 DEFERRED = "deferred"
-# Share of ``[triggerer] on_kill_timeout`` (default 30 s) the state read may take; the rest is left
-# for the cancel. The first read in a triggerer builds its in-process execution API, which took
-# 17 s on a loaded 2-core machine (it answers in milliseconds after that).
+# Share of ``[triggerer] on_kill_timeout`` the state read may take (the rest is for the cancel): a
+# triggerer's first read builds its execution API, which took 17 s on a loaded 2-core machine.
 STATE_READ_SHARE = 0.8
 
 

@@ -1,15 +1,5 @@
-"""OpenLineage for GPTProto tasks: what the operators' ``get_openlineage_facets_on_complete`` return.
-
-- The stored video is an output dataset, named by OpenLineage's dataset naming (``file`` + path,
-  ``s3://bucket`` + key, ``gs://bucket`` + key), through the converters Airflow's providers register
-  for asset URIs, or the OpenLineage client's naming classes where no provider converter is installed.
-- Reference images given as http(s) URLs are input datasets; ``data:`` images have no name to give.
-- A custom run facet ``gptproto`` carries the remote task id, model, seed, duration, dimension or
-  resolution and the usage the API reported (OpenLineage leaves null fields out, so a reply without
-  usage gives a facet without it).
-
-Only the openlineage provider calls those operator methods, and they import this module lazily, so
-the provider works without apache-airflow-providers-openlineage installed.
+"""OpenLineage for GPTProto tasks: what the operators' ``get_openlineage_facets_on_complete`` return
+(docs/openlineage.md). Imported lazily, so the provider works without the openlineage provider.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Poster frames: one JPEG taken from a stored video, written next to it.
-
-The UI plugin's gallery shows it instead of loading every video. PyAV (the ``ui`` extra) is optional
-for the provider: without it, or when the file cannot be decoded, the video is stored all the same and
-only the poster is missing. PyAV encodes the JPEG itself (MJPEG), so no imaging library is needed.
+"""Poster frames for the gallery: one JPEG (PyAV's MJPEG) from a stored video, written next to it.
+PyAV (the ``ui`` extra) is optional: without it only the poster is missing.
 """
 
 from __future__ import annotations
@@ -27,10 +24,8 @@ def poster_path(video_uri: str) -> ObjectStoragePath:
 
 
 def store_poster(video_uri: str, log: logging.Logger | Any) -> dict[str, str]:
-    """Write the poster next to the video; ``{"poster_uri": ...}``, or ``{}`` when it cannot be made.
-
-    Never fails the caller: a missing poster only costs the gallery its picture.
-    """
+    """Write the poster next to the video; ``{"poster_uri": ...}``, or ``{}`` (never an error: a
+    missing poster only costs the gallery its picture)."""
     try:
         import av
     except ImportError:

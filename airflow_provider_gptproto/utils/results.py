@@ -21,11 +21,8 @@ TASK_ID_XCOM_KEY = "gptproto_task_id"
 
 
 def announce(ti: RuntimeTaskInstance, task_id: str | None, video_url: str = "") -> None:
-    """Publish the remote id at once, and a (possibly empty) video URL for XCom readers and the link.
-
-    The "GPTProto video" link reads the URL from the operator object (see ``remember_video_url``);
-    an empty URL hides its button.
-    """
+    """Publish the remote id at once, and a (possibly empty: the link's button hides) video URL for
+    XCom readers and the link."""
     if task_id:
         ti.xcom_push(key=TASK_ID_XCOM_KEY, value=task_id)
     ti.xcom_push(key=VIDEO_URL_XCOM_KEY, value=video_url)
@@ -41,13 +38,10 @@ def deliver(
     retry_on_content_policy: bool,
     id_published: bool = False,
 ) -> GenerateResult:
-    """Raise for a task that ended without a video; otherwise publish its URL and return the result.
+    """Raise for a task that ended without a video (a content-policy rejection as an
+    AirflowFailException, unless retries are opted in); else publish its URL and return the result.
 
-    A content-policy rejection fails without retries (AirflowFailException, with the distinct
-    GPTProtoTaskContentPolicyError as its cause) unless the DAG author opted in to retries.
-    ``video_size``: ``GPTProtoHook.video_size`` (a HEAD), or the size a trigger already measured.
-    ``id_published``: the caller already pushed the remote id in this try (each push is a round
-    trip to the API server inside the worker slot).
+    ``video_size``: a HEAD, or the trigger's measure. ``id_published``: saves a second XCom push.
     """
     try:
         task.raise_for_status()

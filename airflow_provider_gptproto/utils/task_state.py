@@ -1,11 +1,8 @@
 """Remember the remote task across Airflow retries, so a retry never pays for a second video.
 
-Airflow 3.3 gives each task instance a ``task_state_store`` that survives retries (scoped to the
-DAG run, task and map index). We follow ResumableJobMixin's contract with it: persist the remote id
-before waiting, and on the next try reattach, return, or resubmit according to the remote status.
-The mixin itself only covers synchronous polling, so the operator applies the contract itself on
-both its sync and deferrable paths. Older Airflow 3.x has no such store: there every try starts
-afresh (documented in docs/failure-handling.md), and the id is still pushed to XCom for manual reconciliation.
+Airflow 3.3's ``task_state_store`` survives retries; the operator follows ResumableJobMixin's contract
+with it (persist the id before waiting; reattach, return or resubmit on the next try) on both its
+paths. Older Airflow has no store: every try starts afresh (docs/failure-handling.md).
 """
 
 from __future__ import annotations
@@ -37,12 +34,9 @@ class RemoteTaskRecord:
 
 
 class TaskState:
-    """Thin wrapper over ``context["task_state_store"]`` that degrades to no-ops when it is absent.
-
-    One key holds either the record of the remote task or, while a create is in flight, a marker
-    (``{"create_started": <unix time>, "model": ...}``) that the record then replaces. Every store
-    call is a round trip through the supervisor to the API server, paid inside the worker slot, so
-    a try reads the key once and a create costs two writes.
+    """``context["task_state_store"]``, or no-ops without one. One key holds the remote task's record
+    or, while a create is in flight, a ``create_started`` marker. Each store call is a round trip to
+    the API server, so a try reads the key once.
     """
 
     def __init__(self, context: Context) -> None:
