@@ -25,6 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import requests
@@ -58,6 +59,12 @@ def client_main(argv: list[str]) -> None:
 
     from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 
+    # The video host is this machine: a connection whose Base URL is loopback allows loopback video
+    # links (docs/connection.md, "Which URLs are fetched"), as the emulator's connection does.
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(args.url))
+    os.environ["AIRFLOW_CONN_GPTPROTO_DEFAULT"] = json.dumps(
+        {"conn_type": "gptproto", "host": origin, "password": "bench"}
+    )
     hook = GPTProtoHook()
     destination = ObjectStoragePath(f"file://{args.dest}")
     _ = hook.session, destination.fs  # build the pooled session and the filesystem before measuring
