@@ -103,11 +103,14 @@ def test_gptproto_connection_form(
     expect(base_url).to_have_value("")
 
     extras = open_section(dialog, "Extra Fields")
-    expect(extras.locator("label")).to_have_text([fields["timeout"]["label"], fields["retry_limit"]["label"]])
+    # The boolean field's switch is a label of its own, without text.
+    expect(extras.locator("label")).to_have_text([*(field["label"] for field in fields.values()), ""])
     expect(extras.get_by_label(fields["timeout"]["label"])).to_have_value("60")
     expect(extras.get_by_label(fields["retry_limit"]["label"])).to_have_value("5")
-    expect(extras).to_contain_text(fields["timeout"]["description"])
-    expect(extras).to_contain_text(fields["retry_limit"]["description"])
+    expect(extras.get_by_label(fields["max_bytes"]["label"])).to_have_value(str(4 * 2**30))
+    expect(extras.get_by_label(fields["allow_private_urls"]["label"])).not_to_be_checked()
+    for field in fields.values():
+        expect(extras).to_contain_text(field["description"])
     dialog.screenshot(path=str(shots / "connection-form-extras.png"), animations="disabled")
 
     open_section(dialog, "Standard Fields")
@@ -125,7 +128,12 @@ def test_gptproto_connection_form(
     assert stored["host"] == browser_emulator.url
     assert stored["port"] is None and not stored["login"] and not stored["schema"]
     # The form writes the extra fields as plain keys, which is what the hook reads.
-    assert json.loads(stored["extra"]) == {"timeout": 60, "retry_limit": 5}
+    assert json.loads(stored["extra"]) == {
+        "timeout": 60,
+        "retry_limit": 5,
+        "max_bytes": 4 * 2**30,
+        "allow_private_urls": False,
+    }
 
 
 def test_test_button_accepts_the_key(
