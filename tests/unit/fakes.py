@@ -7,6 +7,8 @@ a ``create_autospec`` of :class:`GPTProtoHook` (so a call with a wrong signature
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timezone
 from typing import Any
 from unittest.mock import MagicMock, create_autospec
@@ -21,6 +23,39 @@ from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
 VIDEO_URL = "https://cdn.gptproto.test/videos/v.mp4"
 REQUEST_TIMEOUT = 30.0  # the mocked hook's per-request timeout (settings.timeout)
 CREATED_AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+CLOCK_START = 1_800_000_000.0
+_real_asleep = asyncio.sleep  # before any test patches it
+
+
+class FakeClock:
+    """Time that moves only when the code under test sleeps (at once); every pause is recorded."""
+
+    def __init__(self) -> None:
+        self.now = CLOCK_START
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    monotonic = time
+
+    def advance(self, seconds: float) -> None:
+        """Stands in for ``time.sleep``: records the pause and moves the clock on, at once."""
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def aadvance(self, seconds: float) -> None:
+        """Stands in for ``asyncio.sleep``; still yields to the loop, as a real sleep does."""
+        self.advance(seconds)
+        await _real_asleep(0)
+
+
+def patched_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A :class:`FakeClock` behind ``time.time`` and ``time.sleep`` for the rest of the test."""
+    clock = FakeClock()
+    monkeypatch.setattr(time, "time", clock.time)
+    monkeypatch.setattr(time, "sleep", clock.advance)
+    return clock
 
 
 class CountingStore:

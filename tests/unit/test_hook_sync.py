@@ -36,6 +36,7 @@ from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import DEFAULT_MODEL, TaskStatus, VideoGenerationRequest
 
 from .conftest import API_KEY, BASE_URL, TASKS_URL, LogCapture, Sleeps, conn_json, free_port, set_conn
+from .fakes import patched_clock
 
 # requests adds these itself; everything else on the wire is ours.
 TRANSPORT_HEADERS = {"Accept-Encoding", "Connection", "Content-Length"}
@@ -610,22 +611,10 @@ def test_cancel_running_task_is_refused(hook: GPTProtoHook, rsps: responses.Requ
 # ------------------------------------------------------------------------------- wait_for_task
 
 
-class FakeClock:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
-        monkeypatch.setattr(time, "time", lambda: self.now)
-        monkeypatch.setattr(time, "sleep", self.sleep)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_wait_for_task_polls_until_terminal(
     hook: GPTProtoHook, ordered: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock(monkeypatch)
+    clock = patched_clock(monkeypatch)
     for status in ("queued", "running", "running"):
         ordered.get(task_url("t1"), json=task_b("t1", status))
     ordered.get(task_url("t1"), json=task_b("t1", "succeeded", content={"video_url": "https://cdn/v.mp4"}))
@@ -638,7 +627,7 @@ def test_wait_for_task_polls_until_terminal(
 def test_wait_for_task_logs_each_status_change_as_an_english_sentence(
     hook: GPTProtoHook, ordered: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, logs: LogCapture
 ) -> None:
-    FakeClock(monkeypatch)
+    patched_clock(monkeypatch)
     for status in ("queued", "running"):
         ordered.get(task_url("t1"), json=task_b("t1", status))
     ordered.get(task_url("t1"), json=task_b("t1", "succeeded", content={"video_url": "https://cdn/v.mp4"}))
@@ -675,7 +664,7 @@ def test_wait_for_task_returns_unsuccessful_terminal_tasks_on_request(
 def test_wait_for_task_absolute_deadline(
     hook: GPTProtoHook, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock(monkeypatch)
+    clock = patched_clock(monkeypatch)
     rsps.get(task_url("t1"), json=task_b("t1", "running"))
     deadline = clock.now + 25
     with pytest.raises(GPTProtoTimeoutError, match=r"t1 did not finish by its deadline \(still running"):
@@ -688,7 +677,7 @@ def test_wait_for_task_absolute_deadline(
 def test_wait_for_task_deadline_already_passed(
     hook: GPTProtoHook, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock(monkeypatch)
+    clock = patched_clock(monkeypatch)
     rsps.get(task_url("t1"), json=task_b("t1", "queued"))
     with pytest.raises(GPTProtoTimeoutError):
         hook.wait_for_task("t1", poll_interval=10, deadline=clock.now - 1)
@@ -699,7 +688,7 @@ def test_wait_for_task_deadline_already_passed(
 def test_wait_for_task_terminal_at_the_deadline_is_returned(
     hook: GPTProtoHook, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock(monkeypatch)
+    clock = patched_clock(monkeypatch)
     rsps.get(task_url("t1"), json=task_b("t1", "succeeded"))
     assert hook.wait_for_task("t1", deadline=clock.now - 100).status is TaskStatus.SUCCEEDED
 
@@ -707,7 +696,7 @@ def test_wait_for_task_terminal_at_the_deadline_is_returned(
 def test_wait_for_task_relative_timeout_and_deadline_take_the_earlier(
     hook: GPTProtoHook, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock(monkeypatch)
+    clock = patched_clock(monkeypatch)
     rsps.get(task_url("t1"), json=task_b("t1", "running"))
     with pytest.raises(GPTProtoTimeoutError):
         hook.wait_for_task("t1", poll_interval=1, timeout=3, deadline=clock.now + 1000)

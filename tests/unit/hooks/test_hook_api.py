@@ -29,7 +29,7 @@ from airflow_provider_gptproto.models import DEFAULT_MODEL, GenerationTask, Task
 from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS, poll_backoff
 
 from ..conftest import TASKS_URL, LogCapture
-from ..test_hook_sync import FakeClock
+from ..fakes import FakeClock, patched_clock
 
 CREATED = {"code": 0, "message": "Success", "data": {"task_id": "t1", "status": "pending"}}
 VIDEO = "https://cdn.example.com/t1.mp4"
@@ -43,7 +43,7 @@ def ordered() -> Iterator[responses.RequestsMock]:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    return FakeClock(monkeypatch)
+    return patched_clock(monkeypatch)
 
 
 def task_url(task_id: str = "t1") -> str:

@@ -11,31 +11,12 @@ from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoServ
 from airflow_provider_gptproto.hooks._poll import arun_poll, run_poll
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.models.poll import Check, Pause, Reply, TaskEnd, poll_task
-
-START = 1_800_000_000.0
+from tests.unit.fakes import CLOCK_START as START
+from tests.unit.fakes import FakeClock
 
 
 def task(status: str) -> GenerationTask:
     return GenerationTask(task_id="t1", status=TaskStatus(status))
-
-
-class Clock:
-    """Time moves only when the runner sleeps; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = START
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def pass_time(self, seconds: float) -> None:
-        """The runner's sleeper: records the pause and moves the clock on, at once."""
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def apass_time(self, seconds: float) -> None:
-        self.pass_time(seconds)
 
 
 class Log:
@@ -64,11 +45,11 @@ class Server:
 
 
 def test_the_sync_runner_checks_sleeps_and_logs_what_the_plan_says() -> None:
-    clock, log = Clock(), Log()
+    clock, log = FakeClock(), Log()
     server = Server(task("running"), GPTProtoServerError("down", http_status=503), task("succeeded"))
 
     end = run_poll(
-        poll_task("t1", 5, START, deadline=START + 60), server.check, log.log, clock.pass_time, clock.time
+        poll_task("t1", 5, START, deadline=START + 60), server.check, log.log, clock.advance, clock.time
     )
 
     assert end == TaskEnd("success", task("succeeded"), "GPTProto task t1 has succeeded")
@@ -79,7 +60,7 @@ def test_the_sync_runner_checks_sleeps_and_logs_what_the_plan_says() -> None:
 
 def test_the_sync_runner_without_a_sleeper_stops_at_the_first_pause() -> None:
     """One sensor poke: Airflow does the waiting between pokes."""
-    clock = Clock()
+    clock = FakeClock()
     server = Server(GPTProtoServerError("down", http_status=503))
 
     step = run_poll(poll_task("t1", 5, START, failures=1), server.check, Log().log, None, clock.time)
@@ -91,11 +72,11 @@ def test_the_sync_runner_without_a_sleeper_stops_at_the_first_pause() -> None:
 def test_the_sync_runner_lets_errors_that_are_not_the_apis_through() -> None:
     server = Server(ValueError("a bug, not an outage"))
     with pytest.raises(ValueError, match="a bug"):
-        run_poll(poll_task("t1", 5, START), server.check, Log().log, Clock().pass_time, Clock().time)
+        run_poll(poll_task("t1", 5, START), server.check, Log().log, FakeClock().advance, FakeClock().time)
 
 
 def test_the_async_runner_waits_out_an_outage_until_the_deadline() -> None:
-    clock, log = Clock(), Log()
+    clock, log = FakeClock(), Log()
     down = GPTProtoServerError("down", http_status=500)
     server = Server(task("running"), down, down, down)
 
@@ -104,7 +85,7 @@ def test_the_async_runner_waits_out_an_outage_until_the_deadline() -> None:
             poll_task("t1", 1, START, deadline=START + 6),
             server.acheck,
             log.log,
-            clock.apass_time,
+            clock.aadvance,
             clock.time,
         )
     )
@@ -118,8 +99,8 @@ def test_the_async_runner_waits_out_an_outage_until_the_deadline() -> None:
 
 def test_the_async_runner_hands_back_a_permanent_error() -> None:
     error = GPTProtoAuthError("bad key", http_status=401)
-    clock = Clock()
+    clock = FakeClock()
     end = asyncio.run(
-        arun_poll(poll_task("t1", 1, START), Server(error).acheck, Log().log, clock.apass_time, clock.time)
+        arun_poll(poll_task("t1", 1, START), Server(error).acheck, Log().log, clock.aadvance, clock.time)
     )
     assert (end.status, end.error, clock.sleeps) == ("error", error, [])

@@ -24,37 +24,15 @@ from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS
 from airflow_provider_gptproto.triggers import base as base_module
 from airflow_provider_gptproto.triggers import gptproto as trigger_module
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
-from tests.unit.fakes import VIDEO_URL, HookFactory, patch_hook, task
-
-START = 1_800_000_000.0
-
-
-class FakeClock:
-    """Stands in for the trigger module's ``time``; advanced only by the patched asyncio.sleep."""
-
-    def __init__(self) -> None:
-        self.now = START
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
+from tests.unit.fakes import CLOCK_START as START
+from tests.unit.fakes import VIDEO_URL, FakeClock, HookFactory, patch_hook, task
 
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        fake.sleeps.append(seconds)
-        fake.now += seconds
-        await real_sleep(0)
-
     monkeypatch.setattr(trigger_module, "time", fake)
-    monkeypatch.setattr(asyncio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", fake.aadvance)
     return fake
 
 
