@@ -139,10 +139,10 @@ def resume(entries: Entries, retry_policy_failures: bool, now: float) -> dict[in
     return changes
 
 
-def next_seed(seed: int | None, attempt: int) -> int:
-    """The seed of retry ``attempt`` (1, 2, ...) of an item first sent with ``seed``: a new one,
-    derived rather than drawn so that the plan stays pure and a replayed decision is the same."""
-    return ((seed or 0) + attempt * 104_729) % SEED_MAX or 1
+def next_seed(seed: int | None) -> int:
+    """The seed of an item's retry, after one sent with ``seed``: a new one, derived rather than
+    drawn so that the plan stays pure and a replayed decision is the same."""
+    return ((seed or 0) + 104_729) % SEED_MAX or 1
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class BatchPlan:
                 continue
             target = retry_target(entry.kind, retry_policy_failures=True)
             if target is ItemState.TODO:
-                changes[index] = JournalEntry(seed=next_seed(entry.seed, attempt), attempt=attempt)
+                changes[index] = JournalEntry(seed=next_seed(entry.seed), attempt=attempt)
             elif target is ItemState.RUNNING and entry.task_id:
                 changes[index] = JournalEntry(
                     ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed, attempt=attempt
