@@ -99,3 +99,22 @@ def _vtt(seconds: float) -> str:
     return (
         f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}.{millis % 1000:03d}"
     )
+
+
+def test_the_example_dag_makes_a_30_second_video_from_six_chained_shots(
+    emulator: Any, tmp_path: Path
+) -> None:
+    emulator.configure(dialect="ark", queue_seconds=0, run_seconds=0)
+    result = run_dag("gptproto_storyboard", output_dir=str(tmp_path))
+
+    assert result.state == "success", result.tis
+    summary = result.xcom("storyboard")
+    assert summary["shots"] == 6 and len(emulator.tasks()) == 6
+    frames = _frames(Path(summary["uri"]))
+    document = json.loads(Path(summary["storyboard_uri"]).read_text())
+    fps = float(Fraction(document["fps"]))
+    # Six 5-second shots, the five shared frames shown once each.
+    assert len(frames) == round(30 * fps) - 5
+    assert summary["duration"] == pytest.approx(30 - 5 / fps, abs=1e-3)
+    assert [s["key"][:3] for s in document["shots"]] == [f"0{i}-" for i in range(1, 7)]  # the file's keys
+    assert result.xcom("report") == {"video": summary["uri"], "duration": summary["duration"]}

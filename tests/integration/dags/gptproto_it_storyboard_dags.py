@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from airflow.sdk import DAG
 
@@ -32,3 +33,9 @@ for continuity in ("last_frame", "none"):
             retries=1,
             retry_delay=timedelta(seconds=0),
         )
+
+# The example DAG compiled from its own source (so its storyboard file is found beside it).
+_EXAMPLE = Path(__file__).resolve().parents[3] / "dags_examples" / "gptproto_storyboard.py"
+_namespace: dict[str, object] = {"__file__": str(_EXAMPLE), "__name__": "gptproto_storyboard_example"}
+exec(compile(_EXAMPLE.read_text(encoding="utf-8"), str(_EXAMPLE), "exec"), _namespace)
+gptproto_storyboard = _namespace["dag"]
