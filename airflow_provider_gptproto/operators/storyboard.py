@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, cast
 import yaml
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_gptproto.exceptions import GPTProtoBadRequestError, GPTProtoError, GPTProtoRequestError
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoBadRequestError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoRequestError,
+)
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import batch_plan as plan
 from airflow_provider_gptproto.models.batch import BatchItem, build_items, fingerprint
@@ -236,7 +241,10 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         if entry.attempt:
             params["seed"] = entry.seed
         if self._chained and item.index:
-            previous = self.hook.get_task(str(journal.entry(item.index - 1).task_id))
+            try:
+                previous = self.hook.get_task(str(journal.entry(item.index - 1).task_id))
+            except GPTProtoNotFoundError as exc:  # past the retention window: no frame to start from
+                raise GPTProtoBadRequestError(f"shot {item.index - 1}'s task is gone ({exc})") from exc
             if not previous.last_frame_url:
                 raise GPTProtoBadRequestError(
                     f"shot {item.index - 1}'s task {previous.task_id} has no last_frame_url to start "

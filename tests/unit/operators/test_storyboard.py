@@ -12,7 +12,7 @@ from typing import Any
 import av
 import pytest
 
-from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoRequestError
+from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoNotFoundError, GPTProtoRequestError
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
 from airflow_provider_gptproto.models.batch_plan import next_seed
 from airflow_provider_gptproto.operators.storyboard import GPTProtoStoryboardOperator
@@ -224,3 +224,16 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(tmp_path: Path) -> None:
         GPTProtoStoryboardOperator(task_id="s", destination=str(tmp_path))
     with pytest.raises(ValueError, match="shot_retries"):
         GPTProtoStoryboardOperator(task_id="s", shots=["a"], destination=str(tmp_path), shot_retries=-1)
+
+
+def test_a_previous_shot_whose_task_is_gone_fails_the_next_shot_instead_of_waiting_forever(
+    tmp_path: Path,
+) -> None:
+    class GoneHook(StoryHook):
+        def get_task(self, task_id: str) -> GenerationTask:
+            raise GPTProtoNotFoundError(f"task {task_id} not found", http_status=404)
+
+    hook = GoneHook()
+    with pytest.raises(GPTProtoError, match=r"shot 1 \(00001\).*shot 0's task is gone"):
+        _operator(hook, tmp_path).execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert hook.created == ["shot zero"]
