@@ -29,7 +29,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": [f"{_PKG}.operators.gptproto", f"{_PKG}.operators.batch"],
+                "python-modules": [
+                    f"{_PKG}.operators.gptproto",
+                    f"{_PKG}.operators.batch",
+                    f"{_PKG}.operators.storyboard",
+                ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.gptproto"]}],

@@ -139,9 +139,14 @@ def _params_of(row: Any, shared: Mapping[str, Any]) -> tuple[dict[str, Any], str
     return params, key
 
 
-def fingerprint(items: Iterable[BatchItem]) -> str:
-    """Identity of a batch's input, so a journal is never applied to a different catalogue."""
+def fingerprint(items: Iterable[BatchItem], extra: Any = None) -> str:
+    """Identity of a batch's input, so a journal is never applied to a different catalogue.
+
+    ``extra``: settings that change what the items mean (a storyboard's continuity).
+    """
     digest = hashlib.sha256()
+    if extra is not None:
+        digest.update(json.dumps(extra, sort_keys=True).encode())
     for item in items:
         digest.update(json.dumps([item.key, item.params], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:32]

@@ -20,6 +20,7 @@ from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
 
 POLICY_KIND = "policy"
 MAX_NAMED = 10  # failed items named in the error
+SEED_MAX = 2_147_483_647
 
 
 class ItemState(str, Enum):
@@ -60,18 +61,22 @@ class JournalEntry:
     status: str | None = None  # a failed item's status word (failed, expired, cancelled, ...)
     error: str | None = None
     kind: str | None = None  # a failed item's failure kind
+    attempt: int | None = None  # in-task retries so far (``item_retries``); None: the first attempt
 
     def done(self, nbytes: int, sha256: str, seed: int | None, usage: Any) -> JournalEntry:
         seed = self.seed if seed is None else seed  # the reply's, else the one sent
-        return JournalEntry(ItemState.DONE, self.task_id, None, seed, nbytes, sha256, usage)
+        return JournalEntry(
+            ItemState.DONE, self.task_id, None, seed, nbytes, sha256, usage, attempt=self.attempt
+        )
 
     def failed(
         self, kind: str, error: str, status: str = "failed", usage: Any = None, seed: int | None = None
     ) -> JournalEntry:
         seed = self.seed if seed is None else seed
         return JournalEntry(
-            ItemState.FAILED, self.task_id, None, seed, None, None, usage, status, error[:500], kind
-        )
+            ItemState.FAILED, self.task_id, None, seed, None, None, usage, status, error[:500], kind,
+            self.attempt,
+        )  # fmt: skip
 
 
 Entries = Mapping[int, JournalEntry]  # the items not to do, by index
@@ -134,27 +139,68 @@ def resume(entries: Entries, retry_policy_failures: bool, now: float) -> dict[in
     return changes
 
 
+def next_seed(seed: int | None) -> int:
+    """The seed of an item's retry, after one sent with ``seed``: a new one, derived rather than
+    drawn so that the plan stays pure and a replayed decision is the same."""
+    return ((seed or 0) + 104_729) % SEED_MAX or 1
+
+
 @dataclass(frozen=True)
 class BatchPlan:
-    """What bounds the batch: its size, concurrency, per-item timeout, absolute deadline, budget."""
+    """What bounds the batch: its size, concurrency, per-item timeout, absolute deadline, budget.
+
+    ``chain``: item i is created only once item i-1 is done and nothing else is in flight (each
+    item starts from its predecessor's result); a failure beyond its retries stops the creating.
+    ``item_retries``: a failed item is tried again this often within the task, with a new seed.
+    """
 
     total: int
     max_in_flight: int
     timeout: float
     deadline: float
     max_failed_items: int | float = 0
+    chain: bool = False
+    item_retries: int = 0
+
+    def retries(self, entries: Entries, now: float) -> dict[int, JournalEntry]:
+        """Failed items with ``item_retries`` left: back to be created with a new seed (a failed
+        download back to its finished task); an ambiguous create never (it may have been paid)."""
+        changes = {}
+        for index, entry in entries.items():
+            attempt = (entry.attempt or 0) + 1
+            if entry.state is not ItemState.FAILED or attempt > self.item_retries:
+                continue
+            target = retry_target(entry.kind, retry_policy_failures=True)
+            if target is ItemState.TODO:
+                changes[index] = JournalEntry(seed=next_seed(entry.seed), attempt=attempt)
+            elif target is ItemState.RUNNING and entry.task_id:
+                changes[index] = JournalEntry(
+                    ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed, attempt=attempt
+                )
+        return changes
+
+    def _stopped(self, entries: Entries) -> bool:
+        """A chain stops at an item that failed for good: the ones after it start from its result."""
+        return self.chain and any(e.state is ItemState.FAILED for e in entries.values())
 
     def decide(self, entries: Entries, now: float) -> Actions:
         """Before waiting: reconcile interrupted creates first; at the deadline cancel and fail
-        what is left; else create the next items, at most ``max_in_flight`` running at once."""
+        what is left; else retry what may be retried and create the next items, at most
+        ``max_in_flight`` running at once (a chain: the next one, once nothing runs)."""
         creating = tuple(i for i, e in sorted(entries.items()) if e.state is ItemState.CREATING)
         running = in_flight(entries)
         if creating:
             return Actions(reconcile=creating)
         if now < self.deadline:
-            return Actions(
-                create=tuple(todo(entries, self.total)[: max(self.max_in_flight - len(running), 0)])
-            )
+            retried = self.retries(entries, now)
+            after = {**entries, **retried}
+            if self._stopped(after):
+                room = 0
+            elif self.chain:
+                room = 0 if in_flight(after) else 1
+            else:
+                room = self.max_in_flight - len(in_flight(after))
+            return Actions(changes=retried, create=tuple(todo(after, self.total)[: max(room, 0)]))
         changes = {
             i: entries[i].failed("timeout", "the batch deadline passed", "cancelled")
             for i in running.values()
@@ -198,11 +244,13 @@ class BatchPlan:
 
     def wait_or_finish(self, entries: Entries) -> Wait | Finish:
         """After acting: finish once every item ended (the failure budget decides how), else wait
-        on the running ids, waking at half of them while items remain to be created, else all."""
-        if sum(e.state in (ItemState.DONE, ItemState.FAILED) for e in entries.values()) == self.total:
+        on the running ids, waking at half of them while items remain to be created, else all.
+        A stopped chain finishes once nothing runs, its items after the failure never created."""
+        ended = sum(e.state in (ItemState.DONE, ItemState.FAILED) for e in entries.values())
+        if ended == self.total or (self._stopped(entries) and not in_flight(entries)):
             failed = tuple(sorted(i for i, e in entries.items() if e.state is ItemState.FAILED))
             budget = failure_budget(self.max_failed_items, self.total)
-            if len(failed) <= budget:
+            if len(failed) <= budget and ended == self.total:
                 return Finish(failed, None)
             more = f" and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
             named = ", ".join(map(str, failed[:MAX_NAMED])) + more

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from typing_extensions import NotRequired, Required, TypedDict
 
 KIND_KEY = "kind"
-Kind = Literal["generate", "saved_video", "download", "batch"]
+Kind = Literal["generate", "saved_video", "download", "batch", "storyboard"]
 
 
 class RequestSummary(TypedDict, total=False):
@@ -82,6 +82,21 @@ class BatchSummary(TypedDict):
     failed: int
     manifest: str  # URI of manifest.jsonl: one ManifestRow per item
     destination: str
+
+
+class StoryboardResult(TypedDict):
+    """``GPTProtoStoryboardOperator``; also the extra of its one asset event (the stitched video)."""
+
+    kind: Literal["storyboard"]
+    uri: str  # the stitched video, <destination>/storyboard.mp4
+    manifest_uri: str  # the shots' manifest.jsonl (ManifestRow per shot)
+    storyboard_uri: str  # storyboard.json: each shot's span in the video, the stitch method, usage
+    chapters_uri: str  # chapters.vtt: one WebVTT cue per shot
+    destination: str
+    duration: float  # seconds
+    shots: int
+    method: str  # "copy" or "reencode"
+    usage: dict[str, int] | None  # summed over the shots
 
 
 class ManifestRow(TypedDict):

@@ -39,7 +39,8 @@ from airflow_provider_gptproto.models.batch import (
 )
 from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
-from airflow_provider_gptproto.models.results import BatchSummary, ManifestRow
+from airflow_provider_gptproto.models.request import VideoGenerationRequest
+from airflow_provider_gptproto.models.results import BatchSummary, ManifestRow, StoryboardResult
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
 from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS
 from airflow_provider_gptproto.storage import sweep_stale_parts
@@ -63,6 +64,7 @@ SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "rati
                  "framespersecond", "camera_fixed", "watermark", "service_tier", "execution_expires_after",
                  "generate_audio", "draft")  # fmt: skip
 DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
+BatchResult = BatchSummary | StoryboardResult  # what a batch, or a storyboard built on it, returns
 DEFAULT_DEADLINE = timedelta(hours=24)
 # Newest tasks listed when reconciling a lost create (the list endpoint's largest page).
 RECONCILE_PAGE_SIZE = 500
@@ -227,26 +229,24 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self._in_flight: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------ entry points
-    def execute(self, context: Context) -> BatchSummary | None:
+    def execute(self, context: Context) -> BatchResult | None:
         return self._phase(context, None, new_try=True)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> BatchSummary | None:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> BatchResult | None:
         """A worker phase after the trigger fired: record and download what finished, refill, wait."""
         return self._phase(context, parse_batch_event(event), new_try=False)
 
     # ------------------------------------------------------------------------------ one worker phase
-    def _phase(self, context: Context, outcome: BatchOutcome | None, *, new_try: bool) -> BatchSummary | None:
+    def _phase(self, context: Context, outcome: BatchOutcome | None, *, new_try: bool) -> BatchResult | None:
         """Perform what the plan (``models/batch_plan``) decides, and report the outcomes to the journal."""
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
-        digest = fingerprint(items)
+        digest = self._fingerprint(items)
         scope = f"retry-{digest}" if self.retry_failed_from is not None else None
         journal = BatchJournal.open(
             journal_store(context, folder, scope), digest, len(items), time.time() + self.deadline
         )
-        batch = plan.BatchPlan(
-            len(items), self.max_in_flight, self.timeout, journal.deadline, self.max_failed_items
-        )
+        batch = self._plan(len(items), journal.deadline)
         if new_try and journal.entries:
             retried = plan.resume(journal.entries, self.retry_policy_failures, time.time())
             self.log.info("Resuming batch: %s; %d failed items retried", journal.describe(), len(retried))
@@ -273,6 +273,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 continue
             self._act(journal, items, folder, actions)
             self._in_flight = plan.in_flight(journal.entries)
+            if batch.retries(journal.entries, time.time()):
+                continue  # a create refused just now, with retries left
             step = batch.wait_or_finish(journal.entries)
             if isinstance(step, plan.Finish):
                 return self._finish(context, journal, items, folder, step)
@@ -323,6 +325,17 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             raise GPTProtoError(message)
         return batch.observe(journal.entries, waiting.done, waiting.timed_out, waiting.missing)
 
+    # ------------------------------------------------------------------------------ extension points
+    def _plan(self, total: int, deadline: float) -> plan.BatchPlan:
+        return plan.BatchPlan(total, self.max_in_flight, self.timeout, deadline, self.max_failed_items)
+
+    def _fingerprint(self, items: list[BatchItem]) -> str:
+        return fingerprint(items)
+
+    def _request(self, journal: BatchJournal, item: BatchItem) -> VideoGenerationRequest:
+        """What an item's create sends (a storyboard adds the previous shot's last frame)."""
+        return item.request
+
     # ------------------------------------------------------------------------------ creating
     def _create(self, journal: BatchJournal, wave: list[BatchItem]) -> None:
         """Create ``wave`` in order: each intent is durable before its create, each id after it."""
@@ -333,7 +346,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 journal.begin_create(item.index)
             intent_recorded = False
             try:
-                task = self.hook.create_task(item.request)
+                task = self.hook.create_task(self._request(journal, item))
             except GPTProtoTaskMayExistError as exc:
                 self.log.warning("Item %d (%s): %s", item.index, item.key, exc)
                 break  # intent kept: reconciled once the lost request must have settled
@@ -417,7 +430,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         items: list[BatchItem],
         folder: ObjectStoragePath,
         finish: plan.Finish,
-    ) -> BatchSummary:
+    ) -> BatchResult:
         rows = [manifest_row(item, journal.entry(item.index), folder) for item in items]
         failed = len(finish.failed)
         manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=finish.error is None))

@@ -21,6 +21,7 @@ about 40 KB). Each entry, a typed :class:`JournalEntry` everywhere else, is stor
 ``r``       RUNNING remotely as ``id``, created at ``t`` (with the ``seed`` sent)
 ``d``       DONE: video stored; ``b`` bytes, ``h`` sha256, ``seed``, ``u`` usage
 ``f``       FAILED: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
+``todo``    to create again within the task (``item_retries``) with ``seed``; ``a``: the attempt
 ==========  ===============================================================================
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
@@ -123,7 +125,7 @@ class BatchJournal:
         tail = {int(i): e for i, e in raw_tail.items()} if isinstance(raw_tail, dict) else {}
         entries.update(tail)  # newer than the shards
         decoded = {i: _decode(e) for i, e in entries.items()}
-        journal = cls(kv, header, {i: e for i, e in decoded.items() if e.state is not ItemState.TODO})
+        journal = cls(kv, header, {i: e for i, e in decoded.items() if e != JournalEntry()})
         journal._tail = tail
         journal._dirty = set(tail)
         return journal
@@ -141,24 +143,26 @@ class BatchJournal:
 
     # ------------------------------------------------------------------ create path (durable at once)
     def begin_create(self, index: int) -> None:
-        self._log(index, JournalEntry(ItemState.CREATING, at=time.time()))
+        self._log(index, replace(self.entry(index), state=ItemState.CREATING, at=time.time()))
 
     def created(
         self, index: int, remote_id: str, then_begin: int | None = None, seed: int | None = None
     ) -> None:
         """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        entry = JournalEntry(ItemState.RUNNING, remote_id, at=now, seed=seed)
+        entry = JournalEntry(
+            ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=self.entry(index).attempt
+        )
         self.update({index: entry})
         self._tail[index] = _encode(entry)
         if then_begin is None:
             self._log(index, entry)
         else:
-            self._log(then_begin, JournalEntry(ItemState.CREATING, at=now))
+            self._log(then_begin, replace(self.entry(then_begin), state=ItemState.CREATING, at=now))
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
-        self._log(index, JournalEntry())
+        self._log(index, replace(self.entry(index), state=ItemState.TODO, at=None))
 
     def _log(self, index: int, entry: JournalEntry) -> None:
         self.update({index: entry})
@@ -170,7 +174,7 @@ class BatchJournal:
     # ------------------------------------------------------------------ outcomes (durable at flush)
     def update(self, changes: Mapping[int, JournalEntry]) -> None:
         for index, entry in changes.items():
-            if entry.state is ItemState.TODO:
+            if entry == JournalEntry():  # a to-do item with a retry's seed is kept
                 self.entries.pop(index, None)
             else:
                 self.entries[index] = entry
@@ -215,7 +219,7 @@ class BatchJournal:
 _CODES = {"todo": ItemState.TODO, "c": ItemState.CREATING, "r": ItemState.RUNNING, "d": ItemState.DONE,
           "f": ItemState.FAILED}  # fmt: skip
 _KEYS = {"task_id": "id", "at": "t", "seed": "seed", "nbytes": "b", "sha256": "h", "usage": "u",
-         "status": "st", "error": "e", "kind": "k"}  # fmt: skip
+         "status": "st", "error": "e", "kind": "k", "attempt": "a"}  # fmt: skip
 
 
 def _encode(entry: JournalEntry) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from airflow_provider_gptproto.models.batch_plan import (
     ItemState,
     JournalEntry,
     Wait,
+    next_seed,
     resume,
 )
 
@@ -135,3 +136,47 @@ def test_resume_from_a_half_done_journal() -> None:
     plan = BatchPlan(total=9, max_in_flight=4, timeout=60.0, deadline=NOW + 60)
     assert plan.decide(resumed, NOW) == Actions(create=(1, 6))  # t3 and t5 hold two slots
     assert plan.wait_or_finish(resumed) == Wait({"t3": NOW + 60, "t5": 61.0}, min_finished=1)
+
+
+# ---------------------------------------------------------------------------------- chains and retries
+CHAIN = BatchPlan(total=4, max_in_flight=3, timeout=60.0, deadline=NOW + 3_600, chain=True)
+
+
+def test_a_chain_creates_one_item_at_a_time_each_after_the_one_before_is_done() -> None:
+    assert CHAIN.decide({}, NOW) == Actions(create=(0,))  # not up to max_in_flight
+    assert CHAIN.decide({0: running("t0")}, NOW) == Actions()  # nothing while one renders
+    assert CHAIN.wait_or_finish({0: running("t0")}) == Wait({"t0": NOW + 60}, min_finished=1)
+    assert CHAIN.decide({0: done("t0")}, NOW) == Actions(create=(1,))
+    assert CHAIN.decide({0: done("t0"), 1: done("t1"), 2: running("t2")}, NOW) == Actions()
+
+
+def test_a_chain_stops_at_a_failure_without_retries_and_finishes_naming_it() -> None:
+    entries = {0: done("t0"), 1: failed("policy", "t1")}
+    assert CHAIN.decide(entries, NOW) == Actions()  # items 2 and 3 start from 1's result: never created
+    finish = CHAIN.wait_or_finish(entries)
+    assert isinstance(finish, Finish) and finish.failed == (1,) and finish.error is not None
+    # Without the chain, the same state creates the next items and waits for the rest.
+    free = BatchPlan(total=4, max_in_flight=3, timeout=60.0, deadline=NOW + 3_600)
+    assert free.decide(entries, NOW) == Actions(create=(2, 3))
+
+
+def test_a_failed_item_with_retries_left_goes_back_with_a_new_recorded_seed() -> None:
+    plan = BatchPlan(total=3, max_in_flight=3, timeout=60.0, deadline=NOW + 60, chain=True, item_retries=2)
+    first = JournalEntry(ItemState.FAILED, "t1", seed=77, status="failed", error="boom", kind="remote")
+    actions = plan.decide({0: done("t0"), 1: first}, NOW)
+    assert actions.changes == {1: JournalEntry(seed=next_seed(77), attempt=1)} and actions.create == (1,)
+    assert len({77, next_seed(77), next_seed(next_seed(77))}) == 3
+
+    second = JournalEntry(ItemState.FAILED, "t2", seed=next_seed(77), error="boom", kind="policy", attempt=1)
+    again = plan.decide({0: done("t0"), 1: second}, NOW)
+    assert again.changes == {1: JournalEntry(seed=next_seed(next_seed(77)), attempt=2)}  # content policy too
+
+    last = JournalEntry(ItemState.FAILED, "t3", seed=1, error="boom", kind="remote", attempt=2)
+    assert plan.decide({0: done("t0"), 1: last}, NOW) == Actions()  # retries used up: stopped
+    assert isinstance(plan.wait_or_finish({0: done("t0"), 1: last}), Finish)
+
+
+def test_retries_never_repeat_an_ambiguous_create_and_fetch_a_failed_download_again() -> None:
+    plan = BatchPlan(total=3, max_in_flight=3, timeout=60.0, deadline=NOW + 60, item_retries=1)
+    entries = {0: failed("ambiguous"), 1: failed("download", "t1"), 2: done("t2")}
+    assert plan.retries(entries, NOW) == {1: JournalEntry(ItemState.RUNNING, "t1", at=NOW, attempt=1)}

@@ -236,3 +236,18 @@ def test_an_earlier_manifest_resumes_by_the_same_rule_a_failed_download_watched_
         2: JournalEntry(),
     }
     assert 4 in resume(entries, True, 9.0)
+
+
+def test_an_item_to_retry_keeps_its_new_seed_and_attempt_through_a_create_and_a_reload() -> None:
+    kv = DictKV()
+    journal = BatchJournal.open(kv, "fp", 3, deadline=1e12)
+    journal.update({1: JournalEntry(seed=4242, attempt=1)})
+    journal.flush()
+    reloaded = BatchJournal.open(kv, "fp", 3, deadline=1e12)
+    assert reloaded.entry(1) == JournalEntry(seed=4242, attempt=1)
+    reloaded.begin_create(1)
+    assert (reloaded.entry(1).state, reloaded.entry(1).seed) == (ItemState.CREATING, 4242)
+    reloaded.created(1, "t9", seed=4242)
+    assert reloaded.entry(1).attempt == 1
+    reloaded.failed(1, "remote", "boom")
+    assert reloaded.entry(1).attempt == 1 and reloaded.entry(1).seed == 4242

@@ -1,0 +1,387 @@
+"""GPTProtoStoryboardOperator: one video longer than a clip, from shots chained by their last frame.
+
+The shots are a batch's items (``operators/batch``), so the journal, resume and never paying twice
+come with them. With continuity ``"last_frame"`` the plan chains them (``BatchPlan.chain``) and each
+shot's create carries the previous shot's fresh ``last_frame_url`` as its first frame. Once every
+shot is stored, ``storage/stitch`` joins them into ``storyboard.mp4``. See docs/storyboard.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import yaml
+from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from airflow_provider_gptproto.exceptions import (
+    GPTProtoBadRequestError,
+    GPTProtoError,
+    GPTProtoNotFoundError,
+    GPTProtoRequestError,
+)
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
+from airflow_provider_gptproto.models import batch_plan as plan
+from airflow_provider_gptproto.models.batch import BatchItem, build_items, fingerprint
+from airflow_provider_gptproto.models.request import DEFAULT_MODEL, VideoGenerationRequest
+from airflow_provider_gptproto.models.results import StoryboardResult
+from airflow_provider_gptproto.operators.batch import (
+    DEFAULT_DEADLINE,
+    DEFAULT_ITEM_TIMEOUT,
+    SHARED_FIELDS,
+    GPTProtoBatchGenerateVideosOperator,
+)
+from airflow_provider_gptproto.storage import READ_BYTES, write_bytes_atomically, write_stream_atomically
+from airflow_provider_gptproto.utils.batch_journal import BatchJournal, manifest_row, write_manifest
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_gptproto.storage.stitch import StitchResult
+
+CONTINUITY = ("last_frame", "none")
+VIDEO_NAME = "storyboard.mp4"
+STORYBOARD_NAME = "storyboard.json"
+CHAPTERS_NAME = "chapters.vtt"
+
+
+class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
+    """Generate the shots of a storyboard and stitch them into one MP4.
+
+    Give exactly one of ``shots`` or ``storyboard_file``. Every shot is validated before anything
+    is paid for. A shot that fails beyond ``shot_retries`` fails the storyboard (there is no failure
+    budget); the error and the manifest name the shot, its prompt and the reason. A new try of the
+    Airflow task resumes at the first unfinished shot, keeping the finished ones.
+
+    :param shots: list of shots, each a prompt string or a dict of request fields (per-shot
+        overrides of the shared fields below; ``key`` names its file). Templated.
+    :param storyboard_file: ObjectStoragePath (or URI) of a YAML or JSON file: a list of shots, or
+        ``{"shots": [...]}``. Templated.
+    :param continuity: ``"last_frame"`` (default): each shot starts from the previous shot's last
+        frame, so shots run one after another on an image-capable model; ``"none"``: independent
+        shots, in parallel.
+    :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per shot,
+        ``manifest.jsonl``, the stitched ``storyboard.mp4``, ``storyboard.json`` and
+        ``chapters.vtt``. Templated. Required.
+    :param model: shared request field; a shot's own value wins. Default None (the default model).
+    :param duration: shared request field (seconds per shot); a shot's own value wins. Default None.
+    :param dimension: shared request field; a shot's own value wins. Default None.
+    :param seed: shared request field; a shot's own value wins. Default None.
+    :param loop: shared request field; a shot's own value wins. Default None.
+    :param logo: shared request field; a shot's own value wins. Default None.
+    :param ratio: shared request field; a shot's own value wins. Default None.
+    :param resolution: shared request field; a shot's own value wins. Default None.
+    :param frames: shared request field; a shot's own value wins. Default None.
+    :param framespersecond: shared request field; a shot's own value wins. Default None.
+    :param camera_fixed: shared request field; a shot's own value wins. Default None.
+    :param watermark: shared request field; a shot's own value wins. Default None.
+    :param service_tier: shared request field; a shot's own value wins. Default None.
+    :param execution_expires_after: shared request field; a shot's own value wins. Default None.
+    :param generate_audio: shared request field; a shot's own value wins. Default None.
+    :param draft: shared request field; a shot's own value wins. Default None.
+    :param max_in_flight: most shots rendering at once with continuity ``"none"`` (default 4).
+    :param shot_retries: times a failed shot is tried again within the task, each with a new seed
+        (default 0). Every attempt is paid.
+    :param poll_interval: seconds between status reads (default 10).
+    :param timeout: per-shot budget from its create (default 2 h).
+    :param deadline: budget of the whole storyboard from its first start (default 24 h).
+    :param deferrable: wait in the triggerer between shots (default ``[operators] default_deferrable``).
+    :param cancel_on_kill: cancel the rendering shots when the task is killed (default True).
+    :param gptproto_conn_id: the connection (default ``gptproto_default``).
+
+    Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video. Returns
+    a :class:`~airflow_provider_gptproto.models.results.StoryboardResult`.
+    """
+
+    template_fields: Sequence[str] = (
+        "shots",
+        "storyboard_file",
+        "destination",
+        *SHARED_FIELDS,
+        "gptproto_conn_id",
+    )
+    template_fields_renderers = {"shots": "json"}
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        shots: list[str | dict[str, Any]] | None = None,
+        storyboard_file: str | ObjectStoragePath | None = None,
+        continuity: str = "last_frame",
+        model: str | None = None,
+        duration: str | int | None = None,
+        dimension: str | None = None,
+        seed: int | None = None,
+        loop: bool | None = None,
+        logo: dict[str, Any] | None = None,
+        ratio: str | None = None,
+        resolution: str | None = None,
+        frames: int | None = None,
+        framespersecond: int | None = None,
+        camera_fixed: bool | None = None,
+        watermark: bool | None = None,
+        service_tier: str | None = None,
+        execution_expires_after: int | None = None,
+        generate_audio: bool | None = None,
+        draft: bool | None = None,
+        max_in_flight: int = 4,
+        shot_retries: int = 0,
+        poll_interval: float = 10.0,
+        timeout: timedelta | float = DEFAULT_ITEM_TIMEOUT,
+        deadline: timedelta | float = DEFAULT_DEADLINE,
+        deferrable: bool | None = None,
+        cancel_on_kill: bool = True,
+        gptproto_conn_id: str = GPTProtoHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        if (shots is None) == (storyboard_file is None):
+            raise ValueError("give exactly one of shots or storyboard_file")
+        if continuity not in CONTINUITY:
+            raise ValueError(
+                f"continuity must be one of {', '.join(map(repr, CONTINUITY))}, got {continuity!r}"
+            )
+        if isinstance(shot_retries, bool) or not isinstance(shot_retries, int) or shot_retries < 0:
+            raise ValueError(f"shot_retries must be an integer >= 0, got {shot_retries!r}")
+        shared = {name: value for name, value in locals().items() if name in SHARED_FIELDS}
+        super().__init__(
+            destination=destination,
+            prompts=shots,
+            requests_file=storyboard_file,
+            max_in_flight=max_in_flight,
+            max_failed_items=0,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            deadline=deadline,
+            deferrable=deferrable,
+            cancel_on_kill=cancel_on_kill,
+            gptproto_conn_id=gptproto_conn_id,
+            **shared,
+            **kwargs,
+        )
+        self.shots = shots
+        self.storyboard_file = storyboard_file
+        self.continuity = continuity
+        self.shot_retries = shot_retries
+
+    @property
+    def _chained(self) -> bool:
+        return self.continuity == "last_frame"
+
+    # ------------------------------------------------------------------------ the batch's extension points
+    def load_items(self, validate: bool = True) -> list[BatchItem]:
+        """Every shot, validated with what continuity adds (nothing is sent before this returns)."""
+        shared = {name: getattr(self, name) for name in SHARED_FIELDS}
+        shared["return_last_frame"] = True if self._chained else None
+        source = "shots" if self.storyboard_file is None else str(self.storyboard_file)
+        items = build_items(((None, shot) for shot in self._shot_list()), shared, source, validate=validate)
+        for item in items if validate and self._chained else ():
+            model = item.request.model
+            if "t2v" in model.lower():
+                raise GPTProtoRequestError(
+                    f"shot {item.index}: model {model!r} makes video from text only, but "
+                    "continuity='last_frame' starts each shot from the previous shot's last frame; use "
+                    f"an image-to-video model (e.g. {DEFAULT_MODEL!r}) or continuity='none'",
+                    field="model",
+                )
+            if item.index and item.request.images:
+                raise GPTProtoRequestError(
+                    f"shot {item.index}: with continuity='last_frame' its first frame is the previous "
+                    "shot's last frame; remove its images or use continuity='none'",
+                    field="images",
+                )
+        return items
+
+    def _shot_list(self) -> list[Any]:
+        if self.storyboard_file is None:
+            shots = self.shots
+        else:
+            path = ObjectStoragePath(str(self.storyboard_file))
+            try:
+                shots = yaml.safe_load(path.read_text())  # JSON is YAML too
+            except yaml.YAMLError as exc:
+                raise GPTProtoRequestError(
+                    f"storyboard_file {path} is neither YAML nor JSON: {exc}", field="storyboard_file"
+                ) from None
+            shots = shots.get("shots") if isinstance(shots, dict) else shots
+        if not isinstance(shots, (list, tuple)):
+            field = "shots" if self.storyboard_file is None else "storyboard_file"
+            raise GPTProtoRequestError(
+                f"{field} must give a list of shots (prompt strings or dicts of request fields)"
+                + (', or {"shots": [...]}' if self.storyboard_file is not None else "")
+                + f", got {type(shots).__name__}",
+                field=field,
+            )
+        return list(shots)
+
+    def _plan(self, total: int, deadline: float) -> plan.BatchPlan:
+        return plan.BatchPlan(
+            total,
+            self.max_in_flight,
+            self.timeout,
+            deadline,
+            0,
+            chain=self._chained,
+            item_retries=self.shot_retries,
+        )
+
+    def _fingerprint(self, items: list[BatchItem]) -> str:
+        return fingerprint(items, extra={"continuity": self.continuity})
+
+    def _request(self, journal: BatchJournal, item: BatchItem) -> VideoGenerationRequest:
+        """The shot's request: a retry's new seed, and the previous shot's last frame, read fresh
+        (its URL is short-lived) as the first frame."""
+        entry = journal.entry(item.index)
+        params = dict(item.params)
+        if entry.attempt:
+            params["seed"] = entry.seed
+        if self._chained and item.index:
+            try:
+                previous = self.hook.get_task(str(journal.entry(item.index - 1).task_id))
+            except GPTProtoNotFoundError as exc:  # past the retention window: no frame to start from
+                raise GPTProtoBadRequestError(f"shot {item.index - 1}'s task is gone ({exc})") from exc
+            if not previous.last_frame_url:
+                raise GPTProtoBadRequestError(
+                    f"shot {item.index - 1}'s task {previous.task_id} has no last_frame_url to start "
+                    f"shot {item.index} from (does model {item.request.model!r} support return_last_frame?)"
+                )
+            params["images"] = [{"url": previous.last_frame_url, "role": "first_frame"}]
+        return VideoGenerationRequest.build(**params)
+
+    # ------------------------------------------------------------------------------ the stitched video
+    def _finish(
+        self,
+        context: Context,
+        journal: BatchJournal,
+        items: list[BatchItem],
+        folder: ObjectStoragePath,
+        finish: plan.Finish,
+    ) -> StoryboardResult:
+        entries = [journal.entry(item.index) for item in items]
+        rows = [manifest_row(item, entry, folder) for item, entry in zip(items, entries, strict=True)]
+        for row, entry in zip(rows, entries, strict=True):
+            if entry.state is plan.ItemState.TODO:
+                row["status"] = "not_created"  # a chain stopped before it
+        manifest = write_manifest(folder, rows)
+        if finish.error:
+            raise GPTProtoError(self._failure(items, entries, finish.failed) + f"; see {manifest}")
+        stitched = self._stitch(folder, [item.key for item in items])
+        usage = _summed(entry.usage for entry in entries)
+        shots = [
+            {
+                "index": item.index,
+                "key": item.key,
+                "prompt": item.request.prompt,
+                "task_id": entry.task_id,
+                "seed": entry.seed,
+                "usage": entry.usage,
+                "start": span.start,
+                "end": span.end,
+                "frames": span.frames,
+                "dropped_shared_frame": span.dropped_shared_frame,
+                "file": str(folder / f"{item.key}.mp4"),
+            }
+            for item, entry, span in zip(items, entries, stitched.shots, strict=True)
+        ]
+        document = {
+            "video": str(folder / VIDEO_NAME),
+            "continuity": self.continuity,
+            "method": stitched.method,
+            "reason": stitched.reason,
+            "kept_shared_frames": stitched.kept_shared_frames,
+            "duration": stitched.duration,
+            "width": stitched.width,
+            "height": stitched.height,
+            "fps": str(stitched.fps),
+            "usage": usage,
+            "shots": shots,
+        }
+        write_bytes_atomically(json.dumps(document, indent=2).encode(), folder / STORYBOARD_NAME)
+        from airflow_provider_gptproto.storage.stitch import chapters_vtt
+
+        titles = [item.request.prompt or f"Shot {item.index + 1}" for item in items]
+        write_bytes_atomically(chapters_vtt(titles, stitched.shots).encode(), folder / CHAPTERS_NAME)
+        result: StoryboardResult = {
+            "kind": "storyboard",
+            "uri": str(folder / VIDEO_NAME),
+            "manifest_uri": manifest,
+            "storyboard_uri": str(folder / STORYBOARD_NAME),
+            "chapters_uri": str(folder / CHAPTERS_NAME),
+            "destination": str(folder),
+            "duration": stitched.duration,
+            "shots": len(items),
+            "method": stitched.method,
+            "usage": usage,
+        }
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", result))
+        self.log.info(
+            "Storyboard of %d shots stitched (%s: %s): %.2f s at %s",
+            len(items),
+            stitched.method,
+            stitched.reason,
+            stitched.duration,
+            result["uri"],
+        )
+        journal.delete()
+        return result
+
+    def _failure(
+        self, items: list[BatchItem], entries: list[plan.JournalEntry], failed: Sequence[int]
+    ) -> str:
+        """Which shot failed, its prompt and why (content policy named as such)."""
+        index = failed[0]
+        entry = entries[index]
+        reason = "rejected by content policy" if entry.kind == plan.POLICY_KIND else f"{entry.kind} failure"
+        tries = f" after {(entry.attempt or 0) + 1} attempts" if entry.attempt else ""
+        others = f" (and shots {', '.join(map(str, failed[1:]))})" if len(failed) > 1 else ""
+        stopped = "; the shots after it were not created" if self._chained and index < len(items) - 1 else ""
+        return (
+            f"Storyboard failed at shot {index} ({items[index].key}){others}, prompt "
+            f"{items[index].request.prompt!r}: {reason}{tries}: {entry.error}{stopped}. A new try "
+            "resumes at this shot and keeps the finished ones"
+        )
+
+    def _stitch(self, folder: ObjectStoragePath, keys: list[str]) -> StitchResult:
+        """Stitch in a local temporary folder (shots copied down unless local), then store the video."""
+        try:
+            from airflow_provider_gptproto.storage.stitch import stitch
+        except ImportError as exc:
+            raise GPTProtoError(
+                f"Stitching a storyboard needs PyAV ({exc}): "
+                "pip install 'airflow-provider-gptproto[storyboard]'"
+            ) from exc
+        with tempfile.TemporaryDirectory(prefix="gptproto-storyboard-") as tmp:
+            paths = []
+            for key in keys:
+                shot = folder / f"{key}.mp4"
+                if shot.protocol in ("", "file", "local"):
+                    paths.append(Path(shot.path))
+                    continue
+                paths.append(Path(tmp) / f"{key}.mp4")
+                with shot.open("rb") as source, paths[-1].open("wb") as target:
+                    shutil.copyfileobj(source, target, READ_BYTES)
+            output = Path(tmp) / VIDEO_NAME
+            result = stitch(paths, output, drop_shared_frames=self._chained)
+            with output.open("rb") as video:
+                write_stream_atomically(
+                    iter(lambda: video.read(READ_BYTES), b""), folder / VIDEO_NAME, content_type="video/mp4"
+                )
+        return result
+
+
+def _summed(usages: Any) -> dict[str, int] | None:
+    total: dict[str, int] = {}
+    for usage in usages:
+        for name, value in (usage or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                total[name] = total.get(name, 0) + value
+    return total or None
+
+
+__all__ = ["GPTProtoStoryboardOperator"]
