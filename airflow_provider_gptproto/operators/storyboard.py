@@ -141,13 +141,16 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         **kwargs: Any,
     ) -> None:
         if (shots is None) == (storyboard_file is None):
-            raise ValueError("give exactly one of shots or storyboard_file")
+            raise GPTProtoRequestError("give exactly one of shots or storyboard_file", field="shots")
         if continuity not in CONTINUITY:
-            raise ValueError(
-                f"continuity must be one of {', '.join(map(repr, CONTINUITY))}, got {continuity!r}"
+            raise GPTProtoRequestError(
+                f"continuity must be one of {', '.join(map(repr, CONTINUITY))}, got {continuity!r}",
+                field="continuity",
             )
         if isinstance(shot_retries, bool) or not isinstance(shot_retries, int) or shot_retries < 0:
-            raise ValueError(f"shot_retries must be an integer >= 0, got {shot_retries!r}")
+            raise GPTProtoRequestError(
+                f"shot_retries must be an integer >= 0, got {shot_retries!r}", field="shot_retries"
+            )
         shared = {name: value for name, value in locals().items() if name in SHARED_FIELDS}
         super().__init__(
             destination=destination,
