@@ -40,6 +40,7 @@ from airflow_provider_gptproto.storage import READ_BYTES, write_bytes_atomically
 from airflow_provider_gptproto.utils.batch_journal import BatchJournal, manifest_row, write_manifest
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_provider_gptproto.storage.stitch import StitchResult
@@ -171,6 +172,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         self.storyboard_file = storyboard_file
         self.continuity = continuity
         self.shot_retries = shot_retries
+        self._result: StoryboardResult | None = None  # for OpenLineage
 
     @property
     def _chained(self) -> bool:
@@ -256,6 +258,12 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             params["images"] = [{"url": previous.last_frame_url, "role": "first_frame"}]
         return VideoGenerationRequest.build(**params)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """The stitched video as the output dataset."""
+        from airflow_provider_gptproto.utils.openlineage import storyboard_lineage
+
+        return storyboard_lineage(self._result)
+
     # ------------------------------------------------------------------------------ the stitched video
     def _finish(
         self,
@@ -332,6 +340,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             result["uri"],
         )
         journal.delete()
+        self._result = result
         return result
 
     def _failure(

@@ -115,6 +115,11 @@ def download_lineage(saved: Mapping[str, Any] | None, request: Mapping[str, Any]
     )
 
 
+def storyboard_lineage(result: Mapping[str, Any] | None) -> OperatorLineage:
+    """A storyboard's lineage: the stitched video out (its shots' tasks are in storyboard.json)."""
+    return OperatorLineage(outputs=[storage_dataset(result["uri"])] if result else [])
+
+
 def _translated(uri: str) -> Dataset | None:
     """What Airflow's openlineage integration makes of this URI as an asset (provider converters)."""
     try:

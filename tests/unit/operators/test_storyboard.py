@@ -237,3 +237,12 @@ def test_a_previous_shot_whose_task_is_gone_fails_the_next_shot_instead_of_waiti
     with pytest.raises(GPTProtoError, match=r"shot 1 \(00001\).*shot 0's task is gone"):
         _operator(hook, tmp_path).execute(_context(DictKV()))  # type: ignore[arg-type]
     assert hook.created == ["shot zero"]
+
+
+def test_the_stitched_video_is_the_lineage_output(tmp_path: Path) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    op = _operator(StoryHook(), tmp_path)
+    assert op.get_openlineage_facets_on_complete(None).outputs == []  # nothing stitched yet
+    result = op.execute(_context(DictKV()))  # type: ignore[arg-type]
+    (output,) = op.get_openlineage_facets_on_complete(None).outputs
+    assert result is not None and (output.namespace, output.name) == ("file", result["uri"])
