@@ -57,6 +57,7 @@ def video_tab(task_label: str, videos: Iterable[tuple[VideoRecord, str | None, s
             "download": download,
             "notice": notice,
             "fields": {name: str(value) for name, value in record.metadata().items()},
+            "shots": record.extra.get("shots") or [],  # a storyboard's, from its storyboard.json
         }
         for record, source, download, notice in videos
     ]

@@ -133,6 +133,11 @@ def read_result(result: Mapping[str, Any], base: VideoRecord) -> list[VideoRecor
     :param base: the record of the task instance (or event) they belong to.
     """
     kind = result_kind(result)
+    if kind == "storyboard":
+        storyboard = as_type(typed.StoryboardResult, result)
+        record = _record(base, storyboard)
+        record.extra["shots"] = storyboard_shots(storyboard.get("storyboard_uri"))
+        return [record]
     if kind != "batch":
         return [_record(base, as_type(_TYPES[kind], result))]
     manifest = as_type(typed.BatchSummary, result).get("manifest")
@@ -180,6 +185,7 @@ _TYPES: dict[typed.Kind, Any] = {
     "saved_video": typed.SavedVideoResult,
     "download": typed.DownloadResult,
     "batch": typed.BatchSummary,
+    "storyboard": typed.StoryboardResult,
 }
 _RECORD_NAMES = {"task_id": "gptproto_task_id", "uri": "stored_uri", "resolution": "dimension"}
 _RECORD_FIELDS = {f.name for f in fields(VideoRecord)}  # no result type has dag_id, run_id or map_index
@@ -191,17 +197,53 @@ def manifest_videos(manifest_uri: str | None, limit: int = BATCH_TAB_LIMIT) -> l
     The manifest's location comes from the task's own result, and it is read only inside
     ``[gptproto] ui_media_roots`` (when set), like the videos themselves.
     """
-    path = local_path(manifest_uri)
+    found = _readable(manifest_uri)
+    return [dict(row) for row in _succeeded_rows(*found, limit)] if found else []
+
+
+def storyboard_shots(storyboard_uri: str | None) -> list[dict[str, Any]]:
+    """Each shot's index, prompt and span (start, end in seconds) from a storyboard's
+    ``storyboard.json``, read like a manifest: a local file inside the media roots, else nothing."""
+    found = _readable(storyboard_uri)
+    if found is None:
+        return []
+    try:
+        with open(found[0], encoding="utf-8") as handle:
+            shots = json.load(handle).get("shots")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(shots, list):
+        return []
+    return [
+        {"index": shot.get("index"), "prompt": _text(shot.get("prompt")), **_span(shot)}
+        for shot in shots
+        if isinstance(shot, dict)
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _span(shot: Mapping[str, Any]) -> dict[str, float | None]:
+    """``start`` and ``end`` when they are numbers (any task may have written the file)."""
+    return {
+        key: float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        for key, value in ((k, shot.get(k)) for k in ("start", "end"))
+    }
+
+
+def _readable(uri: str | None) -> tuple[str, int, int] | None:
+    """(real path, mtime_ns, size) of a regular local file inside ``[gptproto] ui_media_roots``."""
+    path = local_path(uri)
     real = os.path.realpath(path) if path and os.path.isabs(path) else None
     if real is None or not inside_media_roots(real):
-        return []
+        return None
     try:
         info = os.stat(real)
     except OSError:
-        return []
-    if not stat.S_ISREG(info.st_mode):
-        return []
-    return [dict(row) for row in _succeeded_rows(real, info.st_mtime_ns, info.st_size, limit)]
+        return None
+    return (real, info.st_mtime_ns, info.st_size) if stat.S_ISREG(info.st_mode) else None
 
 
 @functools.lru_cache(maxsize=32)

@@ -20,7 +20,9 @@ from airflow_provider_gptproto.models.results import (
     DownloadResult,
     GenerateResult,
     ManifestRow,
+    StoryboardResult,
 )
+from airflow_provider_gptproto.plugins import pages
 from airflow_provider_gptproto.plugins.records import (
     VideoRecord,
     as_type,
@@ -290,3 +292,35 @@ def test_a_batch_events_extra_says_how_many_videos_it_made(kind: dict[str, str])
     record = event_record(_event(extra))
 
     assert record.prompt == "Batch: 2 of 3 videos (see the task's Video tab)" and record.stored_uri is None
+
+
+def test_a_storyboard_is_its_stitched_video_with_the_shots_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GPTPROTO__UI_MEDIA_ROOTS", str(tmp_path))
+    document = {
+        "shots": [
+            {"index": 0, "prompt": "A bottle on a table", "start": 0.0, "end": 4.875, "task_id": "t0"},
+            {"index": 1, "prompt": "The bottle turns", "start": 4.875, "end": "late"},  # not a number
+            "not a shot",
+        ]
+    }
+    (tmp_path / "storyboard.json").write_text(json.dumps(document))
+    result: StoryboardResult = {
+        "kind": "storyboard", "uri": str(tmp_path / "storyboard.mp4"), "manifest_uri": "m",
+        "storyboard_uri": str(tmp_path / "storyboard.json"), "chapters_uri": "c",
+        "destination": str(tmp_path), "duration": 9.75, "shots": 2, "method": "copy", "usage": None,
+    }  # fmt: skip
+
+    [record] = read_result(result, BASE)
+
+    assert (record.stored_uri, record.duration) == (str(tmp_path / "storyboard.mp4"), 9.75)
+    assert record.extra["shots"] == [
+        {"index": 0, "prompt": "A bottle on a table", "start": 0.0, "end": 4.875},
+        {"index": 1, "prompt": "The bottle turns", "start": 4.875, "end": None},
+    ]
+    page = pages.video_tab("storyboard", [(record, "/media/v", None, "")])
+    assert "<caption>Shots</caption>" in page and "4.88 s" in page and "The bottle turns" in page
+
+    monkeypatch.setenv("AIRFLOW__GPTPROTO__UI_MEDIA_ROOTS", str(tmp_path / "elsewhere"))
+    assert read_result(result, BASE)[0].extra["shots"] == []  # outside the media roots: not read
