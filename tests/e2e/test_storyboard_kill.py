@@ -1,0 +1,102 @@
+"""End to end: the storyboard example on real Airflow, its worker SIGKILLed during the third shot.
+
+Real processes (api-server, scheduler, dag-processor, triggerer, LocalExecutor) run
+``dags_examples/gptproto_storyboard.py`` (six chained shots) against the emulator's upstream
+dialect, which reports ``last_frame_url``. Once two shots are stored, the emulator holds the next
+video download (a latency fault), so the kill lands in the worker phase of the third shot. The
+retry resumes from the journal: one create per shot, and one 30-second video stitched from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
+from dev.airflow_stack import AirflowStack, command_line, session_members
+from tests.support.reliability_stack import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(500)]
+
+DAG_ID = "gptproto_storyboard"
+EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
+SHOTS, SECONDS, FPS = 6, 5, 8  # the example's shots and their length; the emulator's frame rate
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorProcess]:
+    with start_emulator(dialect="ark", queue_seconds=1.0, run_seconds=2.0) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def stack(emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    dags = tmp_path_factory.mktemp("storyboard-dags")
+    shutil.copy(EXAMPLES / "gptproto_storyboard.py", dags)
+    shutil.copytree(EXAMPLES / "storyboards", dags / "storyboards")
+    conn = {"conn_type": "gptproto", "host": emulator.url, "password": emulator.api_key}
+    airflow = AirflowStack(
+        tmp_path_factory.mktemp("airflow-home"),
+        dags_folder=dags,
+        extra_env={"AIRFLOW_CONN_GPTPROTO_DEFAULT": json.dumps(conn)},
+        wait_for_dags=(DAG_ID,),
+        dags_paused=False,
+    )
+    try:
+        airflow.start()
+        yield airflow
+    finally:
+        leftovers = airflow.stop()
+        assert not leftovers, f"processes survived the stack: {leftovers}"
+
+
+def test_worker_killed_during_the_third_shot_resumes_without_paying_twice(
+    stack: AirflowStack, emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    client = stack.client
+    run_id = client.trigger(DAG_ID, {"output_dir": str(tmp_path)})
+    out = tmp_path / "storyboard" / run_id.replace(":", "_").replace("+", "_")
+
+    wait_until(lambda: len(list(out.glob("0*.mp4"))) >= 2, 240, "two shots stored")
+    rule = emulator.add_fault(endpoint="video", action="latency", latency_seconds=120, count=1)
+    wait_until(
+        lambda: any(r["id"] == rule["id"] and r["applied"] == 1 for r in emulator.faults()),
+        120,
+        "the third shot's download",
+    )
+    ti = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/storyboard")
+    assert ti["state"] == "running" and ti["try_number"] == 1, ti
+    title = f"airflow worker -- {ti['id']}"
+    (pid,) = wait_until(
+        lambda: [p for p in session_members([stack.pid("scheduler")]) if command_line(p) == title],
+        30,
+        "the task process",
+    )
+    os.kill(pid, signal.SIGKILL)
+
+    outcome = client.wait_for_run(DAG_ID, run_id, timeout=400, poll=1.0)
+    storyboard = outcome.ti("storyboard")
+    assert storyboard["try_number"] == 2, storyboard
+    creates = Counter(t["prompt"] for t in emulator.tasks())
+    assert len(creates) == SHOTS and set(creates.values()) == {1}, creates  # one create per shot
+    assert "Resuming batch" in client.task_log(DAG_ID, run_id, "storyboard", 2)
+
+    result = client.xcom(DAG_ID, run_id, "storyboard")
+    assert result["kind"] == "storyboard" and result["shots"] == SHOTS, result
+    with av.open(str(out / "storyboard.mp4")) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == SHOTS * SECONDS * FPS - (SHOTS - 1)  # each shared frame shown once
+    document = json.loads((out / "storyboard.json").read_text())
+    assert [shot["key"] for shot in document["shots"]] == sorted(shot["key"] for shot in document["shots"])
+    assert document["shots"][-1]["end"] == pytest.approx(result["duration"])
+    assert not list(out.rglob("*.part")), "a partial file survived the kill"
+    assert client.xcom(DAG_ID, run_id, "report")["video"] == str(out / "storyboard.mp4")
+    print(f"\nworker SIGKILLed during shot 3; try 2 resumed; {SHOTS} shots, {sum(creates.values())} creates")
