@@ -1,10 +1,14 @@
-"""End to end: the storyboard example on real Airflow, its worker SIGKILLed during the third shot.
+"""End to end: storyboards on real Airflow, under faults and a worker SIGKILLed mid-storyboard.
 
-Real processes (api-server, scheduler, dag-processor, triggerer, LocalExecutor) run
-``dags_examples/gptproto_storyboard.py`` (six chained shots) against the emulator's upstream
-dialect, which reports ``last_frame_url``. Once two shots are stored, the emulator holds the next
-video download (a latency fault), so the kill lands in the worker phase of the third shot. The
-retry resumes from the journal: one create per shot, and one 30-second video stitched from them.
+Real processes (api-server, scheduler, dag-processor, triggerer, LocalExecutor) run against the
+emulator's upstream dialect, which reports ``last_frame_url``:
+
+* ``dags_examples/gptproto_storyboard.py`` (six chained shots): once two shots are stored, the
+  emulator holds the next video download (a latency fault), so the kill lands in the worker phase
+  of the third shot. The retry resumes from the journal: one create per shot, one 30-second video.
+* ``dags/gptproto_e2e_storyboard_cuts.py``: the same six shots chained and independent, while
+  status reads fail with 503 and a download breaks off; the cuts of the chained video are smooth,
+  those of the independent one are not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import av
 import pytest
+from PIL import Image, ImageChops
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
 from dev.airflow_stack import AirflowStack, command_line, session_members
@@ -27,7 +32,9 @@ from tests.support.reliability_stack import wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(500)]
 
 DAG_ID = "gptproto_storyboard"
+CUTS_DAG_ID = "gptproto_e2e_storyboard_cuts"
 EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
+CUTS_DAG = Path(__file__).parent / "dags" / f"{CUTS_DAG_ID}.py"
 SHOTS, SECONDS, FPS = 6, 5, 8  # the example's shots and their length; the emulator's frame rate
 
 
@@ -42,12 +49,13 @@ def stack(emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -
     dags = tmp_path_factory.mktemp("storyboard-dags")
     shutil.copy(EXAMPLES / "gptproto_storyboard.py", dags)
     shutil.copytree(EXAMPLES / "storyboards", dags / "storyboards")
+    shutil.copy(CUTS_DAG, dags)
     conn = {"conn_type": "gptproto", "host": emulator.url, "password": emulator.api_key}
     airflow = AirflowStack(
         tmp_path_factory.mktemp("airflow-home"),
         dags_folder=dags,
         extra_env={"AIRFLOW_CONN_GPTPROTO_DEFAULT": json.dumps(conn)},
-        wait_for_dags=(DAG_ID,),
+        wait_for_dags=(DAG_ID, CUTS_DAG_ID),
         dags_paused=False,
     )
     try:
@@ -100,3 +108,38 @@ def test_worker_killed_during_the_third_shot_resumes_without_paying_twice(
     assert not list(out.rglob("*.part")), "a partial file survived the kill"
     assert client.xcom(DAG_ID, run_id, "report")["video"] == str(out / "storyboard.mp4")
     print(f"\nworker SIGKILLed during shot 3; try 2 resumed; {SHOTS} shots, {sum(creates.values())} creates")
+
+
+def _frames(path: Path) -> list[Image.Image]:
+    with av.open(str(path)) as container:
+        return [frame.to_image() for frame in container.decode(video=0)]
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per channel, 0..255."""
+    pixels = list(ImageChops.difference(a, b).convert("L").getdata())
+    return sum(pixels) / len(pixels)
+
+
+def test_chained_shots_cut_smoothly_under_faults_and_independent_ones_do_not(
+    stack: AirflowStack, emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    emulator.add_fault(endpoint="get", action="status", status=503, count=4)
+    emulator.add_fault(endpoint="video", action="truncate", count=1)
+    before = len(emulator.tasks())
+    run_id = stack.client.trigger(CUTS_DAG_ID, {"output_dir": str(tmp_path)})
+    outcome = stack.client.wait_for_run(CUTS_DAG_ID, run_id, timeout=400, poll=1.0)
+    assert all(outcome.ti(task)["state"] == "success" for task in ("last_frame", "none")), outcome
+    assert len(emulator.tasks()) - before == 2 * SHOTS  # the faults cost no create
+    assert all(rule["applied"] == rule["count"] for rule in emulator.faults()), emulator.faults()
+
+    cuts: dict[str, list[float]] = {}
+    for continuity, shared in (("last_frame", SHOTS - 1), ("none", 0)):
+        out = tmp_path / continuity
+        frames = _frames(out / "storyboard.mp4")
+        shots = json.loads((out / "storyboard.json").read_text())["shots"]
+        assert len(frames) == sum(shot["frames"] for shot in shots) == SHOTS * 2 * FPS - shared
+        starts = [round(shot["start"] * FPS) for shot in shots[1:]]  # first frame of each later shot
+        cuts[continuity] = [_difference(frames[at - 1], frames[at]) for at in starts]
+    assert max(cuts["last_frame"]) * 10 < min(cuts["none"]), cuts
+    print(f"\nmean pixel difference at the cuts: chained {cuts['last_frame']}, independent {cuts['none']}")
