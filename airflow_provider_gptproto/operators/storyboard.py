@@ -8,6 +8,7 @@ shot is stored, ``storage/stitch`` joins them into ``storyboard.mp4``. See docs/
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tempfile
@@ -173,6 +174,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         self.continuity = continuity
         self.shot_retries = shot_retries
         self._result: StoryboardResult | None = None  # for OpenLineage
+        self._keys: list[str] = []  # the shots' file names, once loaded
 
     @property
     def _chained(self) -> bool:
@@ -185,6 +187,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         shared["return_last_frame"] = True if self._chained else None
         source = "shots" if self.storyboard_file is None else str(self.storyboard_file)
         items = build_items(((None, shot) for shot in self._shot_list()), shared, source, validate=validate)
+        self._keys = [item.key for item in items]
         for item in items if validate and self._chained else ():
             model = item.request.model
             if "t2v" in model.lower():
@@ -246,16 +249,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         if entry.attempt:
             params["seed"] = entry.seed
         if self._chained and item.index:
-            try:
-                previous = self.hook.get_task(str(journal.entry(item.index - 1).task_id))
-            except GPTProtoNotFoundError as exc:  # past the retention window: no frame to start from
-                raise GPTProtoBadRequestError(f"shot {item.index - 1}'s task is gone ({exc})") from exc
-            if not previous.last_frame_url:
-                raise GPTProtoBadRequestError(
-                    f"shot {item.index - 1}'s task {previous.task_id} has no last_frame_url to start "
-                    f"shot {item.index} from (does model {item.request.model!r} support return_last_frame?)"
-                )
-            params["images"] = [{"url": previous.last_frame_url, "role": "first_frame"}]
+            params["images"] = [{"url": self._previous_last_frame(journal, item), "role": "first_frame"}]
         return VideoGenerationRequest.build(**params)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
@@ -263,6 +257,28 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         from airflow_provider_gptproto.utils.openlineage import storyboard_lineage
 
         return storyboard_lineage(self._result)
+
+    def _previous_last_frame(self, journal: BatchJournal, item: BatchItem) -> str:
+        """The previous shot's last frame: its task's fresh ``last_frame_url`` (the links are
+        short-lived), or, when the reply carries none (GPTProto's own envelope documents none), the
+        last frame of the previous shot's stored video as a ``data:`` URL."""
+        try:
+            previous = self.hook.get_task(str(journal.entry(item.index - 1).task_id))
+        except GPTProtoNotFoundError as exc:  # past the retention window: no frame to start from
+            raise GPTProtoBadRequestError(f"shot {item.index - 1}'s task is gone ({exc})") from exc
+        if previous.last_frame_url:
+            return previous.last_frame_url
+        from airflow_provider_gptproto.storage.stitch import last_frame_jpeg
+
+        stored = self._folder() / f"{self._keys[item.index - 1]}.mp4"
+        self.log.info(
+            "Task %s reports no last_frame_url: starting shot %d from %s",
+            previous.task_id,
+            item.index,
+            stored,
+        )
+        with stored.open("rb") as video:
+            return "data:image/jpeg;base64," + base64.b64encode(last_frame_jpeg(video)).decode()
 
     # ------------------------------------------------------------------------------ the stitched video
     def _finish(

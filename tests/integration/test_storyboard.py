@@ -86,6 +86,21 @@ def test_chained_shots_stitch_into_one_smooth_video(emulator: Any, tmp_path: Pat
         assert smooth * 10 < hard, (chained_cuts, loose_cuts)
 
 
+def test_without_last_frame_url_the_chain_starts_from_the_stored_last_frame(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """GPTProto's own envelope documents no last_frame_url: each shot starts from the previous
+    shot's stored video's last frame (sent as a data: URL), and the cuts stay smooth."""
+    emulator.configure(dialect="envelope")
+    _, document, frames = _storyboard("last_frame", tmp_path / "chained")
+    shot_frames = [len(_frames(tmp_path / "chained" / f"{s['key']}.mp4")) for s in document["shots"]]
+    assert len(frames) == sum(shot_frames) - (len(SHOTS) - 1)
+    _, _, loose = _storyboard("none", tmp_path / "loose")
+    chained_cuts = _cut_differences(frames, shot_frames, shared=True)
+    loose_cuts = _cut_differences(loose, shot_frames, shared=False)
+    assert max(chained_cuts) * 10 < min(loose_cuts), (chained_cuts, loose_cuts)
+
+
 def _cut_differences(frames: list[Image.Image], shot_frames: list[int], shared: bool) -> list[float]:
     cuts, position = [], 0
     for count in shot_frames[:-1]:

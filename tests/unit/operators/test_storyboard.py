@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -11,6 +12,7 @@ from typing import Any
 
 import av
 import pytest
+from PIL import Image, ImageChops, ImageStat
 
 from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoNotFoundError, GPTProtoRequestError
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus
@@ -246,3 +248,25 @@ def test_the_stitched_video_is_the_lineage_output(tmp_path: Path) -> None:
     result = op.execute(_context(DictKV()))  # type: ignore[arg-type]
     (output,) = op.get_openlineage_facets_on_complete(None).outputs
     assert result is not None and (output.namespace, output.name) == ("file", result["uri"])
+
+
+class EnvelopeHook(StoryHook):
+    """Replies without ``last_frame_url``, as GPTProto's own envelope documents them."""
+
+    def _task(self, task_id: str) -> GenerationTask:
+        return super()._task(task_id).model_copy(update={"last_frame_url": None})
+
+
+def test_without_a_last_frame_url_a_shot_starts_from_the_stored_last_frame(tmp_path: Path) -> None:
+    hook = EnvelopeHook()
+    result = _operator(hook, tmp_path).execute(_context(DictKV()))  # type: ignore[arg-type]
+
+    assert result is not None and len(hook.created) == 3
+    with av.open(io.BytesIO(CLIP)) as container:
+        last = list(container.decode(video=0))[-1].to_image().convert("RGB")
+    for request in hook.requests[1:]:
+        (image,) = request.images
+        assert image.role == "first_frame" and image.url.startswith("data:image/jpeg;base64,")
+        sent = Image.open(io.BytesIO(base64.b64decode(image.url.partition(",")[2]))).convert("RGB")
+        difference = ImageStat.Stat(ImageChops.difference(sent, last)).mean
+        assert sent.size == last.size and max(difference) < 4  # the same picture, give or take JPEG
