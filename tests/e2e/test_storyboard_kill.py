@@ -20,9 +20,11 @@ import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import av
 import pytest
+import requests
 from PIL import Image, ImageChops
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
@@ -107,6 +109,16 @@ def test_worker_killed_during_the_third_shot_resumes_without_paying_twice(
     assert document["shots"][-1]["end"] == pytest.approx(result["duration"])
     assert not list(out.rglob("*.part")), "a partial file survived the kill"
     assert client.xcom(DAG_ID, run_id, "report")["video"] == str(out / "storyboard.mp4")
+
+    # The task's Video tab, from the real api-server: the stitched video and its six shots' times.
+    tab = requests.get(
+        f"{stack.base_url}/gptproto/ti/{DAG_ID}/{quote(run_id, safe='')}/storyboard",
+        headers={"Authorization": f"Bearer {client.token()}"},
+        timeout=30,
+    )
+    assert tab.status_code == 200 and "<caption>Shots</caption>" in tab.text, tab.text[:500]
+    for shot in document["shots"]:
+        assert f"{shot['end']:.2f} s" in tab.text and shot["prompt"] in tab.text
     print(f"\nworker SIGKILLed during shot 3; try 2 resumed; {SHOTS} shots, {sum(creates.values())} creates")
 
 
