@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
-from dev.airflow_stack import AirflowStack, command_line, session_members
-from tests.support.reliability_stack import wait_until
+from dev.airflow_stack import AirflowStack
+from tests.support.reliability_stack import sigkill_running_task, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -69,15 +67,7 @@ def test_worker_killed_mid_batch_resumes_without_paying_twice(
         240,
         "the first video download",
     )
-    ti = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/generate")
-    assert ti["state"] == "running" and ti["try_number"] == 1, ti
-    title = f"airflow worker -- {ti['id']}"
-    (pid,) = wait_until(
-        lambda: [p for p in session_members([stack.pid("scheduler")]) if command_line(p) == title],
-        30,
-        "the task process",
-    )
-    os.kill(pid, signal.SIGKILL)
+    sigkill_running_task(stack, DAG_ID, run_id, "generate")
 
     outcome = client.wait_for_run(DAG_ID, run_id, timeout=300, poll=1.0)
     generate = outcome.ti("generate")

@@ -14,9 +14,7 @@ emulator's upstream dialect, which reports ``last_frame_url``:
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +26,8 @@ import requests
 from PIL import Image, ImageChops
 
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
-from dev.airflow_stack import AirflowStack, command_line, session_members
-from tests.support.reliability_stack import wait_until
+from dev.airflow_stack import AirflowStack
+from tests.support.reliability_stack import sigkill_running_task, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(500)]
 
@@ -82,15 +80,7 @@ def test_worker_killed_during_the_third_shot_resumes_without_paying_twice(
         120,
         "the third shot's download",
     )
-    ti = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/storyboard")
-    assert ti["state"] == "running" and ti["try_number"] == 1, ti
-    title = f"airflow worker -- {ti['id']}"
-    (pid,) = wait_until(
-        lambda: [p for p in session_members([stack.pid("scheduler")]) if command_line(p) == title],
-        30,
-        "the task process",
-    )
-    os.kill(pid, signal.SIGKILL)
+    sigkill_running_task(stack, DAG_ID, run_id, "storyboard")
 
     outcome = client.wait_for_run(DAG_ID, run_id, timeout=400, poll=1.0)
     storyboard = outcome.ti("storyboard")

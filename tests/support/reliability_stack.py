@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -44,6 +45,19 @@ def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, int
     """Poll ``predicate`` until it returns something truthy (returned); AssertionError on timeout."""
     result: T = wait_for(predicate, timeout, interval, what, error=AssertionError)
     return result
+
+
+def sigkill_running_task(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> None:
+    """SIGKILL the worker process of a task instance that is running its first try."""
+    ti = stack.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+    assert ti["state"] == "running" and ti["try_number"] == 1, ti
+    title = f"airflow worker -- {ti['id']}"
+    (pid,) = wait_until(
+        lambda: [p for p in session_members([stack.pid("scheduler")]) if command_line(p) == title],
+        30,
+        "the task process",
+    )
+    os.kill(pid, signal.SIGKILL)
 
 
 class RestartableEmulator:
