@@ -23,19 +23,23 @@ from airflow_provider_gptproto.hooks.gptproto import (
     DEFAULT_WAIT_TIMEOUT_SECONDS,
     GPTProtoHook,
     is_transient_poll_error,
+    run_poll,
 )
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
+from airflow_provider_gptproto.models import batch_plan as plan
+from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import RECONCILE_SETTLE_SECONDS as RECONCILE_SETTLE_SECONDS
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import stable_seed
 from airflow_provider_gptproto.models.results import DownloadResult, GenerateResult
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
+from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
 from airflow_provider_gptproto.utils.poster import POSTER_KEY, store_poster
 from airflow_provider_gptproto.utils.results import announce, deliver
-from airflow_provider_gptproto.utils.task_state import RemoteTaskRecord, TaskState
+from airflow_provider_gptproto.utils.task_state import TASK_KEY, RemoteTaskRecord, TaskState
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -46,15 +50,17 @@ if TYPE_CHECKING:
 REQUEST_FIELDS = (*(name for name in VideoGenerationRequest.model_fields if name != "extra_body"), "content")
 DEFAULT_TIMEOUT = timedelta(seconds=DEFAULT_WAIT_TIMEOUT_SECONDS)
 KILL_CANCEL_TIMEOUT_SECONDS = 10.0
+TAKE_IDS_XCOM_KEY = "gptproto_take_task_ids"  # with takes > 1: every take's remote id, in take order
 
 
 class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
-    """Create one GPTProto generation task and (by default) wait for its video.
+    """Create one GPTProto generation task (or one per take) and (by default) wait for its video.
 
     Every request parameter is templated and checked at parse time (static) or before any request
     (rendered); unset (None) ones are left out, so the server's default applies. Returns a
-    :class:`~airflow_provider_gptproto.models.results.GenerateResult`; pushes ``gptproto_task_id`` to
-    XCom once the task exists, and ``gptproto_video_url`` (the "GPTProto video" link) once it has a video.
+    :class:`~airflow_provider_gptproto.models.results.GenerateResult` (with ``takes`` > 1, a list of
+    them ordered by take); pushes ``gptproto_task_id`` to XCom once the task exists, and
+    ``gptproto_video_url`` (the "GPTProto video" link) once it has a video (with takes: the last take's).
 
     :param prompt: text description of the video. Default None (required unless ``content`` holds
         the text).
@@ -84,6 +90,12 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         the task. Default None.
     :param generate_audio: upstream format: generate a sound track. Default None.
     :param draft: upstream format: a cheaper draft render. Default None.
+    :param takes: videos of this request (default 1), each its own paid task with its own seed:
+        ``seed`` (or the one drawn) is take 1's, take k's is derived from it. Each take is
+        recorded for reattaching, so a retry never pays twice for a take; all are waited for at
+        once (one trigger when deferrable). Results carry ``take`` (1-based) and ``takes``.
+    :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``).
+        Default None.
     :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
     :param wait_for_completion: wait for the video. Default True; False only creates the task and
         returns it (wait later with :class:`~airflow_provider_gptproto.sensors.gptproto.GPTProtoTaskSensor`).
@@ -131,6 +143,8 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         execution_expires_after: int | None = None,
         generate_audio: bool | None = None,
         draft: bool | None = None,
+        takes: int = 1,
+        seeds: list[int] | None = None,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
         wait_for_completion: bool = True,
         deferrable: bool | None = None,
@@ -171,7 +185,10 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         self.wait_for_completion = wait_for_completion
         self.retry_on_content_policy = retry_on_content_policy
         self.cancel_on_kill = cancel_on_kill
+        plan.check_takes(takes, seeds, seed)
+        self.takes, self.seeds = takes, seeds
         self._remote_task_id: str | None = None
+        self._take_ids: list[str] = []  # with takes > 1, every take's remote id
         self._result: GenerateResult | None = None  # the finished task, for OpenLineage
         if is_static(self._request_params()):
             self.build_request()  # fail at parse time, not at 3 a.m.
@@ -188,8 +205,29 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         ti = context["ti"]
         return request.with_seed(stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
 
+    def build_requests(self, context: Context) -> list[VideoGenerationRequest]:
+        """Every take's request as sent: take 1's as :meth:`build_request`, the others' seeds its own."""
+        request = self.build_request(context)
+        if self.takes == 1:
+            return [request]
+        ti = context["ti"]
+        drawn = stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        first = request.seed if request.seed and request.seed > 0 else drawn  # -1: the server's, so draw
+        seeds = plan.take_seeds(first, self.takes, self.seeds)
+        return [request.model_copy(update={"seed": seed}) for seed in seeds]
+
+    def _take(
+        self, result: GenerateResult, request: VideoGenerationRequest | None, take: int
+    ) -> GenerateResult:
+        if request is not None:
+            result["request"] = request.summary()
+        result["take"], result["takes"] = take, self.takes
+        return result
+
     # ------------------------------------------------------------------------------ execution
-    def execute(self, context: Context) -> GenerateResult | None:
+    def execute(self, context: Context) -> GenerateResult | list[GenerateResult] | None:
+        if self.takes > 1:
+            return self._execute_takes(context)
         request = self.build_request(context)  # rendered values, validated before any request
         hook = self.hook
         state = TaskState(context)
@@ -197,7 +235,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         self._remote_task_id = task.task_id
         if not self.wait_for_completion:
             state.clear()
-            return GenerateResult(kind="generate", **task.to_dict())
+            return self._take(GenerateResult(kind="generate", **task.to_dict()), None, 1)
         if not self.deferrable:
             return self._wait_in_worker(task, deadline, context, state)
         task = self._peek(task)  # cheap check first: short tasks never defer
@@ -241,8 +279,15 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
                 raise
         return self._finish(self.hook.video_size, task, context, state)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> GenerateResult:
-        """Resume after the trigger fired: one event with the final task, a timeout or an error."""
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> GenerateResult | list[GenerateResult]:
+        """Resume after the trigger fired: one event with the final task, a timeout or an error
+        (with takes, the batch trigger's event for them all; their ids from this try's XCom)."""
+        if self.takes > 1:
+            ti = context["ti"]
+            self._take_ids = list(ti.xcom_pull(task_ids=ti.task_id, key=TAKE_IDS_XCOM_KEY) or [])
+            return self._finish_takes(parse_batch_event(event), self._take_ids, context)
         outcome = parse_event(event)
         status, task, message, _ = outcome
         task_id = (task.task_id if task else None) or str((event or {}).get("task_id"))
@@ -346,10 +391,83 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
             retry_on_content_policy=self.retry_on_content_policy,
             id_published=True,  # by _reattach_or_create, in this try (a deferral keeps XComs)
         )
-        result["request"] = request.summary()
+        self._take(result, request, 1)
         state.clear()
         self._result = result
         return result
+
+    # ------------------------------------------------------------------------------ takes > 1
+    def _take_states(self, context: Context) -> list[TaskState]:
+        return [TaskState(context, f"{TASK_KEY}.take-{k}") for k in range(1, self.takes + 1)]
+
+    def _execute_takes(self, context: Context) -> list[GenerateResult] | None:
+        """Every take reattached or created in order (each recorded as a single take is), then one
+        wait for them all: the batch trigger when deferrable, its plan in the worker otherwise."""
+        requests = self.build_requests(context)  # rendered values, validated before any request
+        hook, tasks = self.hook, []
+        watch: dict[str, float] = {}  # remote id -> its deadline, in take order
+        for request, state in zip(requests, self._take_states(context), strict=True):
+            task, deadline = self._reattach_or_create(hook, state, request, context)
+            tasks.append(task)
+            watch[task.task_id] = deadline
+        self._take_ids = list(watch)
+        context["ti"].xcom_push(key=TAKE_IDS_XCOM_KEY, value=self._take_ids)
+        if not self.wait_for_completion:
+            for state in self._take_states(context):
+                state.clear()
+            return [
+                self._take(GenerateResult(kind="generate", **t.to_dict()), None, k)
+                for k, t in enumerate(tasks, 1)
+            ]
+        waiting = BatchWait(watch, self.poll_interval, max(watch.values()), len(watch), self.timeout)
+        if self.deferrable:
+            self.defer(
+                trigger=GPTProtoBatchTrigger(
+                    watch,
+                    self.gptproto_conn_id,
+                    self.poll_interval,
+                    deadline=waiting.deadline,
+                    min_finished=len(watch),
+                    max_wait_ready=self.timeout,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        read = lambda check: hook.get_tasks(list(check.ids))  # noqa: E731
+        status, message = run_poll(waiting.plan(time.time()), read, self.log.log, time.sleep, time.time)
+        outcome = BatchOutcome(str(status), waiting.done, waiting.timed_out, waiting.missing, str(message))
+        return self._finish_takes(outcome, self._take_ids, context)
+
+    def _finish_takes(self, outcome: BatchOutcome, ids: list[str], context: Context) -> list[GenerateResult]:
+        """Every take's result in take order, once all succeeded; a take that did not fails the
+        try, whose retry reattaches the takes that did and creates the others anew."""
+        if outcome.status == "error":
+            raise GPTProtoError(outcome.message)
+        late = [i for i in ids if i not in outcome.tasks]
+        for remote_id in late:
+            self.hook.cancel_after_timeout(remote_id)
+        if late:
+            takes = [ids.index(i) + 1 for i in late]
+            raise GPTProtoTimeoutError(
+                f"Takes {takes} (GPTProto tasks {late}) did not finish by their deadline (timeout "
+                f"{self.timeout:.0f} s) or are unknown to the server"
+            )
+        results = []
+        for take, (request, remote_id) in enumerate(zip(self.build_requests(context), ids, strict=True), 1):
+            task = outcome.tasks[remote_id].with_seed(request.seed)  # the seed sent, when the reply has none
+            result = deliver(
+                self.hook.video_size,
+                task,
+                context["ti"],
+                self.log,
+                retry_on_content_policy=self.retry_on_content_policy,
+                id_published=True,
+            )
+            results.append(self._take(result, request, take))
+        for state in self._take_states(context):
+            state.clear()
+        self._result = results[0]
+        return results
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """Reference image URLs as inputs; the ``gptproto`` run facet (see utils/openlineage.py)."""
@@ -359,15 +477,18 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
 
     def on_kill(self) -> None:
         """Best effort, bounded: a killed task should not keep paying for its video."""
-        if not (self.cancel_on_kill and self._remote_task_id):
+        ids = self._take_ids or ([self._remote_task_id] if self._remote_task_id else [])
+        if not (self.cancel_on_kill and ids):
             return
         # Its own hook: on_kill runs beside execute, whose session is not thread-safe.
         hook = GPTProtoHook(self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1)
         try:
-            hook.cancel_task(self._remote_task_id)
-            self.log.info("Cancelled GPTProto task %s on kill", self._remote_task_id)
-        except GPTProtoError as exc:
-            self.log.warning("Could not cancel GPTProto task %s on kill: %s", self._remote_task_id, exc)
+            for remote_id in ids:
+                try:
+                    hook.cancel_task(remote_id)
+                    self.log.info("Cancelled GPTProto task %s on kill", remote_id)
+                except GPTProtoError as exc:
+                    self.log.warning("Could not cancel GPTProto task %s on kill: %s", remote_id, exc)
         finally:
             hook.close()
 

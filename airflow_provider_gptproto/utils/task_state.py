@@ -39,8 +39,9 @@ class TaskState:
     the API server, so a try reads the key once.
     """
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, key: str = TASK_KEY) -> None:
         store = context.get("task_state_store") if hasattr(context, "get") else None
+        self.key = key  # one per take when there are several
         self._store = cast("_StateStore | None", store)
         self._raw: Any = None
         self._loaded = False
@@ -51,7 +52,7 @@ class TaskState:
 
     def _value(self) -> Any:
         if not self._loaded and self._store is not None:
-            self._raw = self._store.get(TASK_KEY)
+            self._raw = self._store.get(self.key)
             self._loaded = True
         return self._raw
 
@@ -79,10 +80,10 @@ class TaskState:
     def clear(self) -> None:
         """Forget the remote task once its result is delivered, so clearing the task regenerates."""
         if self._store is not None:
-            self._store.delete(TASK_KEY)
+            self._store.delete(self.key)
         self._raw, self._loaded = None, True
 
     def _write(self, value: dict[str, Any]) -> None:
         if self._store is not None:
-            self._store.set(TASK_KEY, value)
+            self._store.set(self.key, value)
         self._raw, self._loaded = value, True

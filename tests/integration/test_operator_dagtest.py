@@ -211,3 +211,61 @@ def test_download_lands_a_verified_mp4(emulator: Any, tmp_path: Any) -> None:
     poster = path.with_suffix(".jpg")
     assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == sorted([path.name, poster.name])
     assert saved["poster_uri"].endswith(str(poster))
+
+
+@pytest.mark.parametrize("mode", ["sync", "defer"])
+def test_takes_return_three_videos_with_distinct_seeds(emulator: Any, mode: str) -> None:
+    result = run_dag(f"it_generate_takes_{mode}", prompt="three takes of a lake")
+
+    assert result.state == "success", result.tis
+    takes = result.xcom("generate")
+    made = {t["id"]: t for t in emulator.tasks()}
+    assert [(r["take"], r["takes"], r["status"]) for r in takes] == [(k, 3, "succeeded") for k in (1, 2, 3)]
+    assert len({r["task_id"] for r in takes}) == 3 and set(made) == {r["task_id"] for r in takes}
+    assert [r["seed"] for r in takes] == [made[r["task_id"]]["seed"] for r in takes]  # the seed sent
+    assert len({r["seed"] for r in takes}) == 3 and all(r["request"]["seed"] == r["seed"] for r in takes)
+    assert all(r["video_url"].startswith(emulator.url) for r in takes)
+    assert emulator.stats()["tasks_created"] == 3
+
+
+def test_a_retry_of_takes_reattaches_every_take_instead_of_paying_again(emulator: Any) -> None:
+    from tests.integration.versions import HAS_TASK_STATE_STORE
+
+    emulator.configure(queue_seconds=1)
+    # The first read of the takes' statuses is refused: try 1 fails after all three tasks exist.
+    emulator.add_fault(endpoint="list", action="status", status=401, count=1)
+
+    result = run_dag("it_generate_takes_sync", prompt="retried takes")
+
+    assert result.state == "success", result.tis
+    assert result.tries("generate") == 2
+    assert emulator.stats()["tasks_created"] == (3 if HAS_TASK_STATE_STORE else 6)
+    assert [r["take"] for r in result.xcom("generate")] == [1, 2, 3]
+
+
+def test_a_lost_create_reply_of_a_take_is_never_paid_again(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.integration.versions import HAS_TASK_STATE_STORE
+
+    if not HAS_TASK_STATE_STORE:
+        pytest.skip("without Airflow 3.3's task state store every try starts afresh (documented)")
+    conn = {
+        "conn_type": "gptproto",
+        "host": emulator.url,
+        "password": emulator.api_key,
+        "extra": {"timeout": 2},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GPTPROTO_DEFAULT", json.dumps(conn))  # a lost create settles in 4 s
+    # Take 2's create lands on the server, but its reply is lost.
+    emulator.add_fault(endpoint="create", action="drop_after", skip=1, count=1)
+
+    result = run_dag("it_generate_takes_sync", prompt="a lost take")
+
+    assert result.state == "failed"  # the retry finds a task it cannot tell from its own: no new create
+    assert result.tries("generate") == 2
+    assert (
+        emulator.stats()["tasks_created"] == 2
+    )  # take 1, and take 2 whose reply was lost; never take 2 again

@@ -89,6 +89,11 @@ class FakeTaskInstance:
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushes.append((key, value))
 
+    def xcom_pull(self, task_ids: str, key: str) -> Any:
+        """This task instance's own XComs only (what the operators read back after a deferral)."""
+        assert task_ids == self.task_id
+        return next((value for pushed, value in reversed(self.pushes) if pushed == key), None)
+
     def xcom(self, key: str) -> Any:
         """The last value pushed under ``key`` (KeyError if none was)."""
         for pushed_key, value in reversed(self.pushes):

@@ -43,6 +43,18 @@ for mode, deferrable in (("sync", False), ("defer", True)):
             **FAST,
         )
 
+    with _dag(f"it_generate_takes_{mode}", prompt="a calm lake", seed=None):
+        GPTProtoGenerateVideoOperator(
+            task_id="generate",
+            prompt="{{ params.prompt }}",
+            seed="{{ params.seed }}",
+            takes=3,
+            deferrable=deferrable,
+            retries=1,
+            timeout=60,
+            **FAST,
+        )
+
     with _dag(f"it_timeout_{mode}", prompt="slow lake"):
         GPTProtoGenerateVideoOperator(
             task_id="generate", prompt="{{ params.prompt }}", deferrable=deferrable, timeout=1.5, **FAST

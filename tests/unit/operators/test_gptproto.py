@@ -33,6 +33,7 @@ from airflow_provider_gptproto.operators import gptproto as operator_module
 from airflow_provider_gptproto.operators.gptproto import (
     KILL_CANCEL_TIMEOUT_SECONDS,
     RECONCILE_SETTLE_SECONDS,
+    TAKE_IDS_XCOM_KEY,
     GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
 )
@@ -106,7 +107,7 @@ def test_create_only_records_nothing_and_returns_the_new_task(
 
     result = make_operator(wait_for_completion=False).execute(context)
 
-    assert result == {"kind": "generate", **task("task-1", "pending").to_dict()}
+    assert result == {"kind": "generate", **task("task-1", "pending").to_dict(), "take": 1, "takes": 1}
     request = hook.create_task.call_args.args[0]
     assert (request.prompt, request.seed) == ("a calm lake at dusk", 42)
     assert context["ti"].xcom(TASK_ID_XCOM_KEY) == "task-1"
@@ -686,3 +687,146 @@ def test_download_without_a_task_id_fails_before_any_request(
         op.execute(download_context())
 
     factory.hook.get_task.assert_not_called()
+
+
+# ------------------------------------------------------------------------------------- takes
+def _takes_hook(factory: HookFactory, finished: str = "succeeded") -> Any:
+    """Creates answer task-1, task-2, ... in order; every task reads back ``finished``, no seed."""
+    hook = factory.hook
+    hook.create_task.side_effect = lambda request: task(f"task-{hook.create_task.call_count}", "pending")
+    hook.get_tasks.side_effect = lambda ids: {i: task(i, finished) for i in ids}
+    return hook
+
+
+def _batch_event(tasks: dict[str, GenerationTask], timed_out: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "status": "ready",
+        "tasks": {i: t.to_dict() for i, t in tasks.items()},
+        "timed_out": timed_out or [],
+        "missing": [],
+        "message": "",
+    }
+
+
+def test_takes_create_one_task_per_take_with_its_own_seed_and_return_them_in_order(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    from airflow_provider_gptproto.models.batch_plan import next_seed
+
+    hook = _takes_hook(factory)
+    results = make_operator(takes=3).execute(make_context(store))
+
+    sent = [call.args[0].seed for call in hook.create_task.call_args_list]
+    assert sent == [42, next_seed(42), next_seed(42, 2)]  # seed is take 1's; the others derived
+    assert isinstance(results, list)
+    assert [(r["task_id"], r["take"], r["takes"], r["seed"]) for r in results] == [
+        (f"task-{k}", k, 3, seed) for k, seed in enumerate(sent, 1)
+    ]
+    assert [r["request"]["seed"] for r in results] == sent and {r["status"] for r in results} == {"succeeded"}
+    hook.wait_for_task.assert_not_called()  # one wait for all takes, not one per take
+    assert hook.get_tasks.call_args_list[0].args[0] == ["task-1", "task-2", "task-3"]
+    assert [c for c in store.calls if c.startswith("set")] == [
+        f"set {TASK_KEY}.take-{k}"
+        for k in (1, 1, 2, 2, 3, 3)  # marker, then record, per take
+    ]
+    assert store.data == {}  # delivered: clearing the task regenerates
+
+
+def test_takes_without_a_seed_draw_distinct_ones_stable_across_tries(factory: HookFactory) -> None:
+    hook = _takes_hook(factory)
+    make_operator(seed=None, takes=2).execute(make_context(CountingStore()))
+    make_operator(seed=None, takes=2).execute(make_context(CountingStore()))
+    sent = [call.args[0].seed for call in hook.create_task.call_args_list]
+    assert sent[:2] == sent[2:] and len(set(sent[:2])) == 2
+    make_operator(seed=None, seeds=[5, 6], takes=2).execute(make_context(CountingStore()))
+    assert [call.args[0].seed for call in hook.create_task.call_args_list[4:]] == [5, 6]
+
+
+def test_a_retry_of_takes_reattaches_every_recorded_take_and_pays_only_for_the_rest(
+    factory: HookFactory,
+) -> None:
+    hook = _takes_hook(factory)
+    store = CountingStore(
+        {
+            f"{TASK_KEY}.take-1": {"task_id": "old-1", "deadline": time.time() + 100},
+            f"{TASK_KEY}.take-2": {"task_id": "old-2", "deadline": time.time() + 100},
+        }
+    )
+    hook.get_task.side_effect = by_id(old_1=task("old-1", "running"), old_2=task("old-2", "succeeded"))
+
+    results = make_operator(takes=3).execute(make_context(store))
+
+    assert hook.create_task.call_count == 1  # take 3 only
+    assert [r["task_id"] for r in results] == ["old-1", "old-2", "task-1"]  # type: ignore[index]
+
+
+def test_a_failed_take_fails_the_try_and_keeps_every_take_for_the_retry(factory: HookFactory) -> None:
+    hook = _takes_hook(factory)
+    hook.get_tasks.side_effect = lambda ids: {
+        i: task(i, "failed" if i == "task-2" else "succeeded", error_code="InternalError") for i in ids
+    }
+    store = CountingStore()
+    with pytest.raises(GPTProtoTaskFailedError):
+        make_operator(takes=3).execute(make_context(store))
+    assert [store.data[f"{TASK_KEY}.take-{k}"]["task_id"] for k in (1, 2, 3)] == [
+        "task-1",
+        "task-2",
+        "task-3",
+    ]
+
+
+def test_deferrable_takes_wait_in_one_batch_trigger_and_finish_in_take_order(
+    factory: HookFactory, store: CountingStore
+) -> None:
+    from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
+
+    _takes_hook(factory)
+    first = make_context(store)
+    with pytest.raises(TaskDeferred) as deferred:
+        make_operator(takes=3, deferrable=True).execute(first)
+    first = first["ti"]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, GPTProtoBatchTrigger)
+    assert list(trigger.watch) == ["task-1", "task-2", "task-3"] and trigger.min_finished == 3
+    context = make_context(store)
+    context["ti"].pushes = list(first.pushes)  # XComs of the try survive its deferral
+
+    finished = {f"task-{k}": task(f"task-{k}", "succeeded", seed=k) for k in (3, 1, 2)}  # any order
+    results = make_operator(takes=3).execute_complete(context, _batch_event(finished))
+    assert [(r["task_id"], r["take"], r["seed"]) for r in results] == [  # type: ignore[index]
+        ("task-1", 1, 1),
+        ("task-2", 2, 2),
+        ("task-3", 3, 3),
+    ]
+    assert store.data == {}
+
+
+def test_a_take_past_its_deadline_is_cancelled_and_fails_the_try(factory: HookFactory) -> None:
+    store = CountingStore({f"{TASK_KEY}.take-{k}": {"task_id": f"task-{k}", "deadline": 1.0} for k in (1, 2)})
+    event = _batch_event({"task-1": task("task-1", "succeeded")}, timed_out=["task-2"])
+    context = make_context(store)
+    context["ti"].xcom_push(TAKE_IDS_XCOM_KEY, ["task-1", "task-2"])
+    with pytest.raises(GPTProtoTimeoutError, match=r"Takes \[2\]"):
+        make_operator(takes=2).execute_complete(context, event)
+    factory.hook.cancel_after_timeout.assert_called_once_with("task-2")
+    assert f"{TASK_KEY}.take-1" in store.data  # the finished take is reattached by the retry
+
+
+def test_on_kill_cancels_every_take(factory: HookFactory) -> None:
+    op = make_operator(takes=2)
+    op._take_ids = ["task-1", "task-2"]
+    op.on_kill()
+    assert [c.args for c in factory.hook.cancel_task.call_args_list] == [("task-1",), ("task-2",)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"takes": 0}, "takes"), ({"takes": 2.0}, "takes"), ({"takes": 2, "seeds": [1, 2, 3]}, "seeds")],
+)
+def test_bad_takes_fail_naming_the_field(factory: HookFactory, kwargs: dict[str, Any], field: str) -> None:
+    from airflow_provider_gptproto.exceptions import GPTProtoRequestError
+
+    with pytest.raises(GPTProtoRequestError, match=field) as caught:
+        make_operator(**{"seed": None, **kwargs})
+    assert caught.value.field == field
+    factory.hook.create_task.assert_not_called()
