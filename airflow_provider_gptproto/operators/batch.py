@@ -66,7 +66,8 @@ SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "rati
                  "framespersecond", "camera_fixed", "watermark", "service_tier", "execution_expires_after",
                  "generate_audio", "draft")  # fmt: skip
 DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
-BatchResult = BatchSummary | StoryboardResult  # what a batch, or a storyboard built on it, returns
+# What a batch, or a storyboard built on it (one per take), returns.
+BatchResult = BatchSummary | StoryboardResult | list[StoryboardResult]
 DEFAULT_DEADLINE = timedelta(hours=24)
 # Newest tasks listed when reconciling a lost create (the list endpoint's largest page).
 RECONCILE_PAGE_SIZE = 500

@@ -86,7 +86,13 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param execution_expires_after: shared request field; a shot's own value wins. Default None.
     :param generate_audio: shared request field; a shot's own value wins. Default None.
     :param draft: shared request field; a shot's own value wins. Default None.
-    :param max_in_flight: most shots rendering at once with continuity ``"none"`` (default 4).
+    :param takes: whole storyboards to make (default 1), each with its own seed (given ``seed`` is
+        take 1's, the others derived; with none, drawn per shot and take) and, with continuity, its
+        own chain of shots; the takes render side by side. With takes > 1 each is stitched to
+        ``<destination>/take-<k>/`` (``storyboard.mp4``, ``storyboard.json``, ``chapters.vtt``), its
+        shots are ``<key>-take-<k>.mp4`` and the result is a list, one per take.
+    :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``).
+    :param max_in_flight: most shots rendering at once (default 4); each chain renders one at a time.
     :param shot_retries: times a failed shot is tried again within the task, each with a new seed
         (default 0). Every attempt is paid.
     :param poll_interval: seconds between status reads (default 10).
@@ -96,8 +102,11 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param cancel_on_kill: cancel the rendering shots when the task is killed (default True).
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
 
-    Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video. Returns
-    a :class:`~airflow_provider_gptproto.models.results.StoryboardResult`.
+    Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video (Airflow
+    records one event per asset and task: with takes, take 1's, its extra listing every take's
+    video under ``take_uris``). Returns a
+    :class:`~airflow_provider_gptproto.models.results.StoryboardResult` (with takes > 1, a list of
+    them in take order).
     """
 
     template_fields: Sequence[str] = (
@@ -132,6 +141,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         execution_expires_after: int | None = None,
         generate_audio: bool | None = None,
         draft: bool | None = None,
+        takes: int = 1,
+        seeds: list[int] | None = None,
         max_in_flight: int = 4,
         shot_retries: int = 0,
         poll_interval: float = 10.0,
@@ -160,6 +171,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             requests_file=storyboard_file,
             max_in_flight=max_in_flight,
             max_failed_items=0,
+            takes=takes,
+            seeds=seeds,
             poll_interval=poll_interval,
             timeout=timeout,
             deadline=deadline,
@@ -187,7 +200,6 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         shared["return_last_frame"] = True if self._chained else None
         source = "shots" if self.storyboard_file is None else str(self.storyboard_file)
         items = build_items(((None, shot) for shot in self._shot_list()), shared, source, validate=validate)
-        self._keys = [item.key for item in items]
         for item in items if validate and self._chained else ():
             model = item.request.model
             if "t2v" in model.lower():
@@ -203,6 +215,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
                     "shot's last frame; remove its images or use continuity='none'",
                     field="images",
                 )
+        items = self._with_takes(items)
+        self._keys = [item.key for item in items]
         return items
 
     def _shot_list(self) -> list[Any]:
@@ -236,6 +250,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             0,
             chain=self._chained,
             item_retries=self.shot_retries,
+            takes=self.takes,
         )
 
     def _fingerprint(self, items: list[BatchItem]) -> str:
@@ -248,7 +263,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         params = dict(item.params)
         if entry.attempt:
             params["seed"] = entry.seed
-        if self._chained and item.index:
+        if self._chained and item.prompt_index:
             params["images"] = [{"url": self._previous_last_frame(journal, item), "role": "first_frame"}]
         return VideoGenerationRequest.build(**params)
 
@@ -262,15 +277,16 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         """The previous shot's last frame: its task's fresh ``last_frame_url`` (the links are
         short-lived), or, when the reply carries none (GPTProto's own envelope documents none), the
         last frame of the previous shot's stored video as a ``data:`` URL."""
+        before = item.index - self.takes  # the same take's previous shot
         try:
-            previous = self.hook.get_task(str(journal.entry(item.index - 1).task_id))
+            previous = self.hook.get_task(str(journal.entry(before).task_id))
         except GPTProtoNotFoundError as exc:  # past the retention window: no frame to start from
-            raise GPTProtoBadRequestError(f"shot {item.index - 1}'s task is gone ({exc})") from exc
+            raise GPTProtoBadRequestError(f"shot {item.prompt_index - 1}'s task is gone ({exc})") from exc
         if previous.last_frame_url:
             return previous.last_frame_url
         from airflow_provider_gptproto.storage.stitch import last_frame_jpeg
 
-        stored = self._folder() / f"{self._keys[item.index - 1]}.mp4"
+        stored = self._folder() / f"{self._keys[before]}.mp4"
         self.log.info(
             "Task %s reports no last_frame_url: starting shot %d from %s",
             previous.task_id,
@@ -288,7 +304,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         items: list[BatchItem],
         folder: ObjectStoragePath,
         finish: plan.Finish,
-    ) -> StoryboardResult:
+    ) -> StoryboardResult | list[StoryboardResult]:
         entries = [journal.entry(item.index) for item in items]
         rows = [manifest_row(item, entry, folder) for item, entry in zip(items, entries, strict=True)]
         for row, entry in zip(rows, entries, strict=True):
@@ -297,11 +313,33 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         manifest = write_manifest(folder, rows)
         if finish.error:
             raise GPTProtoError(self._failure(items, entries, finish.failed) + f"; see {manifest}")
-        stitched = self._stitch(folder, [item.key for item in items])
+        results = []
+        for k in range(1, self.takes + 1):  # take k's shots are every takes-th item from k - 1
+            out = folder / f"take-{k}" if self.takes > 1 else folder
+            mine = slice(k - 1, None, self.takes)
+            results.append(self._stitched(folder, out, items[mine], entries[mine], manifest))
+        extra = {**results[0], "take_uris": [r["uri"] for r in results]} if self.takes > 1 else results[0]
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", extra))
+        journal.delete()
+        self._result = results[0]
+        return results if self.takes > 1 else results[0]
+
+    def _stitched(
+        self,
+        folder: ObjectStoragePath,
+        out: ObjectStoragePath,
+        items: list[BatchItem],
+        entries: list[plan.JournalEntry],
+        manifest: str,
+    ) -> StoryboardResult:
+        """One take's shots (stored in ``folder``) stitched into ``out``, with its storyboard.json."""
+        out.mkdir(parents=True, exist_ok=True)
+        stitched = self._stitch(folder, [item.key for item in items], out)
         usage = _summed(entry.usage for entry in entries)
         shots = [
             {
-                "index": item.index,
+                "index": item.prompt_index,
                 "key": item.key,
                 "prompt": item.request.prompt,
                 "task_id": entry.task_id,
@@ -316,8 +354,9 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             for item, entry, span in zip(items, entries, stitched.shots, strict=True)
         ]
         document = {
-            "video": str(folder / VIDEO_NAME),
+            "video": str(out / VIDEO_NAME),
             "continuity": self.continuity,
+            "take": items[0].take,
             "method": stitched.method,
             "reason": stitched.reason,
             "kept_shared_frames": stitched.kept_shared_frames,
@@ -328,37 +367,34 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             "usage": usage,
             "shots": shots,
         }
-        write_bytes_atomically(json.dumps(document, indent=2).encode(), folder / STORYBOARD_NAME)
+        write_bytes_atomically(json.dumps(document, indent=2).encode(), out / STORYBOARD_NAME)
         from airflow_provider_gptproto.storage.stitch import chapters_vtt
 
-        titles = [item.request.prompt or f"Shot {item.index + 1}" for item in items]
-        write_bytes_atomically(chapters_vtt(titles, stitched.shots).encode(), folder / CHAPTERS_NAME)
+        titles = [item.request.prompt or f"Shot {item.prompt_index + 1}" for item in items]
+        write_bytes_atomically(chapters_vtt(titles, stitched.shots).encode(), out / CHAPTERS_NAME)
         result: StoryboardResult = {
             "kind": "storyboard",
-            "uri": str(folder / VIDEO_NAME),
+            "uri": str(out / VIDEO_NAME),
             "manifest_uri": manifest,
-            "storyboard_uri": str(folder / STORYBOARD_NAME),
-            "chapters_uri": str(folder / CHAPTERS_NAME),
-            "destination": str(folder),
+            "storyboard_uri": str(out / STORYBOARD_NAME),
+            "chapters_uri": str(out / CHAPTERS_NAME),
+            "destination": str(out),
             "duration": stitched.duration,
             "shots": len(items),
             "method": stitched.method,
             "usage": usage,
-            "take": 1,
-            "takes": 1,
+            "take": items[0].take,
+            "takes": self.takes,
         }
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", result))
         self.log.info(
-            "Storyboard of %d shots stitched (%s: %s): %.2f s at %s",
+            "Storyboard take %d of %d shots stitched (%s: %s): %.2f s at %s",
+            items[0].take,
             len(items),
             stitched.method,
             stitched.reason,
             stitched.duration,
             result["uri"],
         )
-        journal.delete()
-        self._result = result
         return result
 
     def _failure(
@@ -366,18 +402,18 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     ) -> str:
         """Which shot failed, its prompt and why (content policy named as such)."""
         index = failed[0]
-        entry = entries[index]
+        entry, item = entries[index], items[index]
         reason = "rejected by content policy" if entry.kind == plan.POLICY_KIND else f"{entry.kind} failure"
         tries = f" after {(entry.attempt or 0) + 1} attempts" if entry.attempt else ""
         others = f" (and shots {', '.join(map(str, failed[1:]))})" if len(failed) > 1 else ""
         stopped = "; the shots after it were not created" if self._chained and index < len(items) - 1 else ""
         return (
-            f"Storyboard failed at shot {index} ({items[index].key}){others}, prompt "
-            f"{items[index].request.prompt!r}: {reason}{tries}: {entry.error}{stopped}. A new try "
+            f"Storyboard failed at shot {item.prompt_index} ({item.key}){others}, prompt "
+            f"{item.request.prompt!r}: {reason}{tries}: {entry.error}{stopped}. A new try "
             "resumes at this shot and keeps the finished ones"
         )
 
-    def _stitch(self, folder: ObjectStoragePath, keys: list[str]) -> StitchResult:
+    def _stitch(self, folder: ObjectStoragePath, keys: list[str], out: ObjectStoragePath) -> StitchResult:
         """Stitch in a local temporary folder (shots copied down unless local), then store the video."""
         try:
             from airflow_provider_gptproto.storage.stitch import stitch
@@ -400,7 +436,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             result = stitch(paths, output, drop_shared_frames=self._chained)
             with output.open("rb") as video:
                 write_stream_atomically(
-                    iter(lambda: video.read(READ_BYTES), b""), folder / VIDEO_NAME, content_type="video/mp4"
+                    iter(lambda: video.read(READ_BYTES), b""), out / VIDEO_NAME, content_type="video/mp4"
                 )
         return result
 

@@ -133,3 +133,26 @@ def test_the_example_dag_makes_a_30_second_video_from_six_chained_shots(
     assert summary["duration"] == pytest.approx(30 - 5 / fps, abs=1e-3)
     assert [s["key"][:3] for s in document["shots"]] == [f"0{i}-" for i in range(1, 7)]  # the file's keys
     assert result.xcom("report") == {"video": summary["uri"], "duration": summary["duration"]}
+
+
+def test_two_takes_are_two_chained_storyboards_stitched_side_by_side(emulator: Any, tmp_path: Path) -> None:
+    emulator.configure(dialect="ark")
+    prompts = [{"prompt": p} for p in PROMPTS]  # no seed: drawn per shot and take
+    out = tmp_path / "takes"
+    result = run_dag("it_storyboard_takes", shots=prompts, destination=str(out))
+
+    assert result.state == "success", result.tis
+    assert len(emulator.tasks()) == 2 * len(PROMPTS)  # one paid create per shot and take
+    takes = result.xcom("storyboard")
+    assert [(t["take"], t["takes"], t["shots"]) for t in takes] == [(1, 2, 3), (2, 2, 3)]
+    seeds = []
+    for k, take in enumerate(takes, 1):
+        assert take["uri"] == str(out / f"take-{k}" / "storyboard.mp4")
+        document = json.loads(Path(take["storyboard_uri"]).read_text())
+        shot_frames = [len(_frames(Path(s["file"]))) for s in document["shots"]]
+        frames = _frames(Path(take["uri"]))
+        assert len(frames) == sum(shot_frames) - (len(PROMPTS) - 1)  # chained: shared frames once
+        assert [s["prompt"] for s in document["shots"]] == PROMPTS
+        assert max(_cut_differences(frames, shot_frames, shared=True)) < 5  # smooth cuts in each take
+        seeds.append({s["seed"] for s in document["shots"]})
+    assert seeds[0].isdisjoint(seeds[1])  # each take its own seeds

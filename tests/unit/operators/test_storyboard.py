@@ -270,3 +270,43 @@ def test_without_a_last_frame_url_a_shot_starts_from_the_stored_last_frame(tmp_p
         sent = Image.open(io.BytesIO(base64.b64decode(image.url.partition(",")[2]))).convert("RGB")
         difference = ImageStat.Stat(ImageChops.difference(sent, last)).mean
         assert sent.size == last.size and max(difference) < 4  # the same picture, give or take JPEG
+
+
+def test_takes_are_whole_storyboards_each_its_own_chain_rendering_side_by_side(tmp_path: Path) -> None:
+    hook, context = StoryHook(), _context(DictKV())
+    results = _operator(hook, tmp_path, takes=2, seed=40).execute(context)  # type: ignore[arg-type]
+
+    # Both takes' first shots at once; each later shot from its own take's previous shot.
+    assert hook.created == ["shot zero"] * 2 + ["shot one"] * 2 + ["shot two"] * 2
+    assert [len(done) for done in hook.done_at_create] == [0, 0, 2, 2, 4, 4]
+    assert [r.images[0].url for r in hook.requests[2:]] == [f"http://frames/t{i}.png" for i in range(4)]
+    assert [r.seed for r in hook.requests] == [40, next_seed(40)] * 3  # take 1's seed, take 2's derived
+
+    out = tmp_path / "out"
+    assert isinstance(results, list) and [(r["take"], r["takes"]) for r in results] == [(1, 2), (2, 2)]
+    for take, result in enumerate(results, 1):
+        assert result["uri"] == str(out / f"take-{take}" / "storyboard.mp4")
+        assert result["manifest_uri"] == str(out / "manifest.jsonl") and result["shots"] == 3
+        with av.open(result["uri"]) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 3 * FRAMES - 2
+        document = json.loads(Path(result["storyboard_uri"]).read_text())
+        assert [(s["index"], s["key"], s["task_id"]) for s in document["shots"]] == [
+            (i, f"0000{i}-take-{take}", f"t{2 * i + take - 1}") for i in range(3)
+        ]
+        assert Path(result["chapters_uri"]).parent == out / f"take-{take}"
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["prompt_index"], r["take"]) for r in rows] == [(i, k) for i in range(3) for k in (1, 2)]
+    extra = context["outlet_events"].by_name["gptproto_videos"].extra
+    assert extra["take_uris"] == [r["uri"] for r in results]
+
+
+def test_with_one_take_the_layout_is_as_before_and_the_result_says_take_1_of_1(tmp_path: Path) -> None:
+    result = _operator(StoryHook(), tmp_path).execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert isinstance(result, dict) and (result["take"], result["takes"]) == (1, 1)
+    assert result["uri"] == str(tmp_path / "out" / "storyboard.mp4")
+
+
+def test_bad_takes_fail_when_the_dag_is_parsed(tmp_path: Path) -> None:
+    with pytest.raises(GPTProtoRequestError, match="takes must be an integer >= 1") as caught:
+        GPTProtoStoryboardOperator(task_id="s", shots=["a"], destination=str(tmp_path), takes=-1)
+    assert caught.value.field == "takes"
