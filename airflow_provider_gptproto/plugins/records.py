@@ -49,6 +49,8 @@ class VideoRecord:
     prompt: str | None = None
     model: str | None = None
     seed: Any = None
+    take: int | None = None  # of ``takes``, when the task made several of each video
+    takes: int | None = None
     duration: Any = None
     dimension: Any = None
     bytes: int | None = None
@@ -67,6 +69,7 @@ class VideoRecord:
         fields = {
             "Prompt": self.prompt,
             "Model": self.model,
+            "Take": f"{self.take} of {self.takes}" if self.take and self.takes and self.takes > 1 else None,
             "Seed": self.seed,
             "Duration": self.duration,
             "Dimension / resolution": self.dimension,

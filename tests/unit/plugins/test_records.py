@@ -324,3 +324,25 @@ def test_a_storyboard_is_its_stitched_video_with_the_shots_spans(
 
     monkeypatch.setenv("AIRFLOW__GPTPROTO__UI_MEDIA_ROOTS", str(tmp_path / "elsewhere"))
     assert read_result(result, BASE)[0].extra["shots"] == []  # outside the media roots: not read
+
+
+def test_each_take_of_a_result_shows_which_take_it_is_and_its_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW__GPTPROTO__UI_MEDIA_ROOTS", raising=False)
+    takes: list[GenerateResult] = [
+        {"kind": "generate", **TASK.to_dict(), "task_id": f"t{k}", "seed": 10 + k, "take": k, "takes": 2}
+        for k in (1, 2)
+    ]
+    records = [r for result in takes for r in read_result(result, BASE)]
+    assert [(r.metadata()["Take"], r.metadata()["Seed"]) for r in records] == [("1 of 2", 11), ("2 of 2", 12)]
+
+    row = {"index": 3, "prompt_index": 1, "take": 2, "takes": 2, "prompt": "b", "status": "succeeded",
+           "uri": "/v/b-take-2.mp4", "seed": 99}  # fmt: skip
+    summary = {"kind": "batch", "manifest": str(_manifest(tmp_path, [row]))}
+    [record] = read_result(summary, BASE)
+    assert (record.metadata()["Take"], record.metadata()["Seed"]) == ("2 of 2", 99)
+
+    single: GenerateResult = {"kind": "generate", **TASK.to_dict(), "request": REQUEST, "take": 1, "takes": 1}
+    [record] = read_result(single, BASE)
+    assert "Take" not in record.metadata() and record.metadata()["Seed"] == 7
