@@ -363,14 +363,14 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
                 f"created. Not creating another. Look in your GPTProto account for a task of model "
                 f"{lost.model or ''!r} created around {when}: if there is one, wait for it with "
                 "GPTProtoTaskSensor or download it with GPTProtoDownloadVideoOperator(gptproto_task_id="
-                "...); to submit anew instead, delete this task's state store key 'gptproto_task' (or "
+                f"...); to submit anew instead, delete this task's state store key {state.key!r} (or "
                 "clear the task in a new DAG run)."
             )
         if found.landing is Landing.LANDED:
             raise AirflowFailException(
                 "An earlier try was interrupted while creating a GPTProto task, and a task may have been "
                 f"created: {list(found.candidates[:10])}. Not creating another. Check them, then "
-                "delete this task's state store key 'gptproto_task' (or clear the task in a new "
+                f"delete this task's state store key {state.key!r} (or clear the task in a new "
                 "DAG run) to resubmit."
             )
         self.log.info("An earlier try's create left no task on the server; creating now")
@@ -404,13 +404,13 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         """Every take reattached or created in order (each recorded as a single take is), then one
         wait for them all: the batch trigger when deferrable, its plan in the worker otherwise."""
         requests = self.build_requests(context)  # rendered values, validated before any request
-        hook, tasks = self.hook, []
+        hook, tasks, self._take_ids = self.hook, [], []
         watch: dict[str, float] = {}  # remote id -> its deadline, in take order
         for request, state in zip(requests, self._take_states(context), strict=True):
             task, deadline = self._reattach_or_create(hook, state, request, context)
             tasks.append(task)
             watch[task.task_id] = deadline
-        self._take_ids = list(watch)
+            self._take_ids.append(task.task_id)  # for on_kill, as soon as it exists
         context["ti"].xcom_push(key=TAKE_IDS_XCOM_KEY, value=self._take_ids)
         if not self.wait_for_completion:
             for state in self._take_states(context):

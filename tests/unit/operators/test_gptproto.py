@@ -33,7 +33,6 @@ from airflow_provider_gptproto.operators import gptproto as operator_module
 from airflow_provider_gptproto.operators.gptproto import (
     KILL_CANCEL_TIMEOUT_SECONDS,
     RECONCILE_SETTLE_SECONDS,
-    TAKE_IDS_XCOM_KEY,
     GPTProtoDownloadVideoOperator,
     GPTProtoGenerateVideoOperator,
 )
@@ -802,6 +801,8 @@ def test_deferrable_takes_wait_in_one_batch_trigger_and_finish_in_take_order(
 
 
 def test_a_take_past_its_deadline_is_cancelled_and_fails_the_try(factory: HookFactory) -> None:
+    from airflow_provider_gptproto.operators.gptproto import TAKE_IDS_XCOM_KEY
+
     store = CountingStore({f"{TASK_KEY}.take-{k}": {"task_id": f"task-{k}", "deadline": 1.0} for k in (1, 2)})
     event = _batch_event({"task-1": task("task-1", "succeeded")}, timed_out=["task-2"])
     context = make_context(store)
