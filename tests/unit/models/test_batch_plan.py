@@ -184,22 +184,25 @@ def test_retries_never_repeat_an_ambiguous_create_and_fetch_a_failed_download_ag
 
 # ------------------------------------------------------------------------------------- takes
 # Three shots in two takes: items 0, 2, 4 are take 1's chain, items 1, 3, 5 take 2's.
-TAKES = BatchPlan(total=6, max_in_flight=4, timeout=60.0, deadline=NOW + 3_600, chain=True, takes=2)
+def _takes() -> BatchPlan:
+    return BatchPlan(total=6, max_in_flight=4, timeout=60.0, deadline=NOW + 3_600, chain=True, takes=2)
 
 
 def test_each_take_is_its_own_chain_and_the_takes_run_side_by_side() -> None:
-    assert TAKES.decide({}, NOW) == Actions(create=(0, 1))  # both takes' first shots
+    takes = _takes()
+    assert takes.decide({}, NOW) == Actions(create=(0, 1))  # both takes' first shots
     entries = {0: done("t0"), 1: running("t1")}
-    assert TAKES.decide(entries, NOW) == Actions(create=(2,))  # take 1 goes on; take 2 waits for t1
-    assert TAKES.wait_or_finish(entries) == Wait({"t1": NOW + 60}, min_finished=1)
+    assert takes.decide(entries, NOW) == Actions(create=(2,))  # take 1 goes on; take 2 waits for t1
+    assert takes.wait_or_finish(entries) == Wait({"t1": NOW + 60}, min_finished=1)
 
 
 def test_a_failed_take_stops_its_own_chain_only() -> None:
+    takes = _takes()
     entries = {0: done("t0"), 1: failed("remote", "t1"), 2: running("t2")}
-    assert TAKES.decide(entries, NOW) == Actions()  # take 2 stopped; take 1's next waits on t2
+    assert takes.decide(entries, NOW) == Actions()  # take 2 stopped; take 1's next waits on t2
     entries |= {2: done("t2")}
-    assert TAKES.decide(entries, NOW) == Actions(create=(4,))
-    finish = TAKES.wait_or_finish(entries | {4: done("t4")})
+    assert takes.decide(entries, NOW) == Actions(create=(4,))
+    finish = takes.wait_or_finish(entries | {4: done("t4")})
     assert isinstance(finish, Finish) and finish.failed == (1,) and finish.error
 
 
