@@ -31,13 +31,14 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.models.batch import BatchItem
 from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, describe
 from airflow_provider_gptproto.models.results import ManifestRow
 from airflow_provider_gptproto.storage import write_bytes_atomically
+from airflow_provider_gptproto.utils.task_state import KeyValueStore
 
 HEADER_KEY = "gptproto_batch"
 TAIL_KEY = "gptproto_batch.tail"
@@ -47,12 +48,6 @@ JOURNAL_DIR = ".gptproto-journal"
 MANIFEST_NAME = "manifest.jsonl"
 # A retry into its input's own folder that fails records its rows here, leaving its input as it was.
 RETRY_MANIFEST_NAME = "manifest.retry.jsonl"
-
-
-class KeyValueStore(Protocol):
-    def get(self, key: str) -> Any: ...
-    def set(self, key: str, value: Any) -> None: ...
-    def delete(self, key: str) -> None: ...
 
 
 class FolderKV:
