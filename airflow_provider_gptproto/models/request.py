@@ -360,16 +360,7 @@ def _merge_content(params: dict[str, Any]) -> dict[str, Any]:
         raise GPTProtoRequestError(
             "Invalid GPTProto request: content must be a list of items", field="content"
         )
-    given_images = params.pop("images", None)
-    if isinstance(given_images, (str, Mapping)):
-        given_images = [given_images]
-    if given_images is not None and not isinstance(given_images, (list, tuple)):
-        raise GPTProtoRequestError(
-            "Invalid GPTProto request: images must be a URL, a {'url': ..., 'role': ...} mapping or a list "
-            f"of them, got {type(given_images).__name__}",
-            field="images",
-        )
-    images: list[Any] = list(given_images or [])
+    images: list[Any] = []
     for index, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if kind == "text":
@@ -397,5 +388,8 @@ def _merge_content(params: dict[str, Any]) -> dict[str, Any]:
                 field=f"content.{index}.type",
             )
     if images:
-        params["images"] = images
+        given = params.get("images", [])
+        given = [given] if isinstance(given, (str, Mapping)) else given
+        # Appended to the images given; one of another type is left for the images validator to refuse.
+        params["images"] = [*given, *images] if isinstance(given, (list, tuple)) else given
     return params
