@@ -33,8 +33,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.models.batch import BatchItem
+from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoRequestError
+from airflow_provider_gptproto.models.batch import BatchItem, rows_from_text
 from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, describe
 from airflow_provider_gptproto.models.results import ManifestRow
 from airflow_provider_gptproto.storage import write_bytes_atomically
@@ -271,11 +271,7 @@ def write_manifest(destination: Any, rows: Iterable[ManifestRow], name: str = MA
 
 
 def read_manifest(path: Any) -> list[ManifestRow]:
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise GPTProtoError(f"{path}: line {number} is not JSON; is this a batch manifest?") from None
-    return rows
+    try:
+        return [row for _, row in rows_from_text(path.read_text(), "jsonl")]
+    except GPTProtoRequestError as exc:
+        raise GPTProtoError(f"{path}: {exc}; is this a batch manifest?") from None
