@@ -138,30 +138,27 @@ class BatchJournal:
 
     # ------------------------------------------------------------------ create path (durable at once)
     def begin_create(self, index: int) -> None:
-        self._log(index, replace(self.entry(index), state=ItemState.CREATING, at=time.time()))
+        self._log({index: replace(self.entry(index), state=ItemState.CREATING, at=time.time())})
 
     def created(
         self, index: int, remote_id: str, then_begin: int | None = None, seed: int | None = None
     ) -> None:
         """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        entry = JournalEntry(
-            ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=self.entry(index).attempt
-        )
-        self.update({index: entry})
-        self._tail[index] = _encode(entry)
-        if then_begin is None:
-            self._log(index, entry)
-        else:
-            self._log(then_begin, replace(self.entry(then_begin), state=ItemState.CREATING, at=now))
+        attempt = self.entry(index).attempt
+        changes = {index: JournalEntry(ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=attempt)}
+        if then_begin is not None:
+            changes[then_begin] = replace(self.entry(then_begin), state=ItemState.CREATING, at=now)
+        self._log(changes)
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
-        self._log(index, replace(self.entry(index), state=ItemState.TODO, at=None))
+        self._log({index: replace(self.entry(index), state=ItemState.TODO, at=None)})
 
-    def _log(self, index: int, entry: JournalEntry) -> None:
-        self.update({index: entry})
-        self._tail[index] = _encode(entry)
+    def _log(self, changes: dict[int, JournalEntry]) -> None:
+        """Apply ``changes`` and make them durable in one write of the tail."""
+        self.update(changes)
+        self._tail.update((index, _encode(entry)) for index, entry in changes.items())
         self._kv.set(TAIL_KEY, {str(i): e for i, e in self._tail.items()})
         if len(self._tail) >= FLUSH_EVERY:
             self.flush()
