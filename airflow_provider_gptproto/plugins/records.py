@@ -335,12 +335,8 @@ def gallery_page(
 
 def gallery_dag_ids(session: Session, readable_dag_ids: set[str]) -> list[str]:
     """The DAGs the filter offers: those with at least one video the user may see."""
-    query = (
-        select(AssetEvent.source_dag_id)
-        .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-        .where(AssetModel.name == VIDEOS_ASSET, AssetEvent.source_dag_id.in_(sorted(readable_dag_ids)))
-        .distinct()
-    )
+    query = _events_query().with_only_columns(AssetEvent.source_dag_id)
+    query = query.where(AssetEvent.source_dag_id.in_(sorted(readable_dag_ids))).distinct()
     return sorted(d for d in session.scalars(query) if d)
 
 
