@@ -167,15 +167,11 @@ class VideoGenerationRequest(BaseModel):
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> str | int:
-        if isinstance(value, bool):
-            raise ValueError(
-                f"duration must be one of {_allowed(SEED_DURATIONS)} or an integer, got {value!r}"
-            )
+        low, high = UPSTREAM_DURATION_RANGE
         if isinstance(value, str) and value in SEED_DURATIONS:
             return value
-        if isinstance(value, int) and (value == -1 or UPSTREAM_DURATION_RANGE[0] <= value <= 15):
+        if isinstance(value, int) and not isinstance(value, bool) and (value == -1 or low <= value <= high):
             return value
-        low, high = UPSTREAM_DURATION_RANGE
         raise ValueError(
             f"duration must be one of {_allowed(SEED_DURATIONS)} (seed format) or an integer number of "
             f"seconds from {low} to {high} or -1 (upstream format), got {value!r}"
