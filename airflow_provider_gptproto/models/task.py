@@ -154,8 +154,8 @@ def parse_task(body: Any) -> GenerationTask:
         model=_str_or_none(obj.get("model")),
         seed=_int_or_none(obj.get("seed")),
         usage=_usage(obj.get("usage")),
-        created_at=_when(obj.get("created_at")),
-        updated_at=_when(_first(obj, ("updated_at",), ("completed_at",))),
+        created_at=parse_when(obj.get("created_at")),
+        updated_at=parse_when(_first(obj, ("updated_at",), ("completed_at",))),
         raw=obj,
     )
 
@@ -269,8 +269,8 @@ def _usage(raw: Any) -> dict[str, int] | None:
     return usage or None
 
 
-def _when(value: Any) -> datetime | None:
-    """Unix seconds (int or string), ISO-8601, or ``YYYY-MM-DD HH:MM:SS`` (taken as UTC)."""
+def parse_when(value: Any) -> datetime | None:
+    """Unix seconds (int or string), ISO-8601, or ``YYYY-MM-DD HH:MM:SS`` (taken as UTC); None if none."""
     if value in (None, "") or isinstance(value, bool):
         return None
     number = _int_or_none(value) if not (isinstance(value, str) and "-" in value) else None
