@@ -150,18 +150,12 @@ class VideoGenerationRequest(BaseModel):
             field, msg = _describe(err)
             raise GPTProtoRequestError(f"Invalid GPTProto request: {msg}", field=field) from None
 
-    @field_validator("model")
+    @field_validator("model", "prompt")
     @classmethod
-    def _model(cls, value: str) -> str:
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
-            raise ValueError("model must be a non-empty model or endpoint id, e.g. " + repr(DEFAULT_MODEL))
-        return value
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must be a non-empty string")
+            what = f"model or endpoint id, e.g. {DEFAULT_MODEL!r}" if info.field_name == "model" else "string"
+            raise ValueError(f"{info.field_name} must be a non-empty {what}")
         return value
 
     @field_validator("duration", mode="before")
