@@ -161,7 +161,7 @@ class GPTProtoVideoDestinationExistsError(GPTProtoVideoDownloadError):
 
 
 class GPTProtoStitchError(GPTProtoError):
-    """The shots of a storyboard could not be joined into one video (unreadable or no video stream)."""
+    """A video could not be stitched, or a frame taken from it (unreadable, or no video stream)."""
 
 
 # The names before the GPTProto prefix: still importable for one release, with a warning. They are

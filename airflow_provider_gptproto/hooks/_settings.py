@@ -68,13 +68,9 @@ def settings_from_connection(
     return ClientSettings(
         base_url=base_url_of(conn),
         api_key=api_key,
-        timeout=_number(timeout if timeout is not None else _extra(extra, "timeout"), "timeout", float)
-        or DEFAULT_TIMEOUT_SECONDS,
-        retry_limit=_number(
-            retry_limit if retry_limit is not None else _extra(extra, "retry_limit"), "retry_limit", int
-        )
-        or DEFAULT_RETRY_LIMIT,
-        max_bytes=_number(_extra(extra, "max_bytes"), "max_bytes", int) or DEFAULT_MAX_BYTES,
+        timeout=_number(extra, "timeout", float, DEFAULT_TIMEOUT_SECONDS, given=timeout),
+        retry_limit=_number(extra, "retry_limit", int, DEFAULT_RETRY_LIMIT, given=retry_limit),
+        max_bytes=_number(extra, "max_bytes", int, DEFAULT_MAX_BYTES),
         allow_private_urls=_flag(_extra(extra, "allow_private_urls"), "allow_private_urls"),
     )
 
@@ -104,9 +100,11 @@ def _flag(value: Any, name: str) -> bool:
     raise GPTProtoRequestError(f"Connection extra {name!r} must be true or false, got {value!r}", field=name)
 
 
-def _number(value: Any, name: str, kind: type) -> Any:
+def _number(extra: dict[str, Any], name: str, kind: type, default: float, *, given: Any = None) -> Any:
+    """``given`` (a hook argument) or the extra ``name``, as ``kind``; ``default`` when neither is set."""
+    value = given if given is not None else _extra(extra, name)
     if value is None or (isinstance(value, str) and not value.strip()):
-        return None
+        return default
     try:
         number = None if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):

@@ -232,12 +232,7 @@ class GPTProtoHook(BaseHook):
 
         :return: hidden fields, relabelings and placeholders of the form.
         """
-        behaviour = provider_info.ui_field_behaviour()
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": behaviour["placeholders"],
-        }
+        return {key.replace("-", "_"): value for key, value in provider_info.ui_field_behaviour().items()}
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -680,14 +675,12 @@ class GPTProtoHook(BaseHook):
             return False, f"The connection is not usable: {exc}"
         try:
             self._request("GET", self._task_url("airflow-connection-test"), attempts=1)
-        except GPTProtoNotFoundError:
-            return True, f"Connected to {settings.base_url}: the API key was accepted."
         except GPTProtoAuthError as exc:
             return False, f"The API key was rejected by the server ({exc})."
         except GPTProtoConnectionError as exc:
             return False, f"Cannot reach the GPTProto API: {exc}"
         except GPTProtoError as exc:
-            if getattr(exc, "http_status", None) == 400:
+            if isinstance(exc, GPTProtoNotFoundError) or getattr(exc, "http_status", None) == 400:
                 return True, f"Connected to {settings.base_url}: the API key was accepted."
             return False, f"Unexpected reply from the GPTProto API: {exc}"
         except Exception as exc:  # test_connection must answer, never raise

@@ -176,21 +176,11 @@ def fingerprint(items: Iterable[BatchItem], extra: Any = None) -> str:
 
 def failure_budget(max_failed_items: int | float, total: int) -> int:
     """How many failed items the batch tolerates: a count, or a fraction (0 to 1) of ``total``."""
-    if isinstance(max_failed_items, bool) or not isinstance(max_failed_items, (int, float)):
-        raise GPTProtoRequestError(
-            "max_failed_items must be a count (int >= 0) or a fraction (float 0-1), "
-            f"got {max_failed_items!r}",
-            field="max_failed_items",
-        )
-    if isinstance(max_failed_items, int):
-        if max_failed_items < 0:
-            raise GPTProtoRequestError(
-                f"max_failed_items must be >= 0, got {max_failed_items}", field="max_failed_items"
-            )
+    if isinstance(max_failed_items, int) and not isinstance(max_failed_items, bool) and max_failed_items >= 0:
         return max_failed_items
-    if not 0.0 <= max_failed_items <= 1.0:
-        raise GPTProtoRequestError(
-            f"max_failed_items as a fraction must be between 0 and 1, got {max_failed_items}",
-            field="max_failed_items",
-        )
-    return math.floor(max_failed_items * total + 1e-9)
+    if isinstance(max_failed_items, float) and 0.0 <= max_failed_items <= 1.0:
+        return math.floor(max_failed_items * total + 1e-9)
+    raise GPTProtoRequestError(
+        f"max_failed_items must be a count (int >= 0) or a fraction (float 0-1), got {max_failed_items!r}",
+        field="max_failed_items",
+    )

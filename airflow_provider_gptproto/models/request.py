@@ -150,32 +150,22 @@ class VideoGenerationRequest(BaseModel):
             field, msg = _describe(err)
             raise GPTProtoRequestError(f"Invalid GPTProto request: {msg}", field=field) from None
 
-    @field_validator("model")
+    @field_validator("model", "prompt")
     @classmethod
-    def _model(cls, value: str) -> str:
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
-            raise ValueError("model must be a non-empty model or endpoint id, e.g. " + repr(DEFAULT_MODEL))
-        return value
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must be a non-empty string")
+            what = f"model or endpoint id, e.g. {DEFAULT_MODEL!r}" if info.field_name == "model" else "string"
+            raise ValueError(f"{info.field_name} must be a non-empty {what}")
         return value
 
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> str | int:
-        if isinstance(value, bool):
-            raise ValueError(
-                f"duration must be one of {_allowed(SEED_DURATIONS)} or an integer, got {value!r}"
-            )
+        low, high = UPSTREAM_DURATION_RANGE
         if isinstance(value, str) and value in SEED_DURATIONS:
             return value
-        if isinstance(value, int) and (value == -1 or UPSTREAM_DURATION_RANGE[0] <= value <= 15):
+        if isinstance(value, int) and not isinstance(value, bool) and (value == -1 or low <= value <= high):
             return value
-        low, high = UPSTREAM_DURATION_RANGE
         raise ValueError(
             f"duration must be one of {_allowed(SEED_DURATIONS)} (seed format) or an integer number of "
             f"seconds from {low} to {high} or -1 (upstream format), got {value!r}"
@@ -360,16 +350,7 @@ def _merge_content(params: dict[str, Any]) -> dict[str, Any]:
         raise GPTProtoRequestError(
             "Invalid GPTProto request: content must be a list of items", field="content"
         )
-    given_images = params.pop("images", None)
-    if isinstance(given_images, (str, Mapping)):
-        given_images = [given_images]
-    if given_images is not None and not isinstance(given_images, (list, tuple)):
-        raise GPTProtoRequestError(
-            "Invalid GPTProto request: images must be a URL, a {'url': ..., 'role': ...} mapping or a list "
-            f"of them, got {type(given_images).__name__}",
-            field="images",
-        )
-    images: list[Any] = list(given_images or [])
+    images: list[Any] = []
     for index, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if kind == "text":
@@ -397,5 +378,8 @@ def _merge_content(params: dict[str, Any]) -> dict[str, Any]:
                 field=f"content.{index}.type",
             )
     if images:
-        params["images"] = images
+        given = params.get("images", [])
+        given = [given] if isinstance(given, (str, Mapping)) else given
+        # Appended to the images given; one of another type is left for the images validator to refuse.
+        params["images"] = [*given, *images] if isinstance(given, (list, tuple)) else given
     return params

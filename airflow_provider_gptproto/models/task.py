@@ -141,13 +141,11 @@ class GenerationTask(BaseModel):
 def parse_task(body: Any) -> GenerationTask:
     """Parse a get-task reply (or one list item) of any documented shape."""
     obj = _unwrap(body)
-    task_id = _task_id(obj)
-    if task_id is None:
-        raise GPTProtoResponseError(f"GPTProto task reply has no task id (keys: {sorted(obj)[:12]})")
+    task_id = _task_id(obj, f"GPTProto task reply has no task id (keys: {sorted(obj)[:12]})")
     status = TaskStatus.parse(_first(obj, ("status",), ("state",)))
     code, message = _error(obj.get("error"))
     return GenerationTask(
-        task_id=str(task_id),
+        task_id=task_id,
         status=status,
         video_url=_str_or_none(_video_url(obj)),
         last_frame_url=_str_or_none(_first(obj, ("content", "last_frame_url"), ("last_frame_url",))),
@@ -156,8 +154,8 @@ def parse_task(body: Any) -> GenerationTask:
         model=_str_or_none(obj.get("model")),
         seed=_int_or_none(obj.get("seed")),
         usage=_usage(obj.get("usage")),
-        created_at=_when(obj.get("created_at")),
-        updated_at=_when(_first(obj, ("updated_at",), ("completed_at",))),
+        created_at=parse_when(obj.get("created_at")),
+        updated_at=parse_when(_first(obj, ("updated_at",), ("completed_at",))),
         raw=obj,
     )
 
@@ -165,18 +163,17 @@ def parse_task(body: Any) -> GenerationTask:
 def parse_create(body: Any) -> GenerationTask:
     """Parse a create reply: only an id is guaranteed (``id``, ``data.task_id``, ``data.id``, ``task_id``)."""
     obj = _unwrap(body)
-    task_id = _task_id(obj)
-    if task_id is None:
-        raise GPTProtoResponseError(
-            "GPTProto create reply carries no task id (looked in id, task_id, data.task_id, data.id); "
-            "a task may have been created"
-        )
+    task_id = _task_id(
+        obj,
+        "GPTProto create reply carries no task id (looked in id, task_id, data.task_id, data.id); "
+        "a task may have been created",
+    )
     status = obj.get("status")
     try:
         parsed = TaskStatus.parse(status) if status is not None else TaskStatus.PENDING
     except GPTProtoResponseError:
         parsed = TaskStatus.PENDING  # e.g. {"status": "success"} meaning "accepted"
-    return GenerationTask(task_id=str(task_id), status=parsed, model=_str_or_none(obj.get("model")), raw=obj)
+    return GenerationTask(task_id=task_id, status=parsed, model=_str_or_none(obj.get("model")), raw=obj)
 
 
 class TaskList(BaseModel):
@@ -214,11 +211,11 @@ def _unwrap(body: Any) -> dict[str, Any]:
     return dict(body)
 
 
-def _task_id(obj: Mapping[str, Any]) -> str | None:
-    """The task id as a string; ids that are not a string or an integer count as missing."""
+def _task_id(obj: Mapping[str, Any], missing: str) -> str:
+    """The task id as a string; one that is not a string or an integer is missing: ``missing`` is raised."""
     value = _first(obj, ("task_id",), ("id",))
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        return None
+        raise GPTProtoResponseError(missing)
     return str(value)
 
 
@@ -272,8 +269,8 @@ def _usage(raw: Any) -> dict[str, int] | None:
     return usage or None
 
 
-def _when(value: Any) -> datetime | None:
-    """Unix seconds (int or string), ISO-8601, or ``YYYY-MM-DD HH:MM:SS`` (taken as UTC)."""
+def parse_when(value: Any) -> datetime | None:
+    """Unix seconds (int or string), ISO-8601, or ``YYYY-MM-DD HH:MM:SS`` (taken as UTC); None if none."""
     if value in (None, "") or isinstance(value, bool):
         return None
     number = _int_or_none(value) if not (isinstance(value, str) and "-" in value) else None

@@ -76,11 +76,7 @@ class UrlPolicy:
         found = list(addresses)
         if not found:
             return "it resolved to no address"
-        for text in found:
-            reason = self._address_refusal(text)
-            if reason:
-                return reason
-        return None
+        return next((reason for reason in map(self._address_refusal, found) if reason), None)
 
     def _address_refusal(self, text: str) -> str | None:
         try:

@@ -284,7 +284,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             raise GPTProtoBadRequestError(f"shot {item.prompt_index - 1}'s task is gone ({exc})") from exc
         if previous.last_frame_url:
             return previous.last_frame_url
-        from airflow_provider_gptproto.storage.stitch import last_frame_jpeg
+        from airflow_provider_gptproto.storage.frames import frame_jpeg
 
         stored = self._folder() / f"{self._keys[before]}.mp4"
         self.log.info(
@@ -294,7 +294,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             stored,
         )
         with stored.open("rb") as video:
-            return "data:image/jpeg;base64," + base64.b64encode(last_frame_jpeg(video)).decode()
+            return "data:image/jpeg;base64," + base64.b64encode(frame_jpeg(video)).decode()
 
     # ------------------------------------------------------------------------------ the stitched video
     def _finish(

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from airflow.models.asset import AssetEvent, AssetModel
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
-from pydantic import TypeAdapter, ValidationError
+from pydantic import StrictFloat, TypeAdapter, ValidationError
 from sqlalchemy import func, select
-from typing_extensions import get_type_hints
+from typing_extensions import TypedDict, get_type_hints
 
 from airflow_provider_gptproto.links.gptproto import VIDEO_URL_XCOM_KEY
 from airflow_provider_gptproto.models import results as typed
@@ -217,23 +217,18 @@ def storyboard_shots(storyboard_uri: str | None) -> list[dict[str, Any]]:
         return []
     if not isinstance(shots, list):
         return []
-    return [
-        {"index": shot.get("index"), "prompt": _text(shot.get("prompt")), **_span(shot)}
-        for shot in shots
-        if isinstance(shot, dict)
-    ]
+    empty = dict.fromkeys(_Shot.__annotations__)
+    return [{**empty, **as_type(_Shot, shot)} for shot in shots if isinstance(shot, dict)]
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+class _Shot(TypedDict, total=False):
+    """What the Video tab shows of a shot; a field of another type is left out (any task may have
+    written the file)."""
 
-
-def _span(shot: Mapping[str, Any]) -> dict[str, float | None]:
-    """``start`` and ``end`` when they are numbers (any task may have written the file)."""
-    return {
-        key: float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        for key, value in ((k, shot.get(k)) for k in ("start", "end"))
-    }
+    index: Any
+    prompt: str
+    start: StrictFloat  # an int or a float, as a float; not a bool or a string
+    end: StrictFloat
 
 
 def _readable(uri: str | None) -> tuple[str, int, int] | None:
@@ -338,12 +333,8 @@ def gallery_page(
 
 def gallery_dag_ids(session: Session, readable_dag_ids: set[str]) -> list[str]:
     """The DAGs the filter offers: those with at least one video the user may see."""
-    query = (
-        select(AssetEvent.source_dag_id)
-        .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-        .where(AssetModel.name == VIDEOS_ASSET, AssetEvent.source_dag_id.in_(sorted(readable_dag_ids)))
-        .distinct()
-    )
+    query = _events_query().with_only_columns(AssetEvent.source_dag_id)
+    query = query.where(AssetEvent.source_dag_id.in_(sorted(readable_dag_ids))).distinct()
     return sorted(d for d in session.scalars(query) if d)
 
 

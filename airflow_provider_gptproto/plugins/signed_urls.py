@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
+from airflow_provider_gptproto.models.task import parse_when
+
 CONTRACT_LIFETIME = timedelta(hours=24)
 
 
@@ -23,14 +25,8 @@ def signed_url_expiry(url: str, finished_at: str | None) -> datetime | None:
             except ValueError:
                 continue
             return start + timedelta(seconds=int(lifetime))
-    if finished_at:
-        try:
-            finished = datetime.fromisoformat(finished_at.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        finished = finished if finished.tzinfo else finished.replace(tzinfo=timezone.utc)
-        return finished + CONTRACT_LIFETIME
-    return None
+    finished = parse_when(finished_at)
+    return finished + CONTRACT_LIFETIME if finished else None
 
 
 def is_expired(expires: datetime | None, now: datetime | None = None) -> bool:

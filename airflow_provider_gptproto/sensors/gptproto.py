@@ -12,6 +12,7 @@ from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import DEFAULT_POLL_INTERVAL_SECONDS, GPTProtoHook, run_poll
 from airflow_provider_gptproto.hooks.mixin import GPTProtoHookMixin, default_deferrable, positive_seconds
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
+from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.models.poll import Pause, poll_task
 from airflow_provider_gptproto.models.results import GenerateResult
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
@@ -93,14 +94,7 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
             raise step.error or GPTProtoError(step.message)
         self._save_failures(store, before, 0)
         self._backoff_seconds = None
-        result = deliver(
-            hook.video_size,
-            step.task,
-            context["ti"],
-            self.log,
-            retry_on_content_policy=self.retry_on_content_policy,
-        )
-        return PokeReturnValue(is_done=True, xcom_value=result)
+        return PokeReturnValue(is_done=True, xcom_value=self._deliver(context, step.task, hook.video_size))
 
     def _load_failures(self, store: Any) -> int:
         """Consecutive failed pokes so far; across reschedules (new processes) from the state store."""
@@ -154,10 +148,12 @@ class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
             raise AirflowSensorTimeout(outcome.message)
         if outcome.status == "error" or outcome.task is None:
             raise GPTProtoError(outcome.message)
+        return self._deliver(context, outcome.task, outcome.video_size)
+
+    def _deliver(
+        self, context: Context, task: GenerationTask, video_size: Callable[[str], int | None]
+    ) -> GenerateResult:
+        """``deliver`` with this sensor's content-policy rule: the result, or the task's error."""
         return deliver(
-            outcome.video_size,
-            outcome.task,
-            context["ti"],
-            self.log,
-            retry_on_content_policy=self.retry_on_content_policy,
+            video_size, task, context["ti"], self.log, retry_on_content_policy=self.retry_on_content_policy
         )

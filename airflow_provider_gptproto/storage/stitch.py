@@ -9,13 +9,11 @@ result names the shots where it was kept. Only the video stream is carried.
 
 from __future__ import annotations
 
-import io
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import av
 from av.video.stream import VideoStream
@@ -225,21 +223,6 @@ def _reencode(
         )
     out.mux(encoder.encode(None))
     return spans, left_out
-
-
-def last_frame_jpeg(source: str | Path | BinaryIO, quality: int = 92) -> bytes:
-    """The last frame of a video (a path or an open binary file) as JPEG bytes: what a shot's
-    successor starts from when the API reports no ``last_frame_url``. Needs Pillow."""
-    try:
-        with av.open(source if not isinstance(source, Path) else str(source), mode="r") as container:
-            last = deque(container.decode(video=0), maxlen=1)  # decodes all, keeps one
-    except av.FFmpegError as exc:
-        raise GPTProtoStitchError(f"{source}: not a readable video ({exc.strerror})") from exc
-    if not last:
-        raise GPTProtoStitchError(f"{source}: the video has no frame")
-    out = io.BytesIO()
-    last[0].to_image().save(out, format="JPEG", quality=quality)
-    return out.getvalue()
 
 
 def chapters_vtt(titles: Sequence[str], spans: Sequence[ShotSpan]) -> str:

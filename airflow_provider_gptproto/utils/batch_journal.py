@@ -31,13 +31,14 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
-from airflow_provider_gptproto.exceptions import GPTProtoError
-from airflow_provider_gptproto.models.batch import BatchItem
+from airflow_provider_gptproto.exceptions import GPTProtoError, GPTProtoRequestError
+from airflow_provider_gptproto.models.batch import BatchItem, rows_from_text
 from airflow_provider_gptproto.models.batch_plan import ItemState, JournalEntry, describe
 from airflow_provider_gptproto.models.results import ManifestRow
 from airflow_provider_gptproto.storage import write_bytes_atomically
+from airflow_provider_gptproto.utils.task_state import KeyValueStore
 
 HEADER_KEY = "gptproto_batch"
 TAIL_KEY = "gptproto_batch.tail"
@@ -47,12 +48,6 @@ JOURNAL_DIR = ".gptproto-journal"
 MANIFEST_NAME = "manifest.jsonl"
 # A retry into its input's own folder that fails records its rows here, leaving its input as it was.
 RETRY_MANIFEST_NAME = "manifest.retry.jsonl"
-
-
-class KeyValueStore(Protocol):
-    def get(self, key: str) -> Any: ...
-    def set(self, key: str, value: Any) -> None: ...
-    def delete(self, key: str) -> None: ...
 
 
 class FolderKV:
@@ -143,30 +138,27 @@ class BatchJournal:
 
     # ------------------------------------------------------------------ create path (durable at once)
     def begin_create(self, index: int) -> None:
-        self._log(index, replace(self.entry(index), state=ItemState.CREATING, at=time.time()))
+        self._log({index: replace(self.entry(index), state=ItemState.CREATING, at=time.time())})
 
     def created(
         self, index: int, remote_id: str, then_begin: int | None = None, seed: int | None = None
     ) -> None:
         """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        entry = JournalEntry(
-            ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=self.entry(index).attempt
-        )
-        self.update({index: entry})
-        self._tail[index] = _encode(entry)
-        if then_begin is None:
-            self._log(index, entry)
-        else:
-            self._log(then_begin, replace(self.entry(then_begin), state=ItemState.CREATING, at=now))
+        attempt = self.entry(index).attempt
+        changes = {index: JournalEntry(ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=attempt)}
+        if then_begin is not None:
+            changes[then_begin] = replace(self.entry(then_begin), state=ItemState.CREATING, at=now)
+        self._log(changes)
 
     def abandon_create(self, index: int) -> None:
         """The create provably did not happen (refused, 429, 503): the item is to do again."""
-        self._log(index, replace(self.entry(index), state=ItemState.TODO, at=None))
+        self._log({index: replace(self.entry(index), state=ItemState.TODO, at=None)})
 
-    def _log(self, index: int, entry: JournalEntry) -> None:
-        self.update({index: entry})
-        self._tail[index] = _encode(entry)
+    def _log(self, changes: dict[int, JournalEntry]) -> None:
+        """Apply ``changes`` and make them durable in one write of the tail."""
+        self.update(changes)
+        self._tail.update((index, _encode(entry)) for index, entry in changes.items())
         self._kv.set(TAIL_KEY, {str(i): e for i, e in self._tail.items()})
         if len(self._tail) >= FLUSH_EVERY:
             self.flush()
@@ -279,11 +271,7 @@ def write_manifest(destination: Any, rows: Iterable[ManifestRow], name: str = MA
 
 
 def read_manifest(path: Any) -> list[ManifestRow]:
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise GPTProtoError(f"{path}: line {number} is not JSON; is this a batch manifest?") from None
-    return rows
+    try:
+        return [row for _, row in rows_from_text(path.read_text(), "jsonl")]
+    except GPTProtoRequestError as exc:
+        raise GPTProtoError(f"{path}: {exc}; is this a batch manifest?") from None

@@ -86,14 +86,10 @@ def _supervisor_comms() -> Any | None:
 def _state_of(response: Any, ti: Any) -> tuple[bool, str | None]:
     """(found, state) for ``ti`` in a ``TaskStatesResult``: ``{run_id: {task key: state}}``."""
     states = getattr(response, "task_states", None)
-    if not isinstance(states, dict):
-        return False, None
-    run_states = states.get(ti.run_id)
-    if not isinstance(run_states, dict):
-        return False, None
+    run_states = states.get(ti.run_id) if isinstance(states, dict) else None
     # The execution API keys mapped task instances as "<task_id>_<map_index>".
     key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
-    if key not in run_states:
+    if not isinstance(run_states, dict) or key not in run_states:
         return False, None
     state = run_states[key]
     return True, None if state is None else str(getattr(state, "value", state))

@@ -26,7 +26,7 @@ RUN_FACET_SCHEMA_URL = (
     "airflow_provider_gptproto/utils/gptproto_run_facet.json"
 )
 LOCAL_PROTOCOLS = ("", "file", "local")
-BUCKET_NAMING = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs"}
+BUCKET_NAMING: dict[str, type[S3 | GCS]] = {"s3": S3, "s3a": S3, "gs": GCS, "gcs": GCS}
 
 
 @attr.define
@@ -73,11 +73,11 @@ def storage_dataset(location: str | ObjectStoragePath) -> Dataset:
     parts = urlsplit(str(location))
     protocol = parts.scheme.lower()
     if protocol in LOCAL_PROTOCOLS:
-        return _translated(f"file://{parts.netloc}{parts.path}") or _named_local(parts.path)
+        return _translated(f"file://{parts.netloc}{parts.path}") or _named(LocalFileSystem(path=parts.path))
     bucket, key = parts.netloc.rpartition("@")[2], parts.path.lstrip("/")
     uri = f"{protocol}://{bucket}/{key}"
     if protocol in BUCKET_NAMING:
-        return _translated(uri) or _named_bucket(BUCKET_NAMING[protocol], bucket, key)
+        return _translated(uri) or _named(BUCKET_NAMING[protocol](bucket_name=bucket, object_key=key))
     return _translated(uri) or Dataset(namespace=f"{protocol}://{bucket}", name=key)
 
 
@@ -129,13 +129,6 @@ def _translated(uri: str) -> Dataset | None:
     return translate_airflow_asset(asset, None)
 
 
-def _named_local(path: str) -> Dataset:
-    naming = LocalFileSystem(path=path)
-    return Dataset(namespace=naming.get_namespace(), name=naming.get_name())
-
-
-def _named_bucket(scheme: str, bucket: str, key: str) -> Dataset:
-    naming = (
-        S3(bucket_name=bucket, object_key=key) if scheme == "s3" else GCS(bucket_name=bucket, object_key=key)
-    )
+def _named(naming: LocalFileSystem | S3 | GCS) -> Dataset:
+    """The dataset the OpenLineage client's naming class gives (when Airflow's converter gives none)."""
     return Dataset(namespace=naming.get_namespace(), name=naming.get_name())

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 TASK_KEY = "gptproto_task"
 
 
-class _StateStore(Protocol):
+class KeyValueStore(Protocol):
     """What we use of ``context["task_state_store"]`` (typed on Airflow 3.3+, absent before)."""
 
     def get(self, key: str) -> Any: ...
@@ -42,7 +42,7 @@ class TaskState:
     def __init__(self, context: Context, key: str = TASK_KEY) -> None:
         store = context.get("task_state_store") if hasattr(context, "get") else None
         self.key = key  # one per take when there are several
-        self._store = cast("_StateStore | None", store)
+        self._store = cast("KeyValueStore | None", store)
         self._raw: Any = None
         self._loaded = False
 

@@ -1,4 +1,4 @@
-"""Poster frames: extracted with PyAV, written next to the video, skipped gracefully."""
+"""Poster frames: written next to the video, skipped gracefully (the frame itself: storage/test_frames.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import logging
 import sys
 from pathlib import Path
 
-import av
 import pytest
 
 from airflow_provider_gptproto.emulator.video import RenderJob, render
-from airflow_provider_gptproto.utils.poster import POSTER_KEY, extract_poster, poster_path, store_poster
+from airflow_provider_gptproto.utils.poster import POSTER_KEY, store_poster
 
 LOG = logging.getLogger("test.poster")
 
@@ -22,21 +21,9 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "clip.mp4"
 
 
-def test_poster_is_a_jpeg_of_the_videos_aspect(video: Path) -> None:
-    with video.open("rb") as source:
-        jpeg = extract_poster(source, width=480)
-    assert jpeg[:3] == b"\xff\xd8\xff"
-    out = video.with_name("check.jpg")
-    out.write_bytes(jpeg)
-    with av.open(str(out)) as container:
-        stream = container.streams.video[0]
-        assert (stream.codec_context.name, stream.width, stream.height) == ("mjpeg", 480, 288)
-
-
 def test_store_poster_writes_next_to_the_video(video: Path) -> None:
     result = store_poster(str(video), LOG)
     assert result == {POSTER_KEY: str(video.with_suffix(".jpg"))}
-    assert str(poster_path(str(video))) == str(video.with_suffix(".jpg"))
     assert video.with_suffix(".jpg").read_bytes()[:3] == b"\xff\xd8\xff"
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import av
 import pytest
-from PIL import Image, ImageChops, ImageStat
 
 from airflow_provider_gptproto.emulator.video import RenderJob, render
 from airflow_provider_gptproto.exceptions import GPTProtoStitchError
-from airflow_provider_gptproto.storage.stitch import ShotSpan, chapters_vtt, last_frame_jpeg, stitch
+from airflow_provider_gptproto.storage.stitch import ShotSpan, chapters_vtt, stitch
 
 FPS = 8
 
@@ -113,18 +111,3 @@ def test_chapters_are_webvtt_cues_per_shot() -> None:
         "1\n00:00:00.000 --> 00:00:04.875\nOpening shot -> sky\n\n"
         "2\n00:00:04.875 --> 01:02:05.500\nShot 2\n"
     )
-
-
-def test_the_last_frame_as_jpeg_is_the_clips_last_picture(tmp_path: Path) -> None:
-    clip = _clip(tmp_path, "ending", seconds=1)
-    with clip.open("rb") as video:
-        jpeg = last_frame_jpeg(video)
-    with av.open(str(clip)) as container:
-        last = list(container.decode(video=0))[-1].to_image()
-    image = Image.open(io.BytesIO(jpeg))
-    assert image.format == "JPEG" and image.size == last.size
-    assert max(ImageStat.Stat(ImageChops.difference(image.convert("RGB"), last)).mean) < 4
-    bad = tmp_path / "notes.mp4"
-    bad.write_text("not a video")
-    with pytest.raises(GPTProtoStitchError, match="not a readable video"):
-        last_frame_jpeg(bad)

@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("airflow.providers.openlineage")
 
+from openlineage.client.naming.dataset import LocalFileSystem
 from openlineage.client.serde import Serde
 
 from airflow_provider_gptproto.models import VideoGenerationRequest, parse_task
@@ -50,7 +51,8 @@ def test_stored_video_follows_openlineage_naming(location: str, expected: tuple[
 
 def test_local_naming_agrees_with_the_airflow_asset_converter() -> None:
     """The common-io converter (used for file:// assets) and the client's naming class agree."""
-    assert names([ol._translated("file:///data/a.mp4")]) == names([ol._named_local("/data/a.mp4")])
+    client_named = ol._named(LocalFileSystem(path="/data/a.mp4"))
+    assert names([ol._translated("file:///data/a.mp4")]) == names([client_named])
 
 
 def test_only_http_reference_images_are_inputs_and_lose_secrets() -> None:
