@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import yaml
-from airflow.providers.common.compat.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_gptproto.exceptions import (
     GPTProtoBadRequestError,
@@ -95,6 +95,10 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param deferrable: wait in the triggerer between shots (default ``[operators] default_deferrable``).
     :param cancel_on_kill: cancel the rendering shots when the task is killed (default True).
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
+    :param kwargs: the batch operator's ``max_videos``, ``max_video_seconds``,
+        ``max_usage_tokens``, ``on_budget`` and ``dry_run`` (docs/batch.md, "Spending limits"):
+        once a limit stops the shots, ``on_budget="succeed"`` stitches the shots made (a chain's
+        first ones); and any other ``BaseOperator`` argument.
 
     Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video. Returns
     a :class:`~airflow_provider_gptproto.models.results.StoryboardResult`.
@@ -297,6 +301,12 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         manifest = write_manifest(folder, rows)
         if finish.error:
             raise GPTProtoError(self._failure(items, entries, finish.failed) + f"; see {manifest}")
+        self._stopped_by_budget(journal, finish, manifest)
+        spent = self._spent(journal, items)
+        made = [i for i, entry in enumerate(entries) if entry.state is plan.ItemState.DONE]  # all but skipped
+        items, entries = [items[i] for i in made], [entries[i] for i in made]
+        if not items:
+            raise AirflowFailException(f"A spending limit let no shot be created; see {manifest}")
         stitched = self._stitch(folder, [item.key for item in items])
         usage = _summed(entry.usage for entry in entries)
         shots = [
@@ -344,6 +354,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             "shots": len(items),
             "method": stitched.method,
             "usage": usage,
+            "spent": spent,
+            "budget_stopped": bool(finish.skipped),
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", result))

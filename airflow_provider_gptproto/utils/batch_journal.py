@@ -23,6 +23,8 @@ about 40 KB). Each entry, a typed :class:`JournalEntry` everywhere else, is stor
 ``f``       FAILED: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
 ``todo``    to create again within the task (``item_retries``) with ``seed``; ``a``: the attempt
 ==========  ===============================================================================
+
+Any entry may carry ``p`` and ``pt``: creates of earlier attempts and the usage they reported.
 """
 
 from __future__ import annotations
@@ -150,9 +152,7 @@ class BatchJournal:
     ) -> None:
         """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        entry = JournalEntry(
-            ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=self.entry(index).attempt
-        )
+        entry = self.entry(index).running(remote_id, now, seed, self.entry(index).attempt)
         self.update({index: entry})
         self._tail[index] = _encode(entry)
         if then_begin is None:
@@ -219,7 +219,8 @@ class BatchJournal:
 _CODES = {"todo": ItemState.TODO, "c": ItemState.CREATING, "r": ItemState.RUNNING, "d": ItemState.DONE,
           "f": ItemState.FAILED}  # fmt: skip
 _KEYS = {"task_id": "id", "at": "t", "seed": "seed", "nbytes": "b", "sha256": "h", "usage": "u",
-         "status": "st", "error": "e", "kind": "k", "attempt": "a"}  # fmt: skip
+         "status": "st", "error": "e", "kind": "k", "attempt": "a", "paid": "p",
+         "paid_tokens": "pt"}  # fmt: skip
 
 
 def _encode(entry: JournalEntry) -> dict[str, Any]:
