@@ -97,15 +97,8 @@ class JournalEntry:
 
     def running(self, task_id: str, at: float, seed: int | None, attempt: int | None) -> JournalEntry:
         """This item's remote task ``task_id``, carrying what earlier attempts cost."""
-        return JournalEntry(
-            ItemState.RUNNING,
-            task_id,
-            at,
-            seed,
-            attempt=attempt,
-            paid=self.paid,
-            paid_tokens=self.paid_tokens,
-        )
+        return JournalEntry(ItemState.RUNNING, task_id, at, seed, attempt=attempt, paid=self.paid,
+                            paid_tokens=self.paid_tokens)  # fmt: skip
 
     def failed(
         self, kind: str, error: str, status: str = "failed", usage: Any = None, seed: int | None = None

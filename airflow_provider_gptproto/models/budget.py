@@ -1,19 +1,11 @@
-"""A batch's spending limits, with no I/O: what was spent, and whether the next create would pass a limit.
-
-``max_videos`` counts creates sent that may have been paid: every item with a remote task (running,
-done, or failed after it was created, cancelled ones too), every create whose reply was lost, and
-the earlier attempts of a retried item; a create the API refused (400, content policy) made no
-task and is not counted. ``max_video_seconds`` counts the requested seconds of those creates. Both
-are known before a create, so they are never passed. ``max_usage_tokens`` counts the usage the API
-reported, plus, for each item in flight and for the next create, the largest usage reported by a
-finished item of the same shape (model, duration, frames, resolution, ratio, dimension); a shape
-with no finished item yet is estimated at one token. So only the token limit can be overshot, by
-at most the usage of what is in flight when it is reached (``max_in_flight`` items).
+"""A batch's spending limits, with no I/O: what was spent, and whether the next create would pass a
+limit. What each limit counts, and the bound on overshooting, are in docs/batch.md ("Spending limits").
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +59,12 @@ class Budget:
     max_usage_tokens: int | None = None
 
     @classmethod
-    def checked(cls, **limits: Any) -> Budget:
+    def checked(cls, on_budget: Any = "fail", **limits: Any) -> Budget:
+        if on_budget not in ON_BUDGET:
+            allowed = ", ".join(map(repr, ON_BUDGET))
+            raise GPTProtoRequestError(
+                f"on_budget must be one of {allowed}, got {on_budget!r}", field="on_budget"
+            )
         for name, value in limits.items():
             number = (int, float) if name == "max_video_seconds" else int
             if value is not None and (isinstance(value, bool) or not isinstance(value, number) or value < 0):
@@ -120,46 +117,26 @@ class Budget:
 
 def spent_by(entries: Mapping[int, Any], costs: Sequence[Cost]) -> Spent:
     """What the journal's entries record as spent (earlier attempts included); usage as reported."""
-    videos = 0
-    seconds = 0.0
-    used = 0
-    for index, entry in entries.items():
-        count = (entry.paid or 0) + (1 if entry.created else 0)
-        videos += count
-        seconds += count * costs[index].seconds
-        used += (entry.paid_tokens or 0) + tokens(entry.usage)
-    return {"videos": videos, "video_seconds": seconds, "usage_tokens": used}
+    count = {i: (e.paid or 0) + e.created for i, e in entries.items()}
+    return {
+        "videos": sum(count.values()),
+        "video_seconds": sum(n * costs[i].seconds for i, n in count.items()),
+        "usage_tokens": sum((e.paid_tokens or 0) + tokens(e.usage) for e in entries.values()),
+    }
 
 
-def check_on_budget(on_budget: Any) -> None:
-    if on_budget not in ON_BUDGET:
-        raise GPTProtoRequestError(
-            f"on_budget must be one of {', '.join(map(repr, ON_BUDGET))}, got {on_budget!r}",
-            field="on_budget",
-        )
-
-
-def dry_run_plan(
-    budget: Budget, costs: Sequence[Cost], labels: Sequence[str], known: Mapping[tuple[Any, ...], int]
-) -> PlanResult:
-    """What a run would create, by the rules it would follow; ``known``: usage by shape, if any."""
+def dry_run_plan(budget: Budget, costs: Sequence[Cost], known: Mapping[tuple[Any, ...], int]) -> PlanResult:
+    """What a run would create, by the rules it would follow; ``known``: usage by shape, if any.
+    Resolutions read "720p 16:9", a dimension, or "default"."""
     estimated = [known[c.shape] for c in costs if c.shape in known]
     admitted, limit = budget.admit({}, range(len(costs)), costs, known)
-    resolutions: dict[str, int] = {}
-    for label in labels:
-        resolutions[label] = resolutions.get(label, 0) + 1
     return {
         "kind": "plan",
         "videos": len(costs),
         "video_seconds": sum(c.seconds for c in costs),
-        "resolutions": resolutions,
+        "resolutions": dict(Counter(" ".join(v for v in c.shape[2:] if v) or "default" for c in costs)),
         "usage_tokens_estimate": sum(estimated) if estimated else None,
         "estimated": len(estimated),
         "within_limits": admitted,
         "stopped_by": limit,
     }
-
-
-def label(request: VideoGenerationRequest) -> str:
-    """How a video's size reads in a plan: "720p 16:9", a dimension, or "default"."""
-    return " ".join(v for v in (request.resolution, request.ratio, request.dimension) if v) or "default"

@@ -38,15 +38,7 @@ from airflow_provider_gptproto.models.batch import (
     fingerprint,
     rows_from_text,
 )
-from airflow_provider_gptproto.models.budget import (
-    Budget,
-    check_on_budget,
-    dry_run_plan,
-    item_cost,
-    label,
-    spent_by,
-    tokens,
-)
+from airflow_provider_gptproto.models.budget import Budget, dry_run_plan, item_cost, spent_by, tokens
 from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import VideoGenerationRequest
@@ -221,9 +213,11 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         **kwargs: Any,
     ) -> None:
         self.budget = Budget.checked(
-            max_videos=max_videos, max_video_seconds=max_video_seconds, max_usage_tokens=max_usage_tokens
+            on_budget,
+            max_videos=max_videos,
+            max_video_seconds=max_video_seconds,
+            max_usage_tokens=max_usage_tokens,
         )
-        check_on_budget(on_budget)
         if not isinstance(dry_run, bool):
             raise GPTProtoRequestError(f"dry_run must be True or False, got {dry_run!r}", field="dry_run")
         if not dry_run:  # a dry run announces no videos
@@ -529,8 +523,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 if row.get("status") == "succeeded" and tokens(row.get("usage")):
                     shape = item_cost(VideoGenerationRequest.build(**row["request"])).shape
                     known[shape] = max(known.get(shape, 0), tokens(row.get("usage")))
-        costs = [item_cost(item.request) for item in items]
-        result = dry_run_plan(self.budget, costs, [label(item.request) for item in items], known)
+        result = dry_run_plan(self.budget, [item_cost(item.request) for item in items], known)
         self.log.info("Dry run, nothing created: %s", result)
         return result
 

@@ -34,12 +34,13 @@ def _rows(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("dag_id", ["it_budget_videos", "it_budget_videos_defer"])
 def test_max_videos_stops_the_creating_and_fails_the_task_after_the_manifest(
-    emu: Any, tmp_path: Path
+    emu: Any, tmp_path: Path, dag_id: str
 ) -> None:
     log = tmp_path / "failures.log"
     prompts = [f"budget video {i}" for i in range(6)]
-    result = run_dag("it_budget_videos", prompts=prompts, destination=str(tmp_path), failure_log=str(log))
+    result = run_dag(dag_id, prompts=prompts, destination=str(tmp_path), failure_log=str(log))
 
     assert result.state == "failed" and result.tries("batch") == 1  # not retried: a retry stops again
     assert _creates(emu) == 3  # never passed

@@ -18,6 +18,7 @@ TOKEN_LIMIT = 172_800  # two and a half videos
 # dag id -> (max_in_flight, limits and options)
 BATCHES: dict[str, tuple[int, dict[str, Any]]] = {
     "it_budget_videos": (2, {"max_videos": 3}),
+    "it_budget_videos_defer": (2, {"max_videos": 3, "deferrable": True}),
     "it_budget_seconds": (4, {"max_video_seconds": 12, "on_budget": "succeed"}),
     "it_budget_tokens_1": (1, {"max_usage_tokens": TOKEN_LIMIT, "on_budget": "succeed"}),
     "it_budget_tokens_4": (4, {"max_usage_tokens": TOKEN_LIMIT, "on_budget": "succeed"}),
@@ -44,10 +45,9 @@ for dag_id, (max_in_flight, options) in BATCHES.items():
             max_in_flight=max_in_flight,
             poll_interval=0.2,
             max_wait_ready=1,
-            deferrable=False,
             retries=1,
             retry_delay=timedelta(seconds=0),
-            **{"timeout": 60, "deadline": 300, **options},
+            **{"timeout": 60, "deadline": 300, "deferrable": False, **options},
             **RECORD,
         )
 

@@ -19,7 +19,6 @@ from airflow_provider_gptproto.models.batch_plan import (
 from airflow_provider_gptproto.models.budget import (
     Budget,
     Cost,
-    check_on_budget,
     dry_run_plan,
     item_cost,
     spent_by,
@@ -237,19 +236,19 @@ def test_bad_limits_name_the_field_and_what_is_allowed(field: str, value: object
 
 
 def test_on_budget_is_fail_or_succeed() -> None:
-    check_on_budget("fail")
-    check_on_budget("succeed")
+    assert Budget.checked("fail") == Budget.checked("succeed", max_videos=None) == Budget()
     with pytest.raises(
         GPTProtoRequestError, match="on_budget must be one of 'fail', 'succeed', got 'stop'"
     ) as err:
-        check_on_budget("stop")
+        Budget.checked("stop")
     assert err.value.field == "on_budget"
 
 
 def test_a_dry_run_plan_says_what_would_be_created_and_what_the_limits_allow() -> None:
-    costs = [FIVE, FIVE, TEN, Cost(10, ("other",))]
-    known = {FIVE.shape: 100, TEN.shape: 200}
-    result = dry_run_plan(Budget(max_usage_tokens=350), costs, ["720p 16:9"] * 3 + ["default"], known)
+    hd = Cost(5, ("m", 5, "720p", "16:9", None))
+    costs = [hd, hd, Cost(10, ("m", 10, "720p", "16:9", None)), Cost(10, ("other", 10, None, None, None))]
+    known = {hd.shape: 100, costs[2].shape: 200}
+    result = dry_run_plan(Budget(max_usage_tokens=350), costs, known)
     assert result == {
         "kind": "plan",
         "videos": 4,
@@ -260,7 +259,7 @@ def test_a_dry_run_plan_says_what_would_be_created_and_what_the_limits_allow() -
         "within_limits": 2,  # 100 + 100; the third would make 400
         "stopped_by": "max_usage_tokens=350 (the next create would bring it to 400)",
     }
-    assert dry_run_plan(Budget(), costs, ["x"] * 4, {})["usage_tokens_estimate"] is None
+    assert dry_run_plan(Budget(), costs, {})["usage_tokens_estimate"] is None
 
 
 @pytest.mark.parametrize(
