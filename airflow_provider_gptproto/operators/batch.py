@@ -507,9 +507,13 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     def _stopped_by_budget(self, journal: BatchJournal, finish: plan.Finish, manifest: str) -> None:
         """With ``on_budget="fail"``, fail once a limit stopped the creating (the journal is kept:
         with higher limits, clearing the task creates only the skipped items)."""
-        if finish.skipped and self.on_budget == "fail":
+        reason = journal.entry(finish.skipped[0]).error if finish.skipped else None
+        if reason:
+            self.log.warning(
+                "A spending limit stopped the creating: %d items %s", len(finish.skipped), reason
+            )
+        if reason and self.on_budget == "fail":
             journal.flush()
-            reason = journal.entry(finish.skipped[0]).error
             raise AirflowFailException(
                 f"A spending limit stopped the batch: {len(finish.skipped)} items {reason}; see {manifest} "
                 "(on_budget='succeed' would succeed)"
