@@ -105,6 +105,10 @@ class GPTProtoTaskFailedError(GPTProtoError):
         super().__init__(f"GPTProto task {task_id} {ended} ({detail})")
 
 
+class GPTProtoTaskExpiredError(GPTProtoTaskFailedError):
+    """The task expired: it did not run within its ``execution_expires_after`` (the flex tier's queue)."""
+
+
 class GPTProtoTaskContentPolicyError(GPTProtoTaskFailedError):
     """The task failed because of content moderation; re-submitting the same prompt will fail again."""
 

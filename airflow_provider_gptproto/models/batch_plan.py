@@ -17,6 +17,8 @@ from typing import Any
 
 from airflow_provider_gptproto.exceptions import GPTProtoRequestError
 from airflow_provider_gptproto.models.batch import failure_budget
+from airflow_provider_gptproto.models.budget import BUDGET_KIND, Budget, Cost
+from airflow_provider_gptproto.models.budget import tokens as budget_tokens
 from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
 
 POLICY_KIND = "policy"
@@ -36,8 +38,10 @@ class ItemState(str, Enum):
 # rejection is not retried unless the user opts in (the same prompt is usually rejected again, and
 # each attempt is paid), nor an ambiguous create (a retry could pay twice); a failed download
 # re-reads the finished task instead of paying again. ``retry_failed_from`` follows the same rule.
-RETRY_KINDS = {"remote": ItemState.TODO, "timeout": ItemState.TODO, "create": ItemState.TODO,
-               "download": ItemState.RUNNING}  # fmt: skip
+# An item skipped by a spending limit goes back too: ``decide`` skips it again unless the limits allow it.
+RETRY_KINDS = {"remote": ItemState.TODO, "expired": ItemState.TODO, "timeout": ItemState.TODO,
+               "create": ItemState.TODO, "download": ItemState.RUNNING,
+               BUDGET_KIND: ItemState.TODO}  # fmt: skip
 
 
 def retry_target(kind: str | None, retry_policy_failures: bool = False) -> ItemState | None:
@@ -63,12 +67,39 @@ class JournalEntry:
     error: str | None = None
     kind: str | None = None  # a failed item's failure kind
     attempt: int | None = None  # in-task retries so far (``item_retries``); None: the first attempt
+    paid: int | None = None  # earlier attempts' creates that may have been paid (spending limits)
+    paid_tokens: int | None = None  # the usage they reported
+
+    @property
+    def created(self) -> bool:
+        """This attempt's create was sent and may have been paid (a task exists, or its reply was lost)."""
+        return self.state in (ItemState.CREATING, ItemState.RUNNING, ItemState.DONE) or bool(
+            self.task_id or self.kind == "ambiguous"
+        )
+
+    @property
+    def awaiting_usage(self) -> bool:
+        return self.state in (ItemState.CREATING, ItemState.RUNNING) or (
+            self.state is ItemState.DONE and self.usage is None
+        )
+
+    def retried(self, **fields: Any) -> JournalEntry:
+        """A new attempt of this item, carrying what the earlier ones may have cost."""
+        paid = (self.paid or 0) + self.created
+        used = (self.paid_tokens or 0) + budget_tokens(self.usage)
+        return JournalEntry(**fields, paid=paid or None, paid_tokens=used or None)
 
     def done(self, nbytes: int, sha256: str, seed: int | None, usage: Any) -> JournalEntry:
         seed = self.seed if seed is None else seed  # the reply's, else the one sent
         return JournalEntry(
-            ItemState.DONE, self.task_id, None, seed, nbytes, sha256, usage, attempt=self.attempt
-        )
+            ItemState.DONE, self.task_id, None, seed, nbytes, sha256, usage, attempt=self.attempt,
+            paid=self.paid, paid_tokens=self.paid_tokens,
+        )  # fmt: skip
+
+    def running(self, task_id: str, at: float, seed: int | None, attempt: int | None) -> JournalEntry:
+        """This item's remote task ``task_id``, carrying what earlier attempts cost."""
+        return JournalEntry(ItemState.RUNNING, task_id, at, seed, attempt=attempt, paid=self.paid,
+                            paid_tokens=self.paid_tokens)  # fmt: skip
 
     def failed(
         self, kind: str, error: str, status: str = "failed", usage: Any = None, seed: int | None = None
@@ -76,7 +107,7 @@ class JournalEntry:
         seed = self.seed if seed is None else seed
         return JournalEntry(
             ItemState.FAILED, self.task_id, None, seed, None, None, usage, status, error[:500], kind,
-            self.attempt,
+            self.attempt, self.paid, self.paid_tokens,
         )  # fmt: skip
 
 
@@ -104,10 +135,12 @@ class Wait:
 
 @dataclass(frozen=True)
 class Finish:
-    """Every item ended; ``error``, naming the failed items, when they exceed the budget."""
+    """Every item ended; ``error``, naming the failed items, when they exceed the budget.
+    ``skipped``: the items a spending limit left uncreated (not counted as failed)."""
 
     failed: tuple[int, ...]
     error: str | None
+    skipped: tuple[int, ...] = ()
 
 
 def in_flight(entries: Entries) -> dict[str, int]:
@@ -127,16 +160,19 @@ def describe(entries: Entries, total: int) -> str:
     )
 
 
-def resume(entries: Entries, retry_policy_failures: bool, now: float) -> dict[int, JournalEntry]:
+def resume(
+    entries: Entries, retry_policy_failures: bool, now: float, carry: bool = False
+) -> dict[int, JournalEntry]:
     """At a new try of the Airflow task, or for ``retry_failed_from`` (the earlier manifest's
-    entries): the failures worth another attempt go back to work, a failed download to its task."""
+    entries): the failures worth another attempt go back to work, a failed download to its task.
+    ``carry`` (a new try): what earlier attempts cost still counts against the spending limits."""
     changes = {}
     for index, entry in entries.items():
         target = retry_target(entry.kind, retry_policy_failures) if entry.state is ItemState.FAILED else None
         if target is ItemState.TODO:
-            changes[index] = JournalEntry()
+            changes[index] = entry.retried() if carry else JournalEntry()
         elif target is ItemState.RUNNING and entry.task_id:
-            changes[index] = JournalEntry(ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed)
+            changes[index] = entry.running(entry.task_id, now, entry.seed, None)
     return changes
 
 
@@ -183,6 +219,8 @@ class BatchPlan:
     only once item i - takes is done and nothing else of its chain is in flight (each item starts
     from its predecessor's result); a failure beyond its retries stops the creating of its chain.
     ``item_retries``: a failed item is tried again this often within the task, with a new seed.
+    ``budget`` and ``costs`` (one per item): spending limits; once the next create would pass one,
+    nothing more is created and the items left are skipped (``BUDGET_KIND``, status ``skipped``).
     """
 
     total: int
@@ -193,6 +231,8 @@ class BatchPlan:
     chain: bool = False
     item_retries: int = 0
     takes: int = 1
+    budget: Budget | None = None
+    costs: tuple[Cost, ...] = ()
 
     def retries(self, entries: Entries, now: float) -> dict[int, JournalEntry]:
         """Failed items with ``item_retries`` left: back to be created with a new seed (a failed
@@ -200,15 +240,17 @@ class BatchPlan:
         changes = {}
         for index, entry in entries.items():
             attempt = (entry.attempt or 0) + 1
-            if entry.state is not ItemState.FAILED or attempt > self.item_retries:
+            if (
+                entry.state is not ItemState.FAILED
+                or attempt > self.item_retries
+                or entry.kind == BUDGET_KIND
+            ):
                 continue
             target = retry_target(entry.kind, retry_policy_failures=True)
             if target is ItemState.TODO:
-                changes[index] = JournalEntry(seed=next_seed(entry.seed, self.takes), attempt=attempt)
+                changes[index] = entry.retried(seed=next_seed(entry.seed, self.takes), attempt=attempt)
             elif target is ItemState.RUNNING and entry.task_id:
-                changes[index] = JournalEntry(
-                    ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed, attempt=attempt
-                )
+                changes[index] = entry.running(entry.task_id, now, entry.seed, attempt)
         return changes
 
     def _next(self, entries: Entries) -> list[int]:
@@ -236,7 +278,16 @@ class BatchPlan:
             retried = self.retries(entries, now)
             after = {**entries, **retried}
             room = self.max_in_flight - len(in_flight(after))
-            return Actions(changes=retried, create=tuple(self._next(after)[: max(room, 0)]))
+            create = self._next(after)[: max(room, 0)]
+            admitted, limit = (
+                self.budget.admit(after, create, self.costs) if self.budget else (len(create), None)
+            )
+            if limit is None:
+                return Actions(changes=retried, create=tuple(create))
+            error = f"not created: the next create would pass {limit}"
+            skip = {i: after.get(i, JournalEntry()).failed(BUDGET_KIND, error, "skipped")
+                    for i in todo(after, self.total) if i not in create[:admitted]}  # fmt: skip
+            return Actions(changes={**retried, **skip}, create=tuple(create[:admitted]))
         changes = {
             i: entries[i].failed("timeout", "the batch deadline passed", "cancelled")
             for i in running.values()
@@ -272,6 +323,7 @@ class BatchPlan:
                 download.append((by_id[rid], task))
                 continue
             kind = POLICY_KIND if task.is_content_policy_violation else "remote"
+            kind = "expired" if task.status is TaskStatus.EXPIRED else kind
             error = f"{task.error_code or task.status.value}: {task.error_message or ''}".strip(": ")
             changes[by_id[rid]] = entries[by_id[rid]].failed(
                 kind, error, task.status.value, task.usage, task.seed
@@ -285,14 +337,16 @@ class BatchPlan:
         ended = sum(e.state in (ItemState.DONE, ItemState.FAILED) for e in entries.values())
         busy = any(e.state in (ItemState.CREATING, ItemState.RUNNING) for e in entries.values())
         if ended == self.total or (self.chain and not busy and not self._next(entries)):
-            failed = tuple(sorted(i for i, e in entries.items() if e.state is ItemState.FAILED))
+            ended_failed = sorted(i for i, e in entries.items() if e.state is ItemState.FAILED)
+            skipped = tuple(i for i in ended_failed if entries[i].kind == BUDGET_KIND)
+            failed = tuple(i for i in ended_failed if i not in skipped)
             budget = failure_budget(self.max_failed_items, self.total)
             if len(failed) <= budget and ended == self.total:
-                return Finish(failed, None)
+                return Finish(failed, None, skipped)
             more = f" and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
             named = ", ".join(map(str, failed[:MAX_NAMED])) + more
             error = f"over max_failed_items={self.max_failed_items!r} ({budget} allowed): items {named}"
-            return Finish(failed, f"{len(failed)} of {self.total} items failed, {error}")
+            return Finish(failed, f"{len(failed)} of {self.total} items failed, {error}", skipped)
         watch = {
             r: min((entries[i].at or 0.0) + self.timeout, self.deadline)
             for r, i in in_flight(entries).items()

@@ -8,6 +8,7 @@ Mixing the two is an error (the server would ignore half); every error names the
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 from collections.abc import Mapping
@@ -265,6 +266,16 @@ class VideoGenerationRequest(BaseModel):
         if chosen or (self.prompt is not None and _SEED_FLAG.search(self.prompt)):
             return self
         return self.model_copy(update={"seed": seed if seed is not None else random.randint(*SEED_RANGE)})
+
+    def expiring_within(self, seconds: float) -> VideoGenerationRequest:
+        """On the flex tier with no ``execution_expires_after`` given: the caller's own wait
+        (``seconds``, clamped to the API's range), so a remote task never outlives the wait that
+        pays for it. The API's minimum is an hour: a shorter wait still cancels at its timeout."""
+        given = self.execution_expires_after is not None or "execution_expires_after" in self.extra_body
+        if self.service_tier != "flex" or given:
+            return self
+        expires = min(max(math.ceil(seconds), EXPIRES_RANGE[0]), EXPIRES_RANGE[1])
+        return self.model_copy(update={"execution_expires_after": expires})
 
     def summary(self) -> RequestSummary:
         """The set scalar options (no images, logo or extra body): small and JSON-safe, for XCom."""

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from typing_extensions import NotRequired, Required, TypedDict
 
 KIND_KEY = "kind"
-Kind = Literal["generate", "saved_video", "download", "batch", "storyboard"]
+Kind = Literal["generate", "saved_video", "download", "batch", "storyboard", "plan"]
 
 
 class RequestSummary(TypedDict, total=False):
@@ -75,6 +75,15 @@ class DownloadResult(TypedDict):
     poster_uri: NotRequired[str]  # when PyAV could make one
 
 
+class Spent(TypedDict):
+    """What a batch spent (see models/budget.py): creates that may have been paid, their requested
+    seconds, and the usage the API reported."""
+
+    videos: int
+    video_seconds: float
+    usage_tokens: int
+
+
 class BatchSummary(TypedDict):
     """``GPTProtoBatchGenerateVideosOperator``; also the extra of its one asset event per batch."""
 
@@ -82,8 +91,24 @@ class BatchSummary(TypedDict):
     total: int
     succeeded: int
     failed: int
+    skipped: int  # left uncreated by a spending limit (not counted in ``failed``)
     manifest: str  # URI of manifest.jsonl: one ManifestRow per item
     destination: str
+    spent: Spent
+    budget_stopped: bool  # a spending limit stopped the creating
+
+
+class PlanResult(TypedDict):
+    """What a batch or storyboard with ``dry_run=True`` would create (nothing was sent)."""
+
+    kind: Literal["plan"]
+    videos: int
+    video_seconds: float
+    resolutions: dict[str, int]  # "720p 16:9" (or a dimension, or "default") -> videos
+    usage_tokens_estimate: int | None  # summed over the items with an estimate; None: none has one
+    estimated: int  # items with an estimate (same shape as a finished item of the earlier manifest)
+    within_limits: int  # videos the spending limits let be created, counted as the run counts them
+    stopped_by: str | None  # the limit the next create would pass, if any
 
 
 class StoryboardResult(TypedDict):
@@ -101,6 +126,8 @@ class StoryboardResult(TypedDict):
     usage: dict[str, int] | None  # summed over the shots
     take: int  # 1-based; with takes > 1 the files are under <destination>/take-<k>/
     takes: int
+    spent: Spent
+    budget_stopped: bool  # a spending limit stopped the shots: the video stitches the ones made
 
 
 class ManifestRow(TypedDict):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from airflow_provider_gptproto.exceptions import (
     GPTProtoResponseError,
     GPTProtoTaskContentPolicyError,
+    GPTProtoTaskExpiredError,
     GPTProtoTaskFailedError,
 )
 from airflow_provider_gptproto.models.errors import looks_like_content_policy
@@ -109,11 +110,8 @@ class GenerationTask(BaseModel):
     def raise_for_status(self) -> None:
         """Raise for a task that ended without a video; content-policy failures get their own class."""
         if self.status in (TaskStatus.FAILED, TaskStatus.EXPIRED, TaskStatus.CANCELLED):
-            error = (
-                GPTProtoTaskContentPolicyError
-                if self.is_content_policy_violation
-                else GPTProtoTaskFailedError
-            )
+            error = GPTProtoTaskExpiredError if self.status is TaskStatus.EXPIRED else GPTProtoTaskFailedError
+            error = GPTProtoTaskContentPolicyError if self.is_content_policy_violation else error
             raise error(self.task_id, self.status.value, self.error_code, self.error_message)
 
     def to_dict(self) -> TaskResult:

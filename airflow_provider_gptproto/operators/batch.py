@@ -39,10 +39,17 @@ from airflow_provider_gptproto.models.batch import (
     fingerprint,
     rows_from_text,
 )
+from airflow_provider_gptproto.models.budget import Budget, dry_run_plan, item_cost, spent_by, tokens
 from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import VideoGenerationRequest, stable_seed
-from airflow_provider_gptproto.models.results import BatchSummary, ManifestRow, StoryboardResult
+from airflow_provider_gptproto.models.results import (
+    BatchSummary,
+    ManifestRow,
+    PlanResult,
+    Spent,
+    StoryboardResult,
+)
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
 from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS
 from airflow_provider_gptproto.storage import sweep_stale_parts
@@ -66,8 +73,8 @@ SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "rati
                  "framespersecond", "camera_fixed", "watermark", "service_tier", "execution_expires_after",
                  "generate_audio", "draft")  # fmt: skip
 DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
-# What a batch, or a storyboard built on it (one per take), returns.
-BatchResult = BatchSummary | StoryboardResult | list[StoryboardResult]
+# What a batch, a storyboard built on it (one per take), or a dry run returns.
+BatchResult = BatchSummary | StoryboardResult | list[StoryboardResult] | PlanResult
 DEFAULT_DEADLINE = timedelta(hours=24)
 # Newest tasks listed when reconciling a lost create (the list endpoint's largest page).
 RECONCILE_PAGE_SIZE = 500
@@ -103,7 +110,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     :param camera_fixed: shared request field; an item's own value wins. Default None.
     :param watermark: shared request field; an item's own value wins. Default None.
     :param service_tier: shared request field; an item's own value wins. Default None.
-    :param execution_expires_after: shared request field; an item's own value wins. Default None.
+    :param execution_expires_after: shared request field; an item's own value wins. Default None;
+        with ``service_tier="flex"``, ``timeout`` capped by what is left of ``deadline`` (clamped to
+        3600..259200 s). An item that expired is recorded with error_kind ``expired``.
     :param generate_audio: shared request field; an item's own value wins. Default None.
     :param draft: shared request field; an item's own value wins. Default None.
     :param takes: videos per item (default 1), each with its own seed: the item's ``seed`` (or the
@@ -128,6 +137,18 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     :param cancel_on_kill: cancel in-flight remote tasks when the task is killed (default True).
     :param max_wait_ready: longest a finished video waits in the triggerer for others before a
         worker phase downloads it (default 300 s).
+    :param max_videos: most creates that may be paid (a create the API refused is not counted;
+        retries are). Default None: no limit. See docs/batch.md, "Spending limits".
+    :param max_video_seconds: most seconds of video requested by those creates. Default None.
+    :param max_usage_tokens: most usage tokens, as the API reports them, plus an estimate for what
+        is in flight from finished items of the same shape. Default None. The only limit that can
+        be passed: by at most what is in flight when it is reached (``max_in_flight`` items).
+    :param on_budget: once a limit stopped the creating (the items left are recorded ``skipped``
+        with error_kind ``budget``, not counted in ``max_failed_items``): ``"fail"`` (default) fails
+        the task after writing the manifest, ``"succeed"`` returns the summary.
+    :param dry_run: validate everything and log the plan (videos, seconds, resolutions, usage
+        estimate, what the limits allow); create nothing and return a
+        :class:`~airflow_provider_gptproto.models.results.PlanResult`. Default False.
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
 
     Outlets default to the ``gptproto_videos`` asset, with **one event per batch** whose extra
@@ -156,7 +177,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
-        kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        if not kwargs.get("dry_run"):  # a dry run announces no videos
+            kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
         return super().partial(**kwargs)
 
     def __init__(
@@ -193,10 +215,24 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         deferrable: bool | None = None,
         cancel_on_kill: bool = True,
         max_wait_ready: float = 300.0,
+        max_videos: int | None = None,
+        max_video_seconds: float | None = None,
+        max_usage_tokens: int | None = None,
+        on_budget: str = "fail",
+        dry_run: bool = False,
         gptproto_conn_id: str = GPTProtoHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
+        self.budget = Budget.checked(
+            on_budget,
+            max_videos=max_videos,
+            max_video_seconds=max_video_seconds,
+            max_usage_tokens=max_usage_tokens,
+        )
+        if not isinstance(dry_run, bool):
+            raise GPTProtoRequestError(f"dry_run must be True or False, got {dry_run!r}", field="dry_run")
+        if not dry_run:  # a dry run announces no videos
+            kwargs.setdefault("outlets", [GPTPROTO_VIDEOS])
         super().__init__(
             gptproto_conn_id=gptproto_conn_id,
             deferrable=deferrable,
@@ -247,6 +283,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self.deadline = positive_seconds(deadline, "deadline")
         self.cancel_on_kill = cancel_on_kill
         self.max_wait_ready = float(max_wait_ready)
+        self.on_budget = on_budget
+        self.plan_only = dry_run  # BaseOperator has a dry_run() method
         self._in_flight: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------ entry points
@@ -264,15 +302,18 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             getattr(context["ti"], n, None) for n in ("dag_id", "run_id", "task_id", "map_index")
         )
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
+        if self.plan_only:
+            return self._dry_run(items)
         folder = self._folder()
         digest = self._fingerprint(items)
         scope = f"retry-{digest}" if self.retry_failed_from is not None else None
         journal = BatchJournal.open(
             journal_store(context, folder, scope), digest, len(items), time.time() + self.deadline
         )
-        batch = self._plan(len(items), journal.deadline)
+        costs = tuple(item_cost(item.request) for item in items)
+        batch = replace(self._plan(len(items), journal.deadline), budget=self.budget, costs=costs)
         if new_try and journal.entries:
-            retried = plan.resume(journal.entries, self.retry_policy_failures, time.time())
+            retried = plan.resume(journal.entries, self.retry_policy_failures, time.time(), carry=True)
             self.log.info("Resuming batch: %s; %d failed items retried", journal.describe(), len(retried))
             journal.update(retried)
         elif new_try and self.retry_failed_from is not None:
@@ -384,7 +425,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 journal.begin_create(item.index)
             intent_recorded = False
             try:
-                request = self._request(journal, item)
+                wait = min(self.timeout, journal.deadline - time.time())  # flex: expire with the wait
+                request = self._request(journal, item).expiring_within(wait)
                 task = self.hook.create_task(request)
             except GPTProtoTaskMayExistError as exc:
                 self.log.warning("Item %d (%s): %s", item.index, item.key, exc)
@@ -473,25 +515,61 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         finish: plan.Finish,
     ) -> BatchResult:
         rows = [manifest_row(item, journal.entry(item.index), folder) for item in items]
-        failed = len(finish.failed)
-        manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=finish.error is None))
+        failed, skipped = len(finish.failed), len(finish.skipped)
+        within = finish.error is None and not (finish.skipped and self.on_budget == "fail")
+        manifest = write_manifest(folder, *self._manifest(rows, folder, within_budget=within))
         summary: BatchSummary = {
             "kind": "batch",
             "total": len(rows),
-            "succeeded": len(rows) - failed,
+            "succeeded": len(rows) - failed - skipped,
             "failed": failed,
+            "skipped": skipped,
             "manifest": manifest,
             "destination": str(folder),
+            "spent": self._spent(journal, items),
+            "budget_stopped": bool(skipped),
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", summary))
         self.log.info(
-            "Batch finished: %d succeeded, %d failed; manifest %s", len(rows) - failed, failed, manifest
-        )
+            "Batch finished: %d succeeded, %d failed, %d skipped by a spending limit; spent %s; manifest %s",
+            summary["succeeded"], failed, skipped, summary["spent"], manifest,
+        )  # fmt: skip
         if finish.error:
             raise GPTProtoError(f"{finish.error}; see {manifest}. A retry re-runs the failed items only.")
+        self._stopped_by_budget(journal, finish, manifest)
         journal.delete()
         return summary
+
+    def _spent(self, journal: BatchJournal, items: list[BatchItem]) -> Spent:
+        return spent_by(journal.entries, [item_cost(item.request) for item in items])
+
+    def _stopped_by_budget(self, journal: BatchJournal, finish: plan.Finish, manifest: str) -> None:
+        """With ``on_budget="fail"``, fail once a limit stopped the creating (the journal is kept:
+        with higher limits, clearing the task creates only the skipped items)."""
+        reason = journal.entry(finish.skipped[0]).error if finish.skipped else None
+        if reason:
+            self.log.warning(
+                "A spending limit stopped the creating: %d items %s", len(finish.skipped), reason
+            )
+        if reason and self.on_budget == "fail":
+            journal.flush()
+            raise AirflowFailException(
+                f"A spending limit stopped the batch: {len(finish.skipped)} items {reason}; see {manifest} "
+                "(on_budget='succeed' would succeed)"
+            )
+
+    def _dry_run(self, items: list[BatchItem]) -> PlanResult:
+        """Validated (by ``load_items``): what the run would create, logged and returned; nothing sent."""
+        known: dict[Any, int] = {}
+        if self.retry_failed_from is not None:  # the earlier run's usage, by shape
+            for row in self._earlier_rows():
+                if row.get("status") == "succeeded" and tokens(row.get("usage")):
+                    shape = item_cost(VideoGenerationRequest.build(**row["request"])).shape
+                    known[shape] = max(known.get(shape, 0), tokens(row.get("usage")))
+        result = dry_run_plan(self.budget, [item_cost(item.request) for item in items], known)
+        self.log.info("Dry run, nothing created: %s", result)
+        return result
 
     # ------------------------------------------------------------------------------ input
     def _earlier_rows(self) -> list[ManifestRow]:

@@ -87,7 +87,9 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     :param return_last_frame: upstream format: also return the last frame as an image. Default None.
     :param service_tier: upstream format: ``"default"`` or ``"flex"``. Default None.
     :param execution_expires_after: upstream format: seconds (3600..259200) before the server expires
-        the task. Default None.
+        the task. Default None; with ``service_tier="flex"``, ``timeout`` (clamped to that range), so
+        the remote task never outlives the wait. An expired task fails the Airflow task with
+        :class:`~airflow_provider_gptproto.exceptions.GPTProtoTaskExpiredError`.
     :param generate_audio: upstream format: generate a sound track. Default None.
     :param draft: upstream format: a cheaper draft render. Default None.
     :param takes: videos of this request (default 1), each its own paid task with its own seed:
@@ -203,7 +205,8 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         if context is None:
             return request
         ti = context["ti"]
-        return request.with_seed(stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
+        seeded = request.with_seed(stable_seed(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
+        return seeded.expiring_within(self.timeout)  # flex: the remote task expires with the wait
 
     def build_requests(self, context: Context) -> list[VideoGenerationRequest]:
         """Every take's request as sent: take 1's as :meth:`build_request`, the others' seeds its own."""

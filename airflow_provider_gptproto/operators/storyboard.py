@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import yaml
-from airflow.providers.common.compat.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_gptproto.exceptions import (
     GPTProtoBadRequestError,
@@ -30,7 +30,7 @@ from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import batch_plan as plan
 from airflow_provider_gptproto.models.batch import BatchItem, build_items, fingerprint
 from airflow_provider_gptproto.models.request import DEFAULT_MODEL, VideoGenerationRequest
-from airflow_provider_gptproto.models.results import StoryboardResult
+from airflow_provider_gptproto.models.results import Spent, StoryboardResult
 from airflow_provider_gptproto.operators.batch import (
     DEFAULT_DEADLINE,
     DEFAULT_ITEM_TIMEOUT,
@@ -101,6 +101,10 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param deferrable: wait in the triggerer between shots (default ``[operators] default_deferrable``).
     :param cancel_on_kill: cancel the rendering shots when the task is killed (default True).
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
+    :param kwargs: the batch operator's ``max_videos``, ``max_video_seconds``,
+        ``max_usage_tokens``, ``on_budget`` and ``dry_run`` (docs/batch.md, "Spending limits"):
+        once a limit stops the shots, ``on_budget="succeed"`` stitches the shots made (a chain's
+        first ones); and any other ``BaseOperator`` argument.
 
     Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video (Airflow
     records one event per asset and task: with takes, take 1's, its extra listing every take's
@@ -313,11 +317,21 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         manifest = write_manifest(folder, rows)
         if finish.error:
             raise GPTProtoError(self._failure(items, entries, finish.failed) + f"; see {manifest}")
+        self._stopped_by_budget(journal, finish, manifest)
+        spent, stopped = self._spent(journal, items), bool(finish.skipped)
         results = []
         for k in range(1, self.takes + 1):  # take k's shots are every takes-th item from k - 1
             out = folder / f"take-{k}" if self.takes > 1 else folder
-            mine = slice(k - 1, None, self.takes)
-            results.append(self._stitched(folder, out, items[mine], entries[mine], manifest))
+            made = [  # all but the shots a spending limit skipped
+                (item, entry)
+                for item, entry in zip(items[k - 1 :: self.takes], entries[k - 1 :: self.takes], strict=True)
+                if entry.state is plan.ItemState.DONE
+            ]
+            if made:
+                mine = [item for item, _ in made], [entry for _, entry in made]
+                results.append(self._stitched(folder, out, *mine, manifest, spent, stopped))
+        if not results:
+            raise AirflowFailException(f"A spending limit let no shot be created; see {manifest}")
         extra = {**results[0], "take_uris": [r["uri"] for r in results]} if self.takes > 1 else results[0]
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", extra))
@@ -332,6 +346,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         items: list[BatchItem],
         entries: list[plan.JournalEntry],
         manifest: str,
+        spent: Spent,
+        budget_stopped: bool,
     ) -> StoryboardResult:
         """One take's shots (stored in ``folder``) stitched into ``out``, with its storyboard.json."""
         out.mkdir(parents=True, exist_ok=True)
@@ -385,6 +401,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             "usage": usage,
             "take": items[0].take,
             "takes": self.takes,
+            "spent": spent,
+            "budget_stopped": budget_stopped,
         }
         self.log.info(
             "Storyboard take %d of %d shots stitched (%s: %s): %.2f s at %s",

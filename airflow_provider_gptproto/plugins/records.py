@@ -135,6 +135,8 @@ def read_result(result: Mapping[str, Any], base: VideoRecord) -> list[VideoRecor
     :param result: a task's result (XCom) or an asset event's extra.
     :param base: the record of the task instance (or event) they belong to.
     """
+    if result.get(typed.KIND_KEY) == "plan":  # a dry run: no video was made
+        return []
     kind = result_kind(result)
     if kind == "storyboard":
         storyboard = as_type(typed.StoryboardResult, result)

@@ -23,6 +23,8 @@ about 40 KB). Each entry, a typed :class:`JournalEntry` everywhere else, is stor
 ``f``       FAILED: ``st`` status word, ``e`` error, ``k`` kind (see ``retry_target``)
 ``todo``    to create again within the task (``item_retries``) with ``seed``; ``a``: the attempt
 ==========  ===============================================================================
+
+Any entry may carry ``p`` and ``pt``: creates of earlier attempts and the usage they reported.
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ class BatchJournal:
     ) -> None:
         """Record the remote id (and the seed sent); with ``then_begin``, also the next create's intent."""
         now = time.time()
-        attempt = self.entry(index).attempt
-        changes = {index: JournalEntry(ItemState.RUNNING, remote_id, at=now, seed=seed, attempt=attempt)}
+        entry = self.entry(index)
+        changes = {index: entry.running(remote_id, now, seed, entry.attempt)}
         if then_begin is not None:
             changes[then_begin] = replace(self.entry(then_begin), state=ItemState.CREATING, at=now)
         self._log(changes)
@@ -211,7 +213,8 @@ class BatchJournal:
 _CODES = {"todo": ItemState.TODO, "c": ItemState.CREATING, "r": ItemState.RUNNING, "d": ItemState.DONE,
           "f": ItemState.FAILED}  # fmt: skip
 _KEYS = {"task_id": "id", "at": "t", "seed": "seed", "nbytes": "b", "sha256": "h", "usage": "u",
-         "status": "st", "error": "e", "kind": "k", "attempt": "a"}  # fmt: skip
+         "status": "st", "error": "e", "kind": "k", "attempt": "a", "paid": "p",
+         "paid_tokens": "pt"}  # fmt: skip
 
 
 def _encode(entry: JournalEntry) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoListUnavailableError,
     GPTProtoRequestError,
     GPTProtoTaskContentPolicyError,
+    GPTProtoTaskExpiredError,
     GPTProtoTaskFailedError,
     GPTProtoTaskMayExistError,
     GPTProtoTimeoutError,
@@ -130,7 +131,7 @@ def test_generate_video_creates_waits_and_returns_the_finished_task(
     ("status", "code", "raised"),
     [
         ("failed", "InternalServiceError", GPTProtoTaskFailedError),
-        ("expired", "InternalServiceError", GPTProtoTaskFailedError),
+        ("expired", "InternalServiceError", GPTProtoTaskExpiredError),  # a GPTProtoTaskFailedError
         ("cancelled", "InternalServiceError", GPTProtoTaskFailedError),
         ("failed", "OutputVideoSensitiveContentDetected", GPTProtoTaskContentPolicyError),
     ],

@@ -164,12 +164,14 @@ def test_a_failed_item_with_retries_left_goes_back_with_a_new_recorded_seed() ->
     plan = BatchPlan(total=3, max_in_flight=3, timeout=60.0, deadline=NOW + 60, chain=True, item_retries=2)
     first = JournalEntry(ItemState.FAILED, "t1", seed=77, status="failed", error="boom", kind="remote")
     actions = plan.decide({0: done("t0"), 1: first}, NOW)
-    assert actions.changes == {1: JournalEntry(seed=next_seed(77), attempt=1)} and actions.create == (1,)
+    # The retry carries the first attempt's create (paid), which spending limits count.
+    retry = JournalEntry(seed=next_seed(77), attempt=1, paid=1)
+    assert actions.changes == {1: retry} and actions.create == (1,)
     assert len({77, next_seed(77), next_seed(next_seed(77))}) == 3
 
     second = JournalEntry(ItemState.FAILED, "t2", seed=next_seed(77), error="boom", kind="policy", attempt=1)
     again = plan.decide({0: done("t0"), 1: second}, NOW)
-    assert again.changes == {1: JournalEntry(seed=next_seed(next_seed(77)), attempt=2)}  # content policy too
+    assert again.changes == {1: JournalEntry(seed=next_seed(next_seed(77)), attempt=2, paid=1)}  # policy too
 
     last = JournalEntry(ItemState.FAILED, "t3", seed=1, error="boom", kind="remote", attempt=2)
     assert plan.decide({0: done("t0"), 1: last}, NOW) == Actions()  # retries used up: stopped

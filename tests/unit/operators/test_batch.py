@@ -145,8 +145,11 @@ def test_batch_runs_with_bounded_concurrency_and_writes_the_manifest(tmp_path: P
         "total": 7,
         "succeeded": 7,
         "failed": 0,
+        "skipped": 0,
         "manifest": str(tmp_path / "out" / "manifest.jsonl"),
         "destination": str(tmp_path / "out"),
+        "spent": {"videos": 7, "video_seconds": 35.0, "usage_tokens": 700},  # 5 s each by default
+        "budget_stopped": False,
     }
     assert sorted(hook.created) == sorted(f"video {i}" for i in range(7))
     assert max(len(ids) for ids in hook.status_reads) <= 3
@@ -198,7 +201,7 @@ def test_partial_failures_are_recorded_and_the_budget_decides(tmp_path: Path) ->
         op.execute(_context(store))  # type: ignore[arg-type]
     rows = _manifest(tmp_path)
     assert [r["status"] for r in rows] == ["succeeded", "failed", "failed", "succeeded", "expired"]
-    assert [r["error_kind"] for r in rows] == [None, "policy", "remote", None, "remote"]
+    assert [r["error_kind"] for r in rows] == [None, "policy", "remote", None, "expired"]
     assert rows[1]["error"].startswith("OutputVideoSensitiveContentDetected")
     assert rows[1]["uri"] is None and rows[1]["usage"] == {"total_tokens": 100}
 
@@ -297,7 +300,7 @@ def _first_run_with_failures(tmp_path: Path) -> tuple[FakeHook, list[dict[str, A
         None,
         "remote",
         None,
-        "remote",
+        "expired",
         None,
         "download",
     ]

@@ -186,6 +186,11 @@ def test_the_kind_not_the_shape_picks_the_reader() -> None:
     assert [r.stored_uri for r in read_result(result, BASE)] == ["/v/fox.mp4"]
 
 
+def test_a_dry_runs_plan_names_no_video() -> None:
+    plan = {"kind": "plan", "videos": 3, "video_seconds": 15, "resolutions": {"default": 3}, "task_id": "t1"}
+    assert read_result(plan, BASE) == []
+
+
 def _without_kind(result: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in result.items() if name != "kind"}
 
