@@ -129,9 +129,13 @@ def test_a_take_changed_since_the_review_is_not_published(tmp_path: Path) -> Non
     paths = takes(tmp_path)
     take = chosen(paths[0], 1, 1)
     paths[0].write_bytes(b"replaced after the review")
-    with pytest.raises(GPTProtoVideoDownloadError, match="changed since the review"):
+    earlier = tmp_path / "site" / "01-a-lighthouse-at-dusk-take1.mp4"  # an earlier run's publication
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"published before")
+    with pytest.raises(GPTProtoVideoDownloadError, match=r"not published: Video has sha256 \w+, expected"):
         publish(review(take), tmp_path / "site")
-    assert list((tmp_path / "site").iterdir()) == []
+    assert [p.name for p in earlier.parent.iterdir()] == [earlier.name]  # no temporary file left
+    assert earlier.read_bytes() == b"published before"
 
 
 def test_a_rejected_review_publishes_nothing(tmp_path: Path) -> None:
