@@ -75,7 +75,9 @@ def candidate(result: Mapping[str, Any], source: TakeSource) -> dict[str, Any]:
     return {
         "_group": group,
         "_take": result.get("take") if isinstance(result.get("take"), int) else None,
-        "_ok": result.get("status", SUCCEEDED) == SUCCEEDED,
+        # A take that "succeeded" without a video to play or copy cannot be chosen either.
+        "_ok": result.get("status", SUCCEEDED) == SUCCEEDED
+        and bool(result.get("uri") or result.get("video_url")),
         "prompt": prompt,
         "seed": result.get("seed", request.get("seed")),
         "uri": result.get("uri"),

@@ -96,10 +96,12 @@ def test_results_without_take_fields_group_by_prompt_text_in_order() -> None:
         (generate("a fox", 1), src("generate", 0)),
         (generate("a cat", 2), src("generate", 1)),
         (generate("a fox", 3), src("generate", 2)),
+        (generate("a fox", 4, video_url=None), src("generate", 3)),  # succeeded, but no video came
     ]
     review = build_review(candidate(r, s) for r, s in results)
     fox, cat = review["groups"]
     assert [(t["take"], t["seed"], t["source"]["map_index"]) for t in fox["takes"]] == [(1, 1, 0), (2, 3, 2)]
+    assert fox["failed"] == [3]
     assert fox["param"] == "pick_1" and cat["param"] is None
     assert cat["takes"][0]["video_url"] == "https://cdn.test/2.mp4"
     assert cat["takes"][0]["resolution"] == "1280:768"
