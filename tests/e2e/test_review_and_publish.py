@@ -84,6 +84,19 @@ def test_a_review_answered_through_the_rest_api_publishes_only_the_chosen_takes(
         return state if state == "awaiting_input" else None
 
     wait_until(review_state, 240, "the review task to await input")
+    # A person answers seconds later; an answer within the scheduler's next executor-event read of
+    # the parked worker's exit would meet the core race apache/airflow#71580 (the stale "success"
+    # event fails the requeued task). So answer once the scheduler has read it, as a person would.
+    parked = (
+        "Received executor event with state success for task instance "
+        f"TaskInstanceKey(dag_id='{DAG_ID}', task_id='review', run_id='{run_id}'"
+    )
+    scheduler_log = stack.log_path("scheduler")
+    wait_until(
+        lambda: parked in scheduler_log.read_text(errors="replace"),
+        60,
+        "the scheduler to see the worker park",
+    )
 
     # What the reviewer is asked: Approve/Reject and one pick per prompt among its three takes.
     asked = client.get(hitl)
