@@ -75,7 +75,9 @@ def _insert(session: Any, video: Path) -> None:
         # take 2 was stored: the task recorded its copy (what the media endpoint serves)
         {"kind": "download", "task_id": "cgt-2", "uri": str(video), "bytes": video.stat().st_size},
     ]
-    XComModel.set("return_value", generated, dag_id=DAG_ID, task_id="generate", run_id=RUN_ID, session=session)
+    XComModel.set(
+        "return_value", generated, dag_id=DAG_ID, task_id="generate", run_id=RUN_ID, session=session
+    )
     signed = "https://cdn.example/v1.mp4?X-Tos-Date=20990101T000000Z&X-Tos-Expires=86400"
     review = {
         "mode": "pick",
@@ -95,7 +97,9 @@ def _insert(session: Any, video: Path) -> None:
             ti_id=ids["review"],
             options=["Approve", "Reject"],
             subject="Pick the best take",
-            params={"pick_1": {"value": "take 1", "description": None, "schema": {"enum": ["take 1", "take 2"]}}},
+            params={
+                "pick_1": {"value": "take 1", "description": None, "schema": {"enum": ["take 1", "take 2"]}}
+            },
         )
     )
 
@@ -208,9 +212,9 @@ def test_an_answered_review_says_who_answered_and_offers_no_buttons(client: Any)
 
     with create_session() as session:
         detail = session.scalar(
-            select(HITLDetail).join(TaskInstance, TaskInstance.id == HITLDetail.ti_id).where(
-                TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == "review"
-            )
+            select(HITLDetail)
+            .join(TaskInstance, TaskInstance.id == HITLDetail.ti_id)
+            .where(TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == "review")
         )
         detail.responded_by = {"id": "bob", "name": "bob"}
         detail.responded_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -219,7 +223,10 @@ def test_an_answered_review_says_who_answered_and_offers_no_buttons(client: Any)
     try:
         page = Parsed(_get(client, PAGE).text)
         assert page.tags("button") == []
-        assert [("checked" in r, "disabled" in r) for r in page.tags("input")] == [(False, True), (True, True)]
+        assert [("checked" in r, "disabled" in r) for r in page.tags("input")] == [
+            (False, True),
+            (True, True),
+        ]
         assert "Answered Approve by bob on 2026-01-02 03:04:05 UTC." in " ".join(page.texts)
     finally:
         with create_session() as session:
