@@ -8,7 +8,7 @@ from typing import Any, Literal
 from typing_extensions import NotRequired, Required, TypedDict
 
 KIND_KEY = "kind"
-Kind = Literal["generate", "saved_video", "download", "batch", "storyboard"]
+Kind = Literal["generate", "saved_video", "download", "batch", "storyboard", "review", "publish"]
 
 
 class RequestSummary(TypedDict, total=False):
@@ -116,3 +116,55 @@ class ManifestRow(TypedDict):
     error: str | None
     error_kind: str | None
     request: dict[str, Any]  # the item's request fields, as given
+
+
+class TakeSource(TypedDict):
+    """The task instance whose result holds a take."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+
+
+class ChosenTake(TypedDict):
+    """A take the reviewer chose (``ReviewResult.chosen``): enough to publish it and trace it back."""
+
+    group: int  # 1-based group (prompt) number of the review
+    prompt: str | None
+    take: int
+    seed: int | None
+    uri: str | None  # the stored video, when one was stored
+    video_url: str | None  # the signed URL, when nothing was stored
+    sha256: str | None
+    gptproto_task_id: str | None
+    source: TakeSource
+
+
+class ReviewResult(TypedDict):
+    """``GPTProtoReviewVideosOperator``: the decision, the chosen takes and who made it (Airflow's record)."""
+
+    kind: Literal["review"]
+    approved: bool
+    chosen: list[ChosenTake]  # one per group with a succeeded take; [] when rejected
+    responded_by: dict[str, str] | None  # {"id", "name"} of the Airflow user; None when a timeout chose
+    responded_at: str | None  # ISO 8601
+    timed_out: bool  # the response_timeout passed and the defaults were taken
+
+
+class PublishedVideo(TypedDict):
+    group: int
+    take: int
+    prompt: str | None
+    uri: str
+    bytes: int
+    sha256: str
+    source_uri: str | None
+
+
+class PublishResult(TypedDict):
+    """``GPTProtoPublishVideosOperator``; also the extra of its asset event on the destination."""
+
+    kind: Literal["publish"]
+    destination: str
+    published: list[PublishedVideo]
