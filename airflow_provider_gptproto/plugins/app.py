@@ -272,6 +272,7 @@ def review_page(
             "number": group.get("number", number),
             "param": _text(group.get("param")),
             "prompt": _text(group.get("prompt")),
+            "failed": [k for k in _list(group.get("failed")) if isinstance(k, int)],
             "takes": [_review_take(request, session, dag_id, t, cache) for t in _mappings(group, "takes")],
         }
         for number, group in enumerate(_mappings(review or {}, "groups"), 1)
@@ -281,10 +282,13 @@ def review_page(
     return HTMLResponse(pages.review(task_id, groups, hitl, api, has_review=review is not None))
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _mappings(parent: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     """The mappings listed under ``key`` (any task may have pushed the XCom: anything else is left out)."""
-    found = parent.get(key)
-    return [item for item in found if isinstance(item, Mapping)] if isinstance(found, list) else []
+    return [item for item in _list(parent.get(key)) if isinstance(item, Mapping)]
 
 
 def _text(value: Any) -> str | None:

@@ -88,7 +88,13 @@ def _insert(session: Any, video: Path) -> None:
                 "prompt": HOSTILE,
                 "takes": [_take(1, "cgt-1", video_url=signed), _take(2, "cgt-2", uri=str(video))],
             },
-            {"number": 2, "param": None, "prompt": "A lone take", "takes": [_take(1, "cgt-9")]},
+            {
+                "number": 2,
+                "param": None,
+                "prompt": "A lone take",
+                "takes": [_take(1, "cgt-9")],
+                "failed": [2, 3],
+            },
         ],
     }
     XComModel.set("gptproto_review", review, dag_id=DAG_ID, task_id="review", run_id=RUN_ID, session=session)
@@ -176,7 +182,16 @@ def test_the_page_shows_each_groups_takes_with_a_pick_and_the_options(client: An
     assert form["data-api"] == f"/api/v2/dags/{DAG_ID}/dagRuns/{RUN}/taskInstances/review/-1/hitlDetails"
     assert form["data-params"] == '{"pick_1": "take 1"}'
     text = " ".join(page.texts)
-    for shown in ("101", "102", "5s", "1280:768", "total_tokens: 2000", "cgt-2", "A lone take"):
+    shown_texts = (
+        "101",
+        "102",
+        "5s",
+        "1280:768",
+        "total_tokens: 2000",
+        "cgt-2",
+        "Did not succeed: take 2, take 3.",
+    )
+    for shown in shown_texts:
         assert shown in text, shown
     links = [a["href"] for a in page.tags("a")]
     assert f"/dags/{DAG_ID}/runs/{RUN}/tasks/generate/plugin/gptproto-video" in links
