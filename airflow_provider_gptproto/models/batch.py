@@ -12,7 +12,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -29,12 +29,19 @@ REQUEST_FIELDS = frozenset(VideoGenerationRequest.model_fields) - {"extra_body"}
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One item: its position, its output name, and the request it sends."""
+    """One item: its position, its output name, the request it sends, and which take it is."""
 
     index: int
     key: str
     line: int | None
     params: dict[str, Any]  # the item's merged, JSON-safe request fields (kept in the manifest)
+    take: int = 1
+    takes: int = 1
+    prompt_index: int = -1  # the input item's index, before it became its takes (-1: ``index``)
+
+    def __post_init__(self) -> None:
+        if self.prompt_index < 0:
+            object.__setattr__(self, "prompt_index", self.index)
 
     @cached_property
     def request(self) -> VideoGenerationRequest:
@@ -112,6 +119,21 @@ def build_items(
     if not items:
         raise GPTProtoRequestError(f"the batch has no items ({source} is empty)", field=source)
     return items
+
+
+def expand_takes(
+    items: list[BatchItem], takes: int, seeds_of: Callable[[BatchItem], list[int]]
+) -> list[BatchItem]:
+    """Each item as ``takes`` items, ``<key>-take-<k>`` at index ``prompt_index * takes + k - 1``,
+    take k sending ``seeds_of(item)[k - 1]`` (unique keys stay unique). With one take, as they are."""
+    if takes == 1:
+        return items
+    out: list[BatchItem] = []
+    for item in items:
+        for k, seed in enumerate(seeds_of(item), start=1):
+            params = {**item.params, "seed": seed}
+            out.append(BatchItem(len(out), f"{item.key}-take-{k}", item.line, params, k, takes, item.index))
+    return out
 
 
 def _params_of(row: Any, shared: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from airflow_provider_gptproto.exceptions import GPTProtoRequestError
 from airflow_provider_gptproto.models.batch import failure_budget
 from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
 
@@ -139,18 +140,48 @@ def resume(entries: Entries, retry_policy_failures: bool, now: float) -> dict[in
     return changes
 
 
-def next_seed(seed: int | None) -> int:
+def next_seed(seed: int | None, steps: int = 1) -> int:
     """The seed of an item's retry, after one sent with ``seed``: a new one, derived rather than
-    drawn so that the plan stays pure and a replayed decision is the same."""
-    return ((seed or 0) + 104_729) % SEED_MAX or 1
+    drawn so that the plan stays pure and a replayed decision is the same. ``steps``: applied so
+    often (take k's seed is take 1's stepped k-1 times; a retry steps over every take's)."""
+    return ((seed or 0) + 104_729 * steps) % SEED_MAX or 1
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= SEED_MAX
+
+
+def check_takes(takes: Any, seeds: Any = None, seed: Any = None) -> None:
+    """``takes`` and ``seeds`` as the operators accept them, checked before anything is sent."""
+    if isinstance(takes, bool) or not isinstance(takes, int) or takes < 1:
+        raise GPTProtoRequestError(f"takes must be an integer >= 1, got {takes!r}", field="takes")
+    if seeds is not None and seed is not None:
+        raise GPTProtoRequestError("give seed (take 1's) or seeds (every take's), not both", field="seeds")
+    if seeds is not None and (
+        not isinstance(seeds, (list, tuple))
+        or len(seeds) != takes
+        or not all(map(_is_seed, seeds))
+        or len(set(seeds)) != takes
+    ):
+        raise GPTProtoRequestError(
+            f"seeds must be a list of {takes} distinct integers 1..{SEED_MAX} (one per take), got {seeds!r}",
+            field="seeds",
+        )
+
+
+def take_seeds(first: int, takes: int, seeds: Sequence[int] | None = None) -> list[int]:
+    """Every take's seed: ``seeds`` as given, else ``first`` for take 1 and, for take k, ``first``
+    stepped k-1 times by :func:`next_seed` (so no two takes share one)."""
+    return list(seeds) if seeds is not None else [next_seed(first, k) if k else first for k in range(takes)]
 
 
 @dataclass(frozen=True)
 class BatchPlan:
     """What bounds the batch: its size, concurrency, per-item timeout, absolute deadline, budget.
 
-    ``chain``: item i is created only once item i-1 is done and nothing else is in flight (each
-    item starts from its predecessor's result); a failure beyond its retries stops the creating.
+    ``chain``: items form ``takes`` chains (item i belongs to chain i % takes): item i is created
+    only once item i - takes is done and nothing else of its chain is in flight (each item starts
+    from its predecessor's result); a failure beyond its retries stops the creating of its chain.
     ``item_retries``: a failed item is tried again this often within the task, with a new seed.
     """
 
@@ -161,6 +192,7 @@ class BatchPlan:
     max_failed_items: int | float = 0
     chain: bool = False
     item_retries: int = 0
+    takes: int = 1
 
     def retries(self, entries: Entries, now: float) -> dict[int, JournalEntry]:
         """Failed items with ``item_retries`` left: back to be created with a new seed (a failed
@@ -172,16 +204,25 @@ class BatchPlan:
                 continue
             target = retry_target(entry.kind, retry_policy_failures=True)
             if target is ItemState.TODO:
-                changes[index] = JournalEntry(seed=next_seed(entry.seed), attempt=attempt)
+                changes[index] = JournalEntry(seed=next_seed(entry.seed, self.takes), attempt=attempt)
             elif target is ItemState.RUNNING and entry.task_id:
                 changes[index] = JournalEntry(
                     ItemState.RUNNING, entry.task_id, at=now, seed=entry.seed, attempt=attempt
                 )
         return changes
 
-    def _stopped(self, entries: Entries) -> bool:
-        """A chain stops at an item that failed for good: the ones after it start from its result."""
-        return self.chain and any(e.state is ItemState.FAILED for e in entries.values())
+    def _next(self, entries: Entries) -> list[int]:
+        """The items that may be created now, in order: every to-do item, or a chain's next one
+        for each chain with nothing in flight and no failure (the ones after it start from it)."""
+        if not self.chain:
+            return todo(entries, self.total)
+        blocked = {
+            i % self.takes for i, e in entries.items() if e.state not in (ItemState.TODO, ItemState.DONE)
+        }
+        firsts: dict[int, int] = {}
+        for i in todo(entries, self.total):
+            firsts.setdefault(i % self.takes, i)
+        return sorted(i for group, i in firsts.items() if group not in blocked)
 
     def decide(self, entries: Entries, now: float) -> Actions:
         """Before waiting: reconcile interrupted creates first; at the deadline cancel and fail
@@ -194,13 +235,8 @@ class BatchPlan:
         if now < self.deadline:
             retried = self.retries(entries, now)
             after = {**entries, **retried}
-            if self._stopped(after):
-                room = 0
-            elif self.chain:
-                room = 0 if in_flight(after) else 1
-            else:
-                room = self.max_in_flight - len(in_flight(after))
-            return Actions(changes=retried, create=tuple(todo(after, self.total)[: max(room, 0)]))
+            room = self.max_in_flight - len(in_flight(after))
+            return Actions(changes=retried, create=tuple(self._next(after)[: max(room, 0)]))
         changes = {
             i: entries[i].failed("timeout", "the batch deadline passed", "cancelled")
             for i in running.values()
@@ -245,9 +281,10 @@ class BatchPlan:
     def wait_or_finish(self, entries: Entries) -> Wait | Finish:
         """After acting: finish once every item ended (the failure budget decides how), else wait
         on the running ids, waking at half of them while items remain to be created, else all.
-        A stopped chain finishes once nothing runs, its items after the failure never created."""
+        Stopped chains finish once nothing runs, their items after the failure never created."""
         ended = sum(e.state in (ItemState.DONE, ItemState.FAILED) for e in entries.values())
-        if ended == self.total or (self._stopped(entries) and not in_flight(entries)):
+        busy = any(e.state in (ItemState.CREATING, ItemState.RUNNING) for e in entries.values())
+        if ended == self.total or (self.chain and not busy and not self._next(entries)):
             failed = tuple(sorted(i for i, e in entries.items() if e.state is ItemState.FAILED))
             budget = failure_budget(self.max_failed_items, self.total)
             if len(failed) <= budget and ended == self.total:

@@ -44,6 +44,8 @@ class GenerateResult(TaskResult):
 
     kind: Literal["generate"]
     request: NotRequired[RequestSummary]
+    take: NotRequired[int]  # 1-based: which of the operator's ``takes`` (the sensor sets neither)
+    takes: NotRequired[int]
 
 
 class SavedVideoResult(TaskResult):
@@ -88,7 +90,7 @@ class StoryboardResult(TypedDict):
     """``GPTProtoStoryboardOperator``; also the extra of its one asset event (the stitched video)."""
 
     kind: Literal["storyboard"]
-    uri: str  # the stitched video, <destination>/storyboard.mp4
+    uri: str  # the stitched video, <destination>/storyboard.mp4 (or <destination>/take-<k>/...)
     manifest_uri: str  # the shots' manifest.jsonl (ManifestRow per shot)
     storyboard_uri: str  # storyboard.json: each shot's span in the video, the stitch method, usage
     chapters_uri: str  # chapters.vtt: one WebVTT cue per shot
@@ -97,14 +99,19 @@ class StoryboardResult(TypedDict):
     shots: int
     method: str  # "copy" or "reencode"
     usage: dict[str, int] | None  # summed over the shots
+    take: int  # 1-based; with takes > 1 the files are under <destination>/take-<k>/
+    takes: int
 
 
 class ManifestRow(TypedDict):
     """One line of a batch's ``manifest.jsonl``: what was asked, what the API did, where the video is."""
 
-    index: int
+    index: int  # unique per row: prompt_index * takes + take - 1
     key: str
     line: int | None
+    prompt_index: int  # the input item's index, before it was expanded into its takes
+    take: int  # 1-based
+    takes: int
     prompt: str | None
     task_id: str | None
     status: str  # "succeeded", or how it failed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,13 +34,14 @@ from airflow_provider_gptproto.models import batch_plan as plan
 from airflow_provider_gptproto.models.batch import (
     BatchItem,
     build_items,
+    expand_takes,
     failure_budget,
     fingerprint,
     rows_from_text,
 )
 from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
-from airflow_provider_gptproto.models.request import VideoGenerationRequest
+from airflow_provider_gptproto.models.request import VideoGenerationRequest, stable_seed
 from airflow_provider_gptproto.models.results import BatchSummary, ManifestRow, StoryboardResult
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
 from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS
@@ -103,6 +105,13 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     :param execution_expires_after: shared request field; an item's own value wins. Default None.
     :param generate_audio: shared request field; an item's own value wins. Default None.
     :param draft: shared request field; an item's own value wins. Default None.
+    :param takes: videos per item (default 1), each with its own seed: the item's ``seed`` (or the
+        shared one) is take 1's and take k's is derived from it; with none, one is drawn per item
+        and take, stable across retries of the task instance. Item i's take k is row
+        ``i * takes + k - 1`` with key ``<key>-take-<k>``; its manifest row names ``prompt_index``,
+        ``take`` and ``takes``. Not with ``retry_failed_from`` (its rows already are takes).
+    :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``);
+        an item's own ``seed`` still wins. Default None.
     :param retry_policy_failures: also retry items that the API rejected by content policy, on a new
         try of the task and with ``retry_failed_from``. Default False: the same prompt is usually
         rejected again, and every attempt is paid.
@@ -172,6 +181,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         execution_expires_after: int | None = None,
         generate_audio: bool | None = None,
         draft: bool | None = None,
+        takes: int = 1,
+        seeds: list[int] | None = None,
         retry_policy_failures: bool = False,
         max_in_flight: int = 10,
         max_failed_items: int | float = 0,
@@ -198,6 +209,12 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValueError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
         failure_budget(max_failed_items, 1)  # type and range, at parse time
+        plan.check_takes(takes, seeds, seed)
+        if takes > 1 and retry_failed_from is not None:
+            raise GPTProtoRequestError(
+                "takes applies to new items, not retry_failed_from (its rows already are takes)",
+                field="takes",
+            )
         # The folder's filesystem and storage connection, as far as a template lets us see them.
         check_destination(destination, templated=not is_static({"destination": destination}))
         self.prompts = prompts
@@ -220,6 +237,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self.execution_expires_after = execution_expires_after
         self.generate_audio = generate_audio
         self.draft = draft
+        self.takes = takes
+        self.seeds = seeds
+        self._identity: tuple[Any, ...] = ()  # the task instance's, for the seeds drawn per take
         self.retry_policy_failures = retry_policy_failures
         self.max_in_flight = max_in_flight
         self.max_failed_items = max_failed_items
@@ -239,6 +259,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     # ------------------------------------------------------------------------------ one worker phase
     def _phase(self, context: Context, outcome: BatchOutcome | None, *, new_try: bool) -> BatchResult | None:
         """Perform what the plan (``models/batch_plan``) decides, and report the outcomes to the journal."""
+        self._identity = tuple(
+            getattr(context["ti"], n, None) for n in ("dag_id", "run_id", "task_id", "map_index")
+        )
         items = self.load_items(validate=new_try)  # later phases: the journal's fingerprint vouches
         folder = self._folder()
         digest = self._fingerprint(items)
@@ -327,7 +350,21 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
 
     # ------------------------------------------------------------------------------ extension points
     def _plan(self, total: int, deadline: float) -> plan.BatchPlan:
-        return plan.BatchPlan(total, self.max_in_flight, self.timeout, deadline, self.max_failed_items)
+        return plan.BatchPlan(
+            total, self.max_in_flight, self.timeout, deadline, self.max_failed_items, takes=self.takes
+        )
+
+    def _with_takes(self, items: list[BatchItem]) -> list[BatchItem]:
+        """Each item as its ``takes``, each take with its seed (see ``takes``)."""
+
+        def seeds_of(item: BatchItem) -> list[int]:
+            first = item.params.get("seed")
+            if first is None or first == -1:
+                first = stable_seed(*self._identity, item.index)
+                return plan.take_seeds(first, self.takes, self.seeds)
+            return plan.take_seeds(first, self.takes)
+
+        return expand_takes(items, self.takes, seeds_of)
 
     def _fingerprint(self, items: list[BatchItem]) -> str:
         return fingerprint(items)
@@ -346,7 +383,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 journal.begin_create(item.index)
             intent_recorded = False
             try:
-                task = self.hook.create_task(self._request(journal, item))
+                request = self._request(journal, item)
+                task = self.hook.create_task(request)
             except GPTProtoTaskMayExistError as exc:
                 self.log.warning("Item %d (%s): %s", item.index, item.key, exc)
                 break  # intent kept: reconciled once the lost request must have settled
@@ -365,7 +403,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 )
                 break
             following = wave[position + 1].index if position + 1 < len(wave) else None
-            journal.created(item.index, task.task_id, then_begin=following, seed=task.seed)
+            journal.created(
+                item.index, task.task_id, then_begin=following, seed=task.with_seed(request.seed).seed
+            )
             intent_recorded = following is not None
             created += 1
         if created:
@@ -497,7 +537,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                     f"prompts must be a list of strings or dicts, got {type(self.prompts).__name__}",
                     field="prompts",
                 )
-            return build_items(((None, p) for p in self.prompts), shared, validate=validate)
+            return self._with_takes(build_items(((None, p) for p in self.prompts), shared, validate=validate))
         if self.requests_file is not None:
             path = ObjectStoragePath(self.requests_file)
             fmt = path.suffix.lower().lstrip(".")
@@ -505,9 +545,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 raise GPTProtoRequestError(
                     f"requests_file must end in .jsonl or .csv, got {path.name!r}", field="requests_file"
                 )
-            return build_items(
-                rows_from_text(path.read_text(), fmt), shared, source=str(path), validate=validate
-            )
+            lines = rows_from_text(path.read_text(), fmt)
+            return self._with_takes(build_items(lines, shared, source=str(path), validate=validate))
         path = ObjectStoragePath(str(self.retry_failed_from))
         failed = [r for r in read_manifest(path) if r.get("status") != "succeeded"]
         rows = [r for r in failed if plan.retry_target(r.get("error_kind"), self.retry_policy_failures)]
@@ -536,9 +575,18 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 if failed
                 else f"{path} lists no failed items: nothing to re-run"
             )
-        return build_items(
+        items = build_items(
             ((None, {"key": r["key"], **r["request"]}) for r in rows), shared, source=str(path)
         )
+        return [  # each row's take as recorded (an older manifest's rows: one take each)
+            replace(
+                item,
+                take=r.get("take", 1),
+                takes=r.get("takes", 1),
+                prompt_index=r.get("prompt_index", r["index"]),
+            )
+            for item, r in zip(items, rows, strict=True)
+        ]
 
     def on_kill(self) -> None:
         """Sync path: cancel the in-flight remote tasks this worker knows of (bounded, best effort)."""

@@ -89,28 +89,22 @@ class GPTProtoPublishVideosOperator(GPTProtoBaseOperator):
         return result
 
     def _publish(self, take: ChosenTake, target: ObjectStoragePath) -> DownloadedVideo:
+        """Copy the stored take (checked against the sha256 reviewed), else download it by its URL."""
         if take["uri"]:
-            video = write_stream_atomically(
-                _chunks(ObjectStoragePath(take["uri"])), target, content_type="video/mp4"
-            )
-        elif take["video_url"]:
-            task = GenerationTask(
-                task_id=take["gptproto_task_id"] or "unknown",
-                status=TaskStatus.SUCCEEDED,
-                video_url=take["video_url"],
-            )
-            video = self.hook.download_task_video(task, target)
-        else:
-            raise GPTProtoVideoDownloadError(
-                f"Take {take['take']} of group {take['group']} has no stored video or URL"
-            )
-        if take["sha256"] and video.sha256 != take["sha256"]:
-            target.unlink(missing_ok=True)
-            raise GPTProtoVideoDownloadError(
-                f"{take['uri']} changed since the review (sha256 {video.sha256}, reviewed {take['sha256']}): "
-                "not published"
-            )
-        return video
+            source = ObjectStoragePath(take["uri"])
+            try:
+                return write_stream_atomically(
+                    _chunks(source), target, content_type="video/mp4", expected_sha256=take["sha256"]
+                )
+            except GPTProtoVideoDownloadError as exc:
+                raise GPTProtoVideoDownloadError(f"{source} not published: {exc}") from exc
+        if take["video_url"]:
+            task_id = take["gptproto_task_id"] or "unknown"
+            task = GenerationTask(task_id=task_id, status=TaskStatus.SUCCEEDED, video_url=take["video_url"])
+            return self.hook.download_task_video(task, target)
+        raise GPTProtoVideoDownloadError(
+            f"Take {take['take']} of group {take['group']} has no stored video or URL: nothing to publish"
+        )
 
 
 def _chunks(source: ObjectStoragePath) -> Iterator[bytes]:

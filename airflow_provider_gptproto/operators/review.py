@@ -5,7 +5,8 @@ It is the standard provider's ``ApprovalOperator`` ("Approve" / "Reject", downst
 Reject) with a ``pick_<n>`` choice per prompt that has several takes, a body linking every take's
 Video tab and the plugin's review page, and a typed
 :class:`~airflow_provider_gptproto.models.results.ReviewResult`. The review request it pushes as
-XCom ``gptproto_review`` is documented in :mod:`airflow_provider_gptproto.models.review`.
+XCom ``gptproto_review`` is documented in :mod:`airflow_provider_gptproto.models.review`: the
+shape of issue 25's shared interface plus each group's ``failed`` take numbers and each take's ``sha256``.
 """
 
 from __future__ import annotations

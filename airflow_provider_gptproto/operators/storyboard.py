@@ -344,6 +344,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             "shots": len(items),
             "method": stitched.method,
             "usage": usage,
+            "take": 1,
+            "takes": 1,
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", result))

@@ -96,6 +96,7 @@ def write_stream_atomically(
     *,
     content_type: str,
     expected: int | None = None,
+    expected_sha256: str | None = None,
     max_bytes: int | None = None,
     sweep: bool = True,
     stream_errors: tuple[type[BaseException], ...] = (),
@@ -109,6 +110,7 @@ def write_stream_atomically(
     :param destination: the file to write; its folder must exist.
     :param content_type: recorded in the result.
     :param expected: the announced size; fewer or more bytes fail as truncated. Default None: unknown.
+    :param expected_sha256: the bytes' known sha256; other bytes fail and are not kept. Default None.
     :param max_bytes: fail once more bytes than this arrived. Default None: no limit.
     :param sweep: first remove a killed write's leftovers of this destination (lists its folder).
         Default True; a caller writing many files into one folder runs :func:`sweep_stale_parts`
@@ -116,8 +118,8 @@ def write_stream_atomically(
     :param stream_errors: exception types ``chunks`` raises when its source broke off (e.g.
         ``requests.RequestException``): reported as a truncated video. Default: none.
     :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
-    :raises GPTProtoVideoDownloadError: over ``max_bytes``, truncated, or the write failed; nothing
-        is left at the destination.
+    :raises GPTProtoVideoDownloadError: over ``max_bytes``, truncated, another sha256, or the write
+        failed; nothing is left at the destination.
     """
     if sweep:
         _remove_stale(destination.parent.glob(f".{glob.escape(destination.name)}.*.part"))
@@ -137,6 +139,10 @@ def write_stream_atomically(
                     out.write(view[offset : offset + WRITE_BYTES])
         if expected is not None and written != expected:
             raise GPTProtoVideoDownloadError(f"Video truncated: got {written} of {expected} bytes")
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+            raise GPTProtoVideoDownloadError(
+                f"Video has sha256 {digest.hexdigest()}, expected {expected_sha256}"
+            )
         temp.rename(destination)
     except stream_errors as exc:
         _discard(temp)

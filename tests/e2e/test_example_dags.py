@@ -82,7 +82,7 @@ def stack(emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -
     airflow = AirflowStack(
         tmp_path_factory.mktemp("airflow-home"),
         extra_env={"AIRFLOW_CONN_GPTPROTO_DEFAULT": json.dumps(conn)},
-        wait_for_dags=(T2V, BATCH, I2V, CONSUMER),
+        wait_for_dags=(T2V, BATCH, I2V, CONSUMER, "gptproto_review_and_publish"),
         pools={"gptproto": 4},
         dags_paused=False,
     )

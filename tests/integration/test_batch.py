@@ -183,3 +183,23 @@ def test_the_manifest_names_the_seed_of_every_video(batch_emulator: Any, tmp_pat
     assert [r["status"] for r in rows] == ["succeeded"] * 3
     assert [r["seed"] for r in rows] == [seeds[r["task_id"]] for r in rows]
     assert rows[1]["seed"] == 1234 and None not in [r["seed"] for r in rows]
+
+
+def test_takes_give_each_prompt_three_videos_with_distinct_seeds(batch_emulator: Any, tmp_path: Path) -> None:
+    emu = batch_emulator
+    prompts = ["takes lake", "takes hill"]
+    result = run_dag("it_batch_takes", prompts=prompts, destination=str(tmp_path / "out"))
+
+    assert result.state == "success", result.tis
+    assert _creates_per_prompt(emu, "takes ") == Counter({p: 3 for p in prompts})
+    rows = _check_destination(tmp_path / "out")
+    sent = {t["id"]: t["seed"] for t in emu.tasks()}  # the seed each video was made with
+    for index, prompt in enumerate(prompts):
+        takes = [r for r in rows if r["prompt_index"] == index]
+        assert [(r["take"], r["takes"], r["prompt"], r["status"]) for r in takes] == [
+            (k, 3, prompt, "succeeded") for k in (1, 2, 3)
+        ]
+        assert [r["index"] for r in takes] == [index * 3 + k for k in range(3)]
+        assert [r["seed"] for r in takes] == [sent[r["task_id"]] for r in takes]
+        assert len({r["seed"] for r in takes}) == 3 and None not in {r["seed"] for r in takes}
+    assert result.xcom("batch")["total"] == 6

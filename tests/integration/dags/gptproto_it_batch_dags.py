@@ -46,3 +46,23 @@ with DAG(
         poll_interval=0.3,
         deferrable=False,
     )
+
+with DAG(
+    "it_batch_takes",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"prompts": ["a calm lake"], "destination": "/tmp/unset"},
+    render_template_as_native_obj=True,
+):
+    GPTProtoBatchGenerateVideosOperator(
+        task_id="batch",
+        prompts="{{ params.prompts }}",
+        destination="{{ params.destination }}",
+        takes=3,
+        max_in_flight=8,
+        poll_interval=0.3,
+        timeout=60,
+        deadline=300,
+        deferrable=True,
+    )

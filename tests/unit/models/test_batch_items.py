@@ -86,3 +86,17 @@ def test_failure_budget() -> None:
         with pytest.raises(GPTProtoRequestError) as err:
             failure_budget(bad, 10)  # type: ignore[arg-type]
         assert err.value.field == "max_failed_items"
+
+
+def test_takes_expand_each_item_in_place() -> None:
+    from airflow_provider_gptproto.models.batch import expand_takes
+
+    items = build_items([(3, "a lake"), (4, {"prompt": "a hill", "key": "hill"})], {})
+    takes = expand_takes(items, 2, lambda item: [10 + item.index, 20 + item.index])
+    assert [(i.index, i.key, i.line, i.take, i.takes, i.prompt_index, i.params["seed"]) for i in takes] == [
+        (0, "00000-take-1", 3, 1, 2, 0, 10),
+        (1, "00000-take-2", 3, 2, 2, 0, 20),
+        (2, "hill-take-1", 4, 1, 2, 1, 11),
+        (3, "hill-take-2", 4, 2, 2, 1, 21),
+    ]
+    assert expand_takes(items, 1, lambda item: []) == items

@@ -180,3 +180,46 @@ def test_retries_never_repeat_an_ambiguous_create_and_fetch_a_failed_download_ag
     plan = BatchPlan(total=3, max_in_flight=3, timeout=60.0, deadline=NOW + 60, item_retries=1)
     entries = {0: failed("ambiguous"), 1: failed("download", "t1"), 2: done("t2")}
     assert plan.retries(entries, NOW) == {1: JournalEntry(ItemState.RUNNING, "t1", at=NOW, attempt=1)}
+
+
+# ------------------------------------------------------------------------------------- takes
+# Three shots in two takes: items 0, 2, 4 are take 1's chain, items 1, 3, 5 take 2's.
+TAKES = BatchPlan(total=6, max_in_flight=4, timeout=60.0, deadline=NOW + 3_600, chain=True, takes=2)
+
+
+def test_each_take_is_its_own_chain_and_the_takes_run_side_by_side() -> None:
+    assert TAKES.decide({}, NOW) == Actions(create=(0, 1))  # both takes' first shots
+    entries = {0: done("t0"), 1: running("t1")}
+    assert TAKES.decide(entries, NOW) == Actions(create=(2,))  # take 1 goes on; take 2 waits for t1
+    assert TAKES.wait_or_finish(entries) == Wait({"t1": NOW + 60}, min_finished=1)
+
+
+def test_a_failed_take_stops_its_own_chain_only() -> None:
+    entries = {0: done("t0"), 1: failed("remote", "t1"), 2: running("t2")}
+    assert TAKES.decide(entries, NOW) == Actions()  # take 2 stopped; take 1's next waits on t2
+    entries |= {2: done("t2")}
+    assert TAKES.decide(entries, NOW) == Actions(create=(4,))
+    finish = TAKES.wait_or_finish(entries | {4: done("t4")})
+    assert isinstance(finish, Finish) and finish.failed == (1,) and finish.error
+
+
+def test_chains_of_takes_share_max_in_flight() -> None:
+    plan = BatchPlan(total=8, max_in_flight=2, timeout=60.0, deadline=NOW + 3_600, chain=True, takes=4)
+    assert plan.decide({}, NOW) == Actions(create=(0, 1))
+    assert plan.decide({0: running("t0"), 1: done("t1")}, NOW) == Actions(create=(2,))
+
+
+def test_a_retried_shot_gets_a_seed_no_other_take_has() -> None:
+    plan = BatchPlan(total=2, max_in_flight=2, timeout=60.0, deadline=NOW + 3_600, item_retries=1, takes=2)
+    entry = JournalEntry(ItemState.FAILED, "t0", seed=100, kind="remote")
+    (retried,) = plan.retries({0: entry}, NOW).values()
+    take_seeds = {100, next_seed(100)}  # take 1's and take 2's
+    assert retried.seed == next_seed(100, 2) and retried.seed not in take_seeds
+
+
+def test_take_seeds_derive_from_take_ones_or_are_given() -> None:
+    from airflow_provider_gptproto.models.batch_plan import take_seeds
+
+    assert take_seeds(7, 3) == [7, next_seed(7), next_seed(next_seed(7))]
+    assert take_seeds(7, 2, [9, 8]) == [9, 8]
+    assert len(set(take_seeds(2_147_483_000, 50))) == 50

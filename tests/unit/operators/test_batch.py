@@ -509,3 +509,98 @@ def test_a_transient_error_while_polling_in_the_worker_is_waited_out(tmp_path: P
     summary = _operator(hook, tmp_path, prompts=["a", "b"]).execute(_context(DictKV()))  # type: ignore[arg-type]
     assert summary is not None and summary["succeeded"] == 2
     assert len(hook.created) == 2 and hook.status_reads[0] == hook.status_reads[1]  # read again, same ids
+
+
+# ------------------------------------------------------------------------------------- takes
+class SeedHook(FakeHook):
+    """Records each create's seed; its tasks report none (as GPTProto's own envelope does)."""
+
+    def __init__(self, outcomes: dict[str, TaskStatus] | None = None) -> None:
+        super().__init__(outcomes)
+        self.seeds: list[int | None] = []
+
+    def create_task(self, request: Any) -> GenerationTask:
+        self.seeds.append(request.seed)
+        return super().create_task(request)
+
+    def _task(self, task_id: str) -> GenerationTask:
+        return super()._task(task_id).model_copy(update={"seed": None})
+
+
+def test_takes_make_each_prompt_several_videos_with_their_own_seeds(tmp_path: Path) -> None:
+    hook = SeedHook()
+    prompts = ["a lake", {"prompt": "a hill", "seed": 500, "key": "hill"}]
+    summary = _operator(hook, tmp_path, prompts=prompts, takes=3).execute(_context(DictKV()))  # type: ignore[arg-type]
+
+    assert summary["total"] == 6 and summary["succeeded"] == 6
+    rows = _manifest(tmp_path)
+    assert [(r["index"], r["prompt_index"], r["take"], r["takes"]) for r in rows] == [
+        (p * 3 + t - 1, p, t, 3) for p in range(2) for t in (1, 2, 3)
+    ]
+    assert [r["key"] for r in rows[3:]] == ["hill-take-1", "hill-take-2", "hill-take-3"]
+    assert all(Path(r["uri"]).name == f"{r['key']}.mp4" for r in rows)
+    # The seed recorded is the one sent; a given seed is take 1's, the others derived from it.
+    assert sorted(hook.seeds) == sorted(r["seed"] for r in rows)  # type: ignore[type-var]
+    assert [r["seed"] for r in rows[3:]] == [500, 500 + 104_729, 500 + 2 * 104_729]
+    assert len({r["seed"] for r in rows[:3]}) == 3 and None not in hook.seeds
+    assert [r["request"]["seed"] for r in rows] == [r["seed"] for r in rows]
+
+
+def test_drawn_take_seeds_are_stable_for_the_task_instance_and_given_seeds_are_used(tmp_path: Path) -> None:
+    def seeds(run_id: str, **kwargs: Any) -> list[int | None]:
+        hook, context = SeedHook(), _context(DictKV())
+        context["ti"] = SimpleNamespace(dag_id="d", run_id=run_id, task_id="batch", map_index=-1)
+        _operator(hook, tmp_path / run_id, prompts=["x"], takes=2, **kwargs).execute(context)  # type: ignore[arg-type]
+        return hook.seeds
+
+    first = seeds("r1")
+    assert seeds("r1") == first and seeds("r2") != first and len(set(first)) == 2
+    assert seeds("r3", seeds=[11, 12]) == [11, 12]
+
+
+def test_a_resume_with_other_takes_is_refused_like_other_changed_input(tmp_path: Path) -> None:
+    store, hook = DictKV(), SeedHook()
+    hook.kill_on_read = True
+    with pytest.raises(Killed):
+        _operator(hook, tmp_path, takes=2).execute(_context(store))  # type: ignore[arg-type]
+    with pytest.raises(GPTProtoError, match="belongs to different input"):
+        _operator(SeedHook(), tmp_path, takes=3).execute(_context(store))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs, field, message",
+    [
+        ({"takes": 0}, "takes", "takes must be an integer >= 1, got 0"),
+        ({"takes": "3"}, "takes", "takes must be an integer >= 1"),
+        ({"takes": True}, "takes", "takes must be an integer >= 1"),
+        ({"takes": 2, "seeds": [1]}, "seeds", "seeds must be a list of 2 distinct integers"),
+        ({"takes": 2, "seeds": [4, 4]}, "seeds", "seeds must be a list of 2 distinct integers"),
+        ({"takes": 2, "seeds": [4, 0]}, "seeds", "1..2147483647"),
+        ({"takes": 2, "seeds": [4, 5], "seed": 3}, "seeds", "not both"),
+        ({"takes": 2, "retry_failed_from": "/m.jsonl", "prompts": None}, "takes", "not retry_failed_from"),
+    ],
+)
+def test_bad_takes_or_seeds_fail_naming_the_field_before_any_request(
+    tmp_path: Path, kwargs: dict[str, Any], field: str, message: str
+) -> None:
+    hook = SeedHook()
+    with pytest.raises(GPTProtoRequestError, match=message) as caught:
+        _operator(hook, tmp_path, **kwargs)
+    assert caught.value.field == field and hook.created == []
+
+
+def test_a_retry_of_a_takes_batch_reruns_the_failed_takes_with_their_seeds(tmp_path: Path) -> None:
+    first = SeedHook({"broken": TaskStatus.FAILED})
+    _operator(first, tmp_path, prompts=["ok", "broken"], takes=2, max_failed_items=2).execute(
+        _context(DictKV())  # type: ignore[arg-type]
+    )
+    rows = _manifest(tmp_path)
+    hook = SeedHook()
+    manifest = str(tmp_path / "out" / "manifest.jsonl")
+    _operator(hook, tmp_path / "rerun", retry_failed_from=manifest).execute(_context(DictKV()))  # type: ignore[arg-type]
+    assert hook.created == ["broken", "broken"] and hook.seeds == [rows[2]["seed"], rows[3]["seed"]]
+    rerun = _manifest(tmp_path / "rerun")
+    assert [(r["key"], r["index"], r["prompt_index"], r["take"], r["takes"]) for r in rerun] == [
+        ("00001-take-1", 2, 1, 1, 2),
+        ("00001-take-2", 3, 1, 2, 2),
+    ]
