@@ -4,7 +4,7 @@ no recorded value (prompt, ids, notices) can become markup. This module only sha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -43,12 +43,17 @@ def run_href(ui_base: str, dag_id: str, run_id: str) -> str:
     return f"{ui_base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
-def video_tab(task_label: str, videos: Iterable[tuple[VideoRecord, str | None, str | None, str]]) -> str:
+def video_tab(
+    task_label: str,
+    videos: Iterable[tuple[VideoRecord, str | None, str | None, str]],
+    review_href: str | None = None,
+) -> str:
     """The task instance's Video tab.
 
     :param task_label: the heading, e.g. ``download (GPTProtoDownloadVideoOperator)``.
     :param videos: (record, player source, download link, notice) per video; no source means no
         player, and the notice says why.
+    :param review_href: a review task's review page, linked at the top.
     :return: the whole HTML document.
     """
     rows = [
@@ -61,7 +66,52 @@ def video_tab(task_label: str, videos: Iterable[tuple[VideoRecord, str | None, s
         }
         for record, source, download, notice in videos
     ]
-    return _render("video_tab.html", title="GPTProto video", task_label=task_label, videos=rows)
+    return _render(
+        "video_tab.html", title="GPTProto video", task_label=task_label, videos=rows, review_href=review_href
+    )
+
+
+def review(task_label: str, groups: list[dict[str, Any]], hitl: Any, api: str, has_review: bool) -> str:
+    """The review page: each group's takes side by side, a pick per group, the task's options as buttons.
+
+    :param task_label: the review task's id.
+    :param groups: per prompt: ``number``, ``param`` (``pick_<n>`` or None), ``prompt`` and ``takes``
+        (``label``, player ``source`` or ``notice``, ``poster``, ``fields``, ``tab_href``).
+    :param hitl: the task's HITL detail row; None until it asks for an answer.
+    :param api: the ``PATCH .../hitlDetails`` URL of Airflow's API that the page answers through.
+    :param has_review: whether the task pushed a ``gptproto_review`` XCom.
+    :return: the whole HTML document.
+    """
+    raw = getattr(hitl, "params", None) or {}
+    # Serialized params carry their value (Airflow 3.1.3+); older ones are the value itself.
+    params = {k: v.get("value") if isinstance(v, Mapping) and "schema" in v else v for k, v in raw.items()}
+    answered = hitl is not None and hitl.responded_at is not None
+    given = (hitl.params_input or {}) if answered else params
+    for group in groups:
+        labels = [take["label"] for take in group["takes"]]
+        picked = given.get(group["param"]) if group["param"] else None
+        group["chosen"] = picked if picked in labels else next(iter(labels), None)
+        for take in group["takes"]:
+            take["fields"] = {k: str(v) for k, v in take["fields"].items() if v not in (None, "")}
+    if answered:
+        who = (hitl.responded_by or {}).get("name", "?")
+        status = f"Answered {', '.join(hitl.chosen_options or [])} by {who} on {_when(hitl.responded_at)}."
+    elif hitl is None:
+        status = "Not waiting for an answer (yet)." if has_review else "This task asks for no review."
+    else:
+        status = ""
+    return _render(
+        "review.html",
+        title="GPTProto review",
+        task_label=task_label,
+        groups=groups,
+        no_prompt=NO_PROMPT,
+        options=list(hitl.options or []) if hitl is not None and not answered else [],
+        answered=answered,
+        params=params,
+        api=api,
+        status=status,
+    )
 
 
 def video_tab_href(ui_base: str, record: VideoRecord) -> str:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 VIDEOS_ASSET = "gptproto_videos"
 RETURN_VALUE = "return_value"
+REVIEW_XCOM = "gptproto_review"  # what a GPTProtoReviewVideosOperator shows its reviewer
 # The Video tab shows this many of a batch's videos (its manifest has all).
 BATCH_TAB_LIMIT = 100
 T = TypeVar("T", bound=Mapping[str, object])
@@ -280,9 +281,8 @@ def _attach_stored_copy(session: Session, record: VideoRecord) -> None:
             return
 
 
-def task_operator(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    """The operator's name as the UI shows it, or None when no such task instance exists."""
-    ti = session.scalar(
+def _task_instance(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    return session.scalar(
         select(TaskInstance).where(
             TaskInstance.dag_id == dag_id,
             TaskInstance.run_id == run_id,
@@ -290,7 +290,27 @@ def task_operator(session: Session, dag_id: str, run_id: str, task_id: str, map_
             TaskInstance.map_index == map_index,
         )
     )
+
+
+def task_operator(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
+    """The operator's name as the UI shows it, or None when no such task instance exists."""
+    ti = _task_instance(session, dag_id, run_id, task_id, map_index)
     return (ti.custom_operator_name or ti.operator or "") if ti is not None else None
+
+
+def review_request(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> tuple[Mapping[str, Any] | None, Any] | None:
+    """A review task's ``gptproto_review`` XCom (None when it pushed none) and its HITL detail row
+    (None until it asks); None when no such task instance exists."""
+    from airflow.models.hitl import HITLDetail  # Airflow 3.1+, like the plugin's views
+
+    ti = _task_instance(session, dag_id, run_id, task_id, map_index)
+    if ti is None:
+        return None
+    review = _xcoms(session, dag_id, run_id, task_id, map_index).get(REVIEW_XCOM)
+    hitl = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
+    return (review if isinstance(review, Mapping) else None), hitl
 
 
 # ------------------------------------------------------------------------------------ asset events

@@ -7,6 +7,7 @@ handler beyond the page's own.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -27,7 +28,7 @@ HOSTILE = [
 PAGE_TAGS = {
     "html", "head", "meta", "title", "style", "script", "body", "h1", "section", "div", "video", "p", "a",
     "dl", "dt", "dd", "form", "label", "select", "option", "noscript", "button", "article", "img", "span",
-    "time", "nav", "dialog",
+    "time", "nav", "dialog", "fieldset", "legend", "input",
 }  # fmt: skip
 
 
@@ -161,6 +162,57 @@ def test_a_hostile_prompt_in_recorded_results_reaches_the_pages_as_text(hostile:
     assert hostile in "".join(gallery.texts)
     [button] = [attrs for attrs in gallery.tags("button") if attrs.get("class") == "poster"]
     assert button["data-caption"] == hostile
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_the_review_page_shows_hostile_fields_as_text(hostile: str) -> None:
+    """Every value of the review XCom and the HITL detail (any task may write them) stays text."""
+    take = {
+        "label": f"take {hostile}",
+        "source": f"/media/{hostile}",
+        "poster": None,
+        "notice": "",
+        "fields": {"Seed": hostile, "Usage": f"{hostile}: 1"},
+        "tab_href": f"/tab/{hostile}",
+    }
+    groups = [
+        {"number": 1, "param": f"pick {hostile}", "prompt": hostile, "failed": [], "takes": [take]},
+        {"number": 2, "param": None, "prompt": None, "failed": [3], "takes": [{**take, "source": None,
+         "notice": f"expired ({hostile})"}]},
+    ]  # fmt: skip
+    hitl = SimpleNamespace(
+        options=[f"Approve {hostile}", "Reject"],
+        params={f"pick {hostile}": {"value": f"take {hostile}", "schema": {}, "description": hostile}},
+        responded_at=None,
+        params_input={},
+    )
+    page = _Parsed(pages.review(f"task {hostile}", groups, hitl, f"/api/{hostile}", has_review=True))
+
+    _only_the_pages_own_markup(page, images=set())
+    text = "".join(page.texts)
+    for field in (
+        f"Review: task {hostile}",
+        f"1. {hostile}",
+        f"take {hostile}",
+        f"{hostile}: 1",
+        "expired (",
+    ):
+        assert field in text
+    [radio] = page.tags("input")
+    assert (radio["name"], radio["value"], "checked" in radio) == (f"pick {hostile}", f"take {hostile}", True)
+    assert [b["value"] for b in page.tags("button")] == [f"Approve {hostile}", "Reject"]
+    [form] = page.tags("form")
+    assert form["data-api"] == f"/api/{hostile}"
+    assert json.loads(form["data-params"] or "") == {f"pick {hostile}": f"take {hostile}"}
+    assert [v["src"] for v in page.tags("video")] == [f"/media/{hostile}"]
+    answered = SimpleNamespace(
+        **{**vars(hitl), "responded_at": datetime(2026, 1, 2, tzinfo=timezone.utc)},
+        responded_by={"id": "x", "name": hostile},
+        chosen_options=[hostile],
+    )
+    page = _Parsed(pages.review("t", groups, answered, "/api", has_review=True))
+    _only_the_pages_own_markup(page, images=set())
+    assert f"Answered {hostile} by {hostile} on 2026-01-02 00:00:00 UTC." in "".join(page.texts)
 
 
 def test_the_pages_environment_escapes_every_value() -> None:
