@@ -23,6 +23,7 @@ import requests
 from airflow_provider_gptproto.emulator.harness import EmulatorProcess, start_emulator
 from dev.airflow_stack import REPO_ROOT, AirflowClient, AirflowStack
 from tests.browser.ui import UI_TIMEOUT_MS, login, require_browser
+from tests.support.reliability_stack import wait_until
 from tests.support.video_plugin_stack import _entry_point_shim
 
 if TYPE_CHECKING:
@@ -36,14 +37,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(900)]
 
 DAG_ID, OUTSIDER = "review_page_takes", "alice"  # alice may read another DAG only
 WAIT = 300.0
-
-
-def _wait(what: str, check: Any, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +58,10 @@ def review_stack(
             passwords.write_text(json.dumps({**json.loads(passwords.read_text()), OUTSIDER: alice_password}))
             stack.start()
             run_id = stack.client.trigger(DAG_ID)
-            _wait(
-                "the review task to wait for input",
+            wait_until(
                 lambda: _review_ti(stack.client, run_id)["state"] == "awaiting_input",
+                WAIT,
+                "the review task to wait for input",
             )
             yield stack, alice, run_id
         finally:
@@ -206,12 +200,13 @@ def test_takes_play_and_the_pick_is_recorded_by_airflow(
     finally:
         late.close()
 
-    result = _wait(
-        "the review task's result",
+    result = wait_until(
         lambda: (
             _review_ti(stack.client, run_id)["state"] == "success"
             and stack.client.xcom(DAG_ID, run_id, "review")
         ),
+        WAIT,
+        "the review task's result",
     )
     assert result["approved"] is True
     assert [(c["group"], c["take"], c["seed"]) for c in result["chosen"]] == [(1, 2, 8), (2, 1, 7)]
