@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -67,9 +68,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param continuity: ``"last_frame"`` (default): each shot starts from the previous shot's last
         frame, so shots run one after another on an image-capable model; ``"none"``: independent
         shots, in parallel.
-    :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per shot,
-        ``manifest.jsonl``, the stitched ``storyboard.mp4``, ``storyboard.json`` and
-        ``chapters.vtt``. Templated. Required.
+    :param destination: folder (ObjectStoragePath or URI) receiving the shots, ``manifest.jsonl``
+        and the stitched ``storyboard.mp4`` (docs/storyboard.md). Templated. Required.
     :param model: shared request field; a shot's own value wins. Default None (the default model).
     :param duration: shared request field (seconds per shot); a shot's own value wins. Default None.
     :param dimension: shared request field; a shot's own value wins. Default None.
@@ -86,11 +86,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param execution_expires_after: shared request field; a shot's own value wins. Default None.
     :param generate_audio: shared request field; a shot's own value wins. Default None.
     :param draft: shared request field; a shot's own value wins. Default None.
-    :param takes: whole storyboards to make (default 1), each with its own seed (given ``seed`` is
-        take 1's, the others derived; with none, drawn per shot and take) and, with continuity, its
-        own chain of shots; the takes render side by side. With takes > 1 each is stitched to
-        ``<destination>/take-<k>/`` (``storyboard.mp4``, ``storyboard.json``, ``chapters.vtt``), its
-        shots are ``<key>-take-<k>.mp4`` and the result is a list, one per take.
+    :param takes: whole storyboards to make (default 1), each with its own seeds and chain; with
+        takes > 1 each is stitched to ``<destination>/take-<k>/`` and the result is a list.
     :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``).
     :param max_in_flight: most shots rendering at once (default 4); each chain renders one at a time.
     :param shot_retries: times a failed shot is tried again within the task, each with a new seed
@@ -101,16 +98,12 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param deferrable: wait in the triggerer between shots (default ``[operators] default_deferrable``).
     :param cancel_on_kill: cancel the rendering shots when the task is killed (default True).
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
-    :param kwargs: the batch operator's ``max_videos``, ``max_video_seconds``,
-        ``max_usage_tokens``, ``on_budget`` and ``dry_run`` (docs/batch.md, "Spending limits"):
-        once a limit stops the shots, ``on_budget="succeed"`` stitches the shots made (a chain's
-        first ones); and any other ``BaseOperator`` argument.
+    :param kwargs: the batch operator's spending limits and ``dry_run`` (``on_budget="succeed"``
+        stitches the shots made), and any other ``BaseOperator`` argument.
 
-    Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video (Airflow
-    records one event per asset and task: with takes, take 1's, its extra listing every take's
-    video under ``take_uris``). Returns a
-    :class:`~airflow_provider_gptproto.models.results.StoryboardResult` (with takes > 1, a list of
-    them in take order).
+    Outlets default to the ``gptproto_videos`` asset, one event for the stitched video (with takes,
+    take 1's, listing every take's under ``take_uris``). Returns a
+    :class:`~airflow_provider_gptproto.models.results.StoryboardResult` (with takes > 1, one per take).
     """
 
     template_fields: Sequence[str] = (
@@ -246,16 +239,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         return list(shots)
 
     def _plan(self, total: int, deadline: float) -> plan.BatchPlan:
-        return plan.BatchPlan(
-            total,
-            self.max_in_flight,
-            self.timeout,
-            deadline,
-            0,
-            chain=self._chained,
-            item_retries=self.shot_retries,
-            takes=self.takes,
-        )
+        return replace(super()._plan(total, deadline), chain=self._chained, item_retries=self.shot_retries)
 
     def _fingerprint(self, items: list[BatchItem]) -> str:
         return fingerprint(items, extra={"continuity": self.continuity})
