@@ -60,9 +60,8 @@ class GPTProtoReviewVideosOperator(ApprovalOperator):
     with several succeeded takes the form has a ``pick_<n>`` field (default: its first take). Only
     succeeded takes are candidates; a group whose takes all failed is listed as such.
 
-    :param videos: what to review (templated): a generate result, a list of them (the takes of a
-        prompt), a mapped task's results, a batch summary (its manifest is read), a storyboard result
-        or a list of them; or a list of XComArgs of such tasks.
+    :param videos: what to review (templated): generate, batch or storyboard results, a list of
+        them or a mapped task's; or a list of XComArgs of such tasks (docs/review.md).
     :param subject: the headline in "Required actions" (templated).
     :param body: Markdown put before the generated list of takes (templated). Default None.
     :param defaults: what a ``response_timeout`` takes (``"Approve"`` or ``"Reject"``; with
