@@ -328,13 +328,11 @@ class GPTProtoHook(BaseHook):
         """Submit one paid generation task, validated first; return it as created (usually pending).
 
         Without a ``seed`` one is drawn and sent, so the result names it (``seed=-1``: the server's
-        choice). A create is resent only when the server provably did not act on it; see the hook
-        guide (docs/hook.md) for the rules.
+        choice). A create is resent only when the server provably did not act on it (docs/hook.md).
 
         :param request: the whole request, as a ``VideoGenerationRequest`` or a mapping of its fields
             (keywords override its keys). Default None: the keywords alone.
-        :param fields: request fields (``prompt``, ``model``, ``duration``, ``seed``, ...; see
-            docs/requests.md).
+        :param fields: request fields (``prompt``, ``model``, ``duration``, ``seed``, ...: docs/requests.md).
         :return: the created task, with its ``task_id`` and the ``seed`` sent.
         :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent).
         :raises GPTProtoTaskMayExistError: the request may have reached the server; a task may exist.
@@ -392,8 +390,7 @@ class GPTProtoHook(BaseHook):
         page_num: int = 1,
         page_size: int = 100,
     ) -> TaskList:
-        """One page of tasks, newest first (upstream keeps only the last 7 days; GPTProto does not
-        document this call).
+        """One page of tasks, newest first (upstream keeps 7 days; GPTProto does not document this call).
 
         :param status: only tasks in this state (a ``TaskStatus`` or any status word). Default None: all.
         :param task_ids: only these task ids. Default None: all.
@@ -420,7 +417,6 @@ class GPTProtoHook(BaseHook):
         """Cancel a queued task, or delete a finished one. A running task cannot be cancelled (4xx).
 
         :param task_id: the remote task id.
-        :return: None.
         :raises GPTProtoBadRequestError: the server refused (the task is running or already cancelled).
         :raises GPTProtoNotFoundError: no such task (404).
         """
@@ -458,8 +454,7 @@ class GPTProtoHook(BaseHook):
             returns it to inspect ``status`` and ``error_message``.
         :return: the terminal task (with ``raise_on_failure``, always a succeeded one).
         :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
-        :raises GPTProtoTaskContentPolicyError: it failed because of content moderation (a subclass of
-            ``GPTProtoTaskFailedError``; the same prompt will be rejected again).
+        :raises GPTProtoTaskContentPolicyError: it failed because of content moderation (a subclass).
         :raises GPTProtoTimeoutError: the deadline passed first (the remote task is left as it is).
         :raises GPTProtoNotFoundError: no such task (404).
         """

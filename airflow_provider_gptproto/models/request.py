@@ -32,7 +32,6 @@ SEED_DURATIONS = ("5s", "10s")
 SEED_DIMENSIONS = ("768:768", "768:1280", "1280:768")
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive", "keep_ratio")
 RESOLUTIONS = ("480p", "720p", "1080p", "4k")
-IMAGE_ROLES = ("first_frame", "last_frame", "reference_image")
 IMAGE_FORMATS = ("jpeg", "jpg", "png", "webp", "bmp", "tiff", "gif", "heic", "heif")
 # The vendor documents 1..2147483647 (and -1 = random, which only the upstream format carries).
 SEED_RANGE = (1, 2_147_483_647)

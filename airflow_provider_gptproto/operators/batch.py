@@ -1,9 +1,7 @@
-"""GPTProtoBatchGenerateVideosOperator: thousands of videos in one Airflow task.
+"""GPTProtoBatchGenerateVideosOperator: thousands of videos in one Airflow task (docs/batch.md).
 
-GPTProto has no batch endpoint, so the batch is built here: the worker creates up to
-``max_in_flight`` remote tasks and downloads finished videos; one trigger waits for all in-flight
-tasks over one session and wakes the worker only when enough have finished. A durable journal
-(``utils/batch_journal``) makes retries and killed workers resume without paying twice.
+The worker creates and downloads; one trigger waits for every in-flight task; the journal
+(``utils/batch_journal``) lets retries and killed workers resume without paying twice.
 """
 
 from __future__ import annotations
@@ -91,8 +89,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         line or row, whose columns are request fields (and optionally ``key``). Templated.
     :param retry_failed_from: path of an earlier batch's ``manifest.jsonl``: re-run only its failed
         items that a resume would retry (docs/batch.md, "Re-running the failures"). Templated.
-    :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per video and
-        ``manifest.jsonl``. Templated. Required.
+    :param destination: folder (ObjectStoragePath or URI, templated) for the videos and ``manifest.jsonl``.
     :param model: shared request field; an item's own value wins. Default None.
     :param duration: shared request field; an item's own value wins. Default None.
     :param dimension: shared request field; an item's own value wins. Default None.
@@ -120,16 +117,12 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     :param max_failed_items: failed items tolerated before the Airflow task fails, as a count
         (int) or a fraction of the batch (float, 0-1). Default 0. Decided once every item ended.
     :param poll_interval: seconds between status reads (default 10).
-    :param timeout: per-item budget from its create (default 2 h); a late item is cancelled if it
-        still can be and recorded failed.
-    :param deadline: budget of the whole batch from its first start (default 24 h), absolute across
-        retries and deferrals; at it, in-flight items are cancelled and recorded failed.
+    :param timeout: per-item budget from its create (default 2 h); then it is cancelled and failed.
+    :param deadline: budget of the whole batch from its first start, across retries (default 24 h).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param cancel_on_kill: cancel in-flight remote tasks when the task is killed (default True).
-    :param max_wait_ready: longest a finished video waits in the triggerer for others before a
-        worker phase downloads it (default 300 s).
-    :param max_videos: most creates that may be paid (a create the API refused is not counted;
-        retries are). Default None: no limit. See docs/batch.md, "Spending limits".
+    :param max_wait_ready: longest a finished video waits in the triggerer for others (default 300 s).
+    :param max_videos: most creates that may be paid (docs/batch.md, "Spending limits"). Default None.
     :param max_video_seconds: most seconds of video requested by those creates. Default None.
     :param max_usage_tokens: most usage tokens, as reported plus an estimate for what is in flight
         (passed by at most ``max_in_flight`` items). Default None.

@@ -61,16 +61,12 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     them ordered by take); pushes ``gptproto_task_id`` to XCom once the task exists, and
     ``gptproto_video_url`` (the "GPTProto video" link) once it has a video (with takes: the last take's).
 
-    :param prompt: text description of the video. Default None (required unless ``content`` holds
-        the text).
+    :param prompt: text description of the video. Default None (required unless ``content`` has it).
     :param model: model or endpoint id. Default None: ``seedance-1-0-lite-i2v-250428``.
-    :param duration: ``"5s"`` or ``"10s"`` (seed format) or whole seconds 2..15 or -1 (upstream).
-        Default None: the server's (5 s).
-    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None: the
-        server's (``768:768``).
-    :param seed: 1..2147483647 (-1 = the server draws one, upstream format). Default None: one drawn
-        from the task instance's identity (DAG, run, task, map index), so every try and phase of it
-        sends the same seed, and its result names it whether or not the API reports it.
+    :param duration: ``"5s"`` or ``"10s"`` (seed format) or seconds 2..15 or -1 (upstream). Default None.
+    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None.
+    :param seed: 1..2147483647 (-1: the server draws one, upstream format). Default None: one drawn
+        from the task instance's identity, so every try sends the same seed (docs/requests.md).
     :param loop: seed format: loop the video. Default None (server default False).
     :param logo: seed format: watermark logo ``{"position": ..., "url": ...}``. Default None.
     :param images: upstream format: image URLs or ``{"url", "role"}`` items with roles
@@ -91,8 +87,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     :param draft: upstream format: a cheaper draft render. Default None.
     :param takes: videos of this request (default 1), each its own paid task and seed (take 1's is
         ``seed``), waited for at once; a retry never pays twice for a take.
-    :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``).
-        Default None.
+    :param seeds: every take's seed, ``takes`` distinct integers (instead of ``seed``). Default None.
     :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
     :param wait_for_completion: wait for the video. Default True; False only creates the task and
         returns it (wait later with :class:`~airflow_provider_gptproto.sensors.gptproto.GPTProtoTaskSensor`).
@@ -101,7 +96,7 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     :param timeout: budget for the remote task (``timedelta`` or seconds), an absolute deadline from
         its create across deferrals and retries; then it is cancelled if it can be. Default 2 hours.
     :param retry_on_content_policy: retry the Airflow task after a content-policy rejection. Default
-        False: it fails at once, because the same prompt is rejected again.
+        False: the same prompt is rejected again.
     :param cancel_on_kill: cancel the remote task when the Airflow task is killed, marked failed or
         success, or cleared while it waits. Default True.
     :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ``pool``, ...).

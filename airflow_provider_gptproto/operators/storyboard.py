@@ -1,9 +1,7 @@
 """GPTProtoStoryboardOperator: one video longer than a clip, from shots chained by their last frame.
 
-The shots are a batch's items (``operators/batch``), so the journal, resume and never paying twice
-come with them. With continuity ``"last_frame"`` the plan chains them (``BatchPlan.chain``) and each
-shot's create carries the previous shot's fresh ``last_frame_url`` as its first frame. Once every
-shot is stored, ``storage/stitch`` joins them into ``storyboard.mp4``. See docs/storyboard.md.
+The shots are a batch's items (``operators/batch``), chained by the plan (``BatchPlan.chain``) with
+continuity ``"last_frame"``; ``storage/stitch`` joins them into ``storyboard.mp4`` (docs/storyboard.md).
 """
 
 from __future__ import annotations
@@ -48,6 +46,9 @@ if TYPE_CHECKING:
     from airflow_provider_gptproto.storage.stitch import StitchResult
 
 CONTINUITY = ("last_frame", "none")
+# The batch operator's arguments a storyboard passes on as they are (and the shared request fields).
+BATCH_ARGUMENTS = ("destination", "takes", "seeds", "max_in_flight", "poll_interval", "timeout", "deadline",
+                   "deferrable", "cancel_on_kill", "gptproto_conn_id")  # fmt: skip
 VIDEO_NAME = "storyboard.mp4"
 STORYBOARD_NAME = "storyboard.json"
 CHAPTERS_NAME = "chapters.vtt"
@@ -161,22 +162,12 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             raise GPTProtoRequestError(
                 f"shot_retries must be an integer >= 0, got {shot_retries!r}", field="shot_retries"
             )
-        shared = {name: value for name, value in locals().items() if name in SHARED_FIELDS}
+        given = locals()
         super().__init__(
-            destination=destination,
             prompts=shots,
             requests_file=storyboard_file,
-            max_in_flight=max_in_flight,
             max_failed_items=0,
-            takes=takes,
-            seeds=seeds,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            deadline=deadline,
-            deferrable=deferrable,
-            cancel_on_kill=cancel_on_kill,
-            gptproto_conn_id=gptproto_conn_id,
-            **shared,
+            **{name: given[name] for name in (*BATCH_ARGUMENTS, *SHARED_FIELDS)},
             **kwargs,
         )
         self.shots = shots
