@@ -757,13 +757,7 @@ class GPTProtoHook(BaseHook):
         parse: Callable[[Any], T] = _as_is,
     ) -> T:
         settings = self.settings
-        retrying = Retrying(
-            **retry_kwargs(
-                idempotent=idempotent, attempts=attempts or settings.retry_limit, max_wait=self.max_retry_wait
-            ),
-            before_sleep=self._log_retry,
-        )
-        for attempt in retrying:
+        for attempt in Retrying(**self._retry_policy(idempotent, attempts or settings.retry_limit)):
             with attempt:
                 return parse(self._send(settings, method, url, params, json_body))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
@@ -801,11 +795,7 @@ class GPTProtoHook(BaseHook):
             # The trigger's path (one attempt per poll), without tenacity: its reference cycles drive
             # full GC collections that stall the triggerer's loop at scale (bench/README.md).
             return parse(await self._asend(session, settings, method, url, params))
-        retrying = AsyncRetrying(
-            **retry_kwargs(idempotent=True, attempts=settings.retry_limit, max_wait=self.max_retry_wait),
-            before_sleep=self._log_retry,
-        )
-        async for attempt in retrying:
+        async for attempt in AsyncRetrying(**self._retry_policy(True, settings.retry_limit)):
             with attempt:
                 return parse(await self._asend(session, settings, method, url, params))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
@@ -842,6 +832,11 @@ class GPTProtoHook(BaseHook):
             raise GPTProtoConnectionError(
                 f"{method} {url}: {type(exc).__name__} {short(exc)}", request_sent=True
             ) from exc
+
+    def _retry_policy(self, idempotent: bool, attempts: int) -> dict[str, Any]:
+        """tenacity's arguments for one call (``hooks/_retry``), logging each retry."""
+        policy = retry_kwargs(idempotent=idempotent, attempts=attempts, max_wait=self.max_retry_wait)
+        return {**policy, "before_sleep": self._log_retry}
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

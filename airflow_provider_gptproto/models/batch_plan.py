@@ -1,9 +1,7 @@
 """The batch's decisions, with no I/O: the items' typed state, and what a worker phase does next.
 
-The operator asks :class:`BatchPlan` what to do (reconcile interrupted creates, expire at the
-deadline, create a bounded wave), what a wait's results mean, and whether to finish or on which
-ids to wait; it performs the :class:`Actions` and reports each outcome to the journal. Time is
-passed in, so every decision is tested with made-up states.
+The operator performs the :class:`Actions` that :class:`BatchPlan` decides and reports each outcome
+to the journal (docs/batch.md, "Durability"). Time is passed in, so every decision is testable.
 """
 
 from __future__ import annotations

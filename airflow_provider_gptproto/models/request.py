@@ -253,14 +253,8 @@ class VideoGenerationRequest(BaseModel):
         return "upstream" if uses_upstream else "seed"
 
     def with_seed(self, seed: int | None = None) -> VideoGenerationRequest:
-        """This request with a concrete seed, so its result can say which seed made the video.
-
-        Not every reply reports the seed, and without one the server draws its own, which nobody
-        could then name. A seed asked for is kept, and so are ``-1`` (the server draws; the upstream
-        format), a ``--seed`` flag in the prompt and a ``seed`` in ``extra_body`` (which the body
-        sends last). Otherwise ``seed`` is set (default: drawn at random from 1..2147483647, as the
-        server would have).
-        """
+        """This request with a concrete seed (default: drawn at random), so its result can say which
+        seed made the video; a seed the request already chose (docs/requests.md, "Seeds") is kept."""
         chosen = self.seed is not None or "seed" in self.extra_body
         if chosen or (self.prompt is not None and _SEED_FLAG.search(self.prompt)):
             return self

@@ -399,12 +399,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             self.log.info("Created %d GPTProto tasks: %s", created, journal.describe())
 
     def _reconcile(self, journal: BatchJournal) -> None:
-        """Creates whose reply was lost (intent, no id) are settled as the single operator does.
-
-        Once the lost request must have finished, tasks listed since it and unknown to the journal
-        mean it may have been paid: the item is recorded failed (never retried) with the candidates.
-        Otherwise it provably did not land and goes back to be created.
-        """
+        """Creates whose reply was lost (intent, no id): failed as ``ambiguous`` if tasks unknown to the
+        journal were listed since (it may have been paid), else back to be created."""
         intents = list(journal.with_state(plan.ItemState.CREATING))
         if not intents:
             return
@@ -522,13 +518,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     def _manifest(
         self, rows: list[ManifestRow], folder: ObjectStoragePath, within_budget: bool
     ) -> tuple[list[ManifestRow], str]:
-        """The manifest to write, and its name. A retry never loses the record of the run it retries.
-
-        Retried rows keep their original ``index`` and ``line``. Retrying into the earlier run's own
-        destination updates its manifest (retried rows replaced, every other row kept, in order) once
-        the retry is within its failure budget. Until then the earlier manifest is this task's input,
-        which an Airflow retry of it reads again, so the rows go to ``manifest.retry.jsonl`` beside it.
-        """
+        """The manifest to write, and its name: a retry never loses the record of the run it retries
+        (docs/batch.md, "Re-running the failures"; until merged, ``manifest.retry.jsonl``)."""
         if self.retry_failed_from is None:
             return rows, MANIFEST_NAME
         earlier = self._earlier_rows()

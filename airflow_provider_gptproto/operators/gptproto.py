@@ -63,8 +63,9 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
 
     :param prompt: text description of the video. Default None (required unless ``content`` has it).
     :param model: model or endpoint id. Default None: ``seedance-1-0-lite-i2v-250428``.
-    :param duration: ``"5s"`` or ``"10s"`` (seed format) or seconds 2..15 or -1 (upstream). Default None.
-    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None.
+    :param duration: ``"5s"`` or ``"10s"`` (seed format) or seconds 2..15 or -1 (upstream). Default None
+        (the server's 5 s).
+    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None: ``768:768``.
     :param seed: 1..2147483647 (-1: the server draws one, upstream format). Default None: one drawn
         from the task instance's identity, so every try sends the same seed (docs/requests.md).
     :param loop: seed format: loop the video. Default None (server default False).
@@ -309,11 +310,8 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         return task, deadline
 
     def _check_interrupted_create(self, hook: GPTProtoHook, state: TaskState) -> None:
-        """An earlier try started a create but never recorded its id: refuse to pay twice blindly.
-
-        The lost request may still be in flight on the server, so look only once it must have
-        finished (its request timeout plus a margin after it was sent).
-        """
+        """An earlier try started a create but never recorded its id: refuse to pay twice blindly,
+        looking once the lost request must have finished (its request timeout plus a margin)."""
         started = state.create_started()
         if started is None:
             return

@@ -57,13 +57,10 @@ CHAPTERS_NAME = "chapters.vtt"
 class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     """Generate the shots of a storyboard and stitch them into one MP4.
 
-    Give exactly one of ``shots`` or ``storyboard_file``. Every shot is validated before anything
-    is paid for. A shot that fails beyond ``shot_retries`` fails the storyboard (there is no failure
-    budget); the error and the manifest name the shot, its prompt and the reason. A new try of the
-    Airflow task resumes at the first unfinished shot, keeping the finished ones.
+    Give exactly one of ``shots`` or ``storyboard_file``; every shot is validated before anything is
+    paid for. A shot that fails beyond ``shot_retries`` fails the storyboard; a new try resumes at it.
 
-    :param shots: list of shots, each a prompt string or a dict of request fields (per-shot
-        overrides of the shared fields below; ``key`` names its file). Templated.
+    :param shots: list of shots, each a prompt string or a dict of request fields (and ``key``). Templated.
     :param storyboard_file: ObjectStoragePath (or URI) of a YAML or JSON file: a list of shots, or
         ``{"shots": [...]}``. Templated.
     :param continuity: ``"last_frame"`` (default): each shot starts from the previous shot's last

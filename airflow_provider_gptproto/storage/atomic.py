@@ -173,9 +173,8 @@ def write_bytes_atomically(data: bytes, destination: ObjectStoragePath) -> None:
 def sweep_stale_parts(folder: ObjectStoragePath) -> None:
     """Remove the temporary files that killed writes left anywhere in ``folder``: one listing.
 
-    For a caller writing many videos into one folder (the batch operator, once per worker phase):
-    sweeping per video would list the whole folder for every video, which grows with the square of
-    the batch (and is one paged LIST request per video on object stores).
+    For a caller writing many videos into one folder (the batch, once per worker phase): sweeping
+    per video would list the folder per video, which grows with the square of the batch.
 
     :param folder: the folder to sweep; only files idle for :data:`STALE_PART_SECONDS` go.
     """
