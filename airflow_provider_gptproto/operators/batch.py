@@ -66,9 +66,24 @@ from airflow_provider_gptproto.utils.destination import check_destination, is_st
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "ratio", "resolution", "frames",
-                 "framespersecond", "camera_fixed", "watermark", "service_tier", "execution_expires_after",
-                 "generate_audio", "draft")  # fmt: skip
+SHARED_FIELDS = (
+    "model",
+    "duration",
+    "dimension",
+    "seed",
+    "loop",
+    "logo",
+    "ratio",
+    "resolution",
+    "frames",
+    "framespersecond",
+    "camera_fixed",
+    "watermark",
+    "service_tier",
+    "execution_expires_after",
+    "generate_audio",
+    "draft",
+)
 DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
 # What a batch, a storyboard built on it (one per take), or a dry run returns.
 BatchResult = BatchSummary | StoryboardResult | list[StoryboardResult] | PlanResult
@@ -473,8 +488,12 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", summary))
         self.log.info(
             "Batch finished: %d succeeded, %d failed, %d skipped by a spending limit; spent %s; manifest %s",
-            summary["succeeded"], failed, skipped, summary["spent"], manifest,
-        )  # fmt: skip
+            summary["succeeded"],
+            failed,
+            skipped,
+            summary["spent"],
+            manifest,
+        )
         if finish.error:
             raise GPTProtoError(f"{finish.error}; see {manifest}. A retry re-runs the failed items only.")
         self._stopped_by_budget(journal, finish, manifest)

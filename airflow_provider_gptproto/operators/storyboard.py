@@ -47,8 +47,18 @@ if TYPE_CHECKING:
 
 CONTINUITY = ("last_frame", "none")
 # The batch operator's arguments a storyboard passes on as they are (and the shared request fields).
-BATCH_ARGUMENTS = ("destination", "takes", "seeds", "max_in_flight", "poll_interval", "timeout", "deadline",
-                   "deferrable", "cancel_on_kill", "gptproto_conn_id")  # fmt: skip
+BATCH_ARGUMENTS = (
+    "destination",
+    "takes",
+    "seeds",
+    "max_in_flight",
+    "poll_interval",
+    "timeout",
+    "deadline",
+    "deferrable",
+    "cancel_on_kill",
+    "gptproto_conn_id",
+)
 VIDEO_NAME = "storyboard.mp4"
 STORYBOARD_NAME = "storyboard.json"
 CHAPTERS_NAME = "chapters.vtt"

@@ -207,11 +207,27 @@ class BatchJournal:
 
 
 # The compact encoding: state codes and short keys, as every journal so far was written.
-_CODES = {"todo": ItemState.TODO, "c": ItemState.CREATING, "r": ItemState.RUNNING, "d": ItemState.DONE,
-          "f": ItemState.FAILED}  # fmt: skip
-_KEYS = {"task_id": "id", "at": "t", "seed": "seed", "nbytes": "b", "sha256": "h", "usage": "u",
-         "status": "st", "error": "e", "kind": "k", "attempt": "a", "paid": "p",
-         "paid_tokens": "pt"}  # fmt: skip
+_CODES = {
+    "todo": ItemState.TODO,
+    "c": ItemState.CREATING,
+    "r": ItemState.RUNNING,
+    "d": ItemState.DONE,
+    "f": ItemState.FAILED,
+}
+_KEYS = {
+    "task_id": "id",
+    "at": "t",
+    "seed": "seed",
+    "nbytes": "b",
+    "sha256": "h",
+    "usage": "u",
+    "status": "st",
+    "error": "e",
+    "kind": "k",
+    "attempt": "a",
+    "paid": "p",
+    "paid_tokens": "pt",
+}
 
 
 def _encode(entry: JournalEntry) -> dict[str, Any]:
