@@ -72,20 +72,13 @@ class GPTProtoContentPolicyError(GPTProtoAPIError):
 
 
 class GPTProtoTaskMayExistError(GPTProtoError):
-    """A create request reached the server but its reply was lost.
-
-    A paid task may have been created. We never resubmit silently; the caller decides whether to
-    reconcile (e.g. through the list endpoint) or to fail.
-    """
+    """A create request reached the server but its reply was lost: a paid task may exist. Never
+    resubmitted silently; the caller decides whether to reconcile (the list endpoint) or to fail."""
 
 
 class GPTProtoListUnavailableError(GPTProtoNotFoundError):
-    """The API has no list endpoint (it answered the list call like an unknown route: 404/405).
-
-    GPTProto documents create and get-by-id only; the list call is an upstream (Ark) feature. Without
-    it, a create whose reply was lost cannot be reconciled: nobody can tell from here whether the
-    server made a task.
-    """
+    """The API has no list endpoint (404/405 on the list call, an upstream Ark feature GPTProto does
+    not document), so a create whose reply was lost cannot be reconciled."""
 
 
 # How a task's end reads in a sentence, by status word ("GPTProto task t1 was cancelled (...)").
@@ -118,10 +111,7 @@ class GPTProtoTimeoutError(GPTProtoError):
 
 
 class GPTProtoRequestError(GPTProtoError, ValueError):
-    """A request parameter is invalid; raised before anything is sent.
-
-    ``field`` names the offending parameter so a DAG author sees exactly what to fix.
-    """
+    """A request parameter is invalid (``field`` names it); raised before anything is sent."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
@@ -129,11 +119,8 @@ class GPTProtoRequestError(GPTProtoError, ValueError):
 
 
 class GPTProtoConnectionError(GPTProtoError):
-    """The HTTP exchange failed below the API (refused, reset, timed out).
-
-    ``request_sent`` is False only when the request provably never reached the server (connection
-    refused, DNS failure, connect timeout): only then is it safe to resend a create.
-    """
+    """The HTTP exchange failed below the API (refused, reset, timed out). ``request_sent`` is False
+    only when the request provably never reached the server: only then may a create be resent."""
 
     def __init__(self, message: str, *, request_sent: bool) -> None:
         self.request_sent = request_sent
@@ -149,10 +136,8 @@ class GPTProtoVideoURLExpiredError(GPTProtoVideoDownloadError):
 
 
 class GPTProtoURLRefusedError(GPTProtoVideoDownloadError):
-    """A URL was refused before any connection to it (scheme, metadata, link-local, private, ...).
-
-    The message names the host and the rule, never the query string (it may carry a signature).
-    """
+    """A URL was refused before any connection to it (scheme, metadata, link-local, private, ...);
+    the message names the host and the rule, never the query string (it may carry a signature)."""
 
     def __init__(self, host: str, rule: str) -> None:
         self.host = host

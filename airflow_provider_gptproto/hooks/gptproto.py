@@ -193,7 +193,10 @@ class GPTProtoHook(BaseHook):
 
     The connection is read lazily, on the first call, so building a hook costs nothing. Every
     method raises a subclass of :class:`~airflow_provider_gptproto.exceptions.GPTProtoError`, never a
-    bare ``requests`` or ``aiohttp`` error, and no message ever contains the API key.
+    bare ``requests`` or ``aiohttp`` error, and no message ever contains the API key. Besides the
+    errors a method names, an API call raises ``GPTProtoAuthError`` (the key was rejected: 401/403),
+    ``GPTProtoAPIError`` (any other error reply, after the retries its policy allows) or
+    ``GPTProtoConnectionError`` (the API could not be reached within ``retry_limit`` attempts).
 
     :param gptproto_conn_id: Airflow connection of type ``gptproto`` (host = base URL, password =
         API key). Default ``"gptproto_default"``.
@@ -325,19 +328,15 @@ class GPTProtoHook(BaseHook):
         """Submit one paid generation task, validated first; return it as created (usually pending).
 
         Without a ``seed`` one is drawn and sent, so the result names it (``seed=-1``: the server's
-        choice). A create is resent only when the server provably did not act on it; see the hook
-        guide (docs/hook.md) for the rules.
+        choice). A create is resent only when the server provably did not act on it (docs/hook.md).
 
         :param request: the whole request, as a ``VideoGenerationRequest`` or a mapping of its fields
             (keywords override its keys). Default None: the keywords alone.
-        :param fields: request fields (``prompt``, ``model``, ``duration``, ``seed``, ...; see
-            docs/requests.md).
+        :param fields: request fields (``prompt``, ``model``, ``duration``, ``seed``, ...: docs/requests.md).
         :return: the created task, with its ``task_id`` and the ``seed`` sent.
         :raises GPTProtoRequestError: a field is unknown or invalid (nothing was sent).
         :raises GPTProtoTaskMayExistError: the request may have reached the server; a task may exist.
         :raises GPTProtoAuthError: the key was rejected (401/403), e.g. no balance.
-        :raises GPTProtoAPIError: any other error reply, after the retries the policy allows.
-        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
         req = _build_request(request, fields).with_seed()
         sent_at = time.time()
@@ -379,10 +378,7 @@ class GPTProtoHook(BaseHook):
         :param task_id: the remote task id, e.g. ``create_task(...).task_id``.
         :return: the task, normalised from whichever reply shape the server used.
         :raises GPTProtoNotFoundError: no such task (404), e.g. deleted or past retention.
-        :raises GPTProtoAuthError: the key was rejected (401/403).
         :raises GPTProtoResponseError: the reply could not be read (no id, unknown status).
-        :raises GPTProtoAPIError: any other error reply, after retries.
-        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
         return self._request("GET", self._task_url(task_id), parse=parse_task)
 
@@ -394,8 +390,7 @@ class GPTProtoHook(BaseHook):
         page_num: int = 1,
         page_size: int = 100,
     ) -> TaskList:
-        """One page of tasks, newest first (upstream keeps only the last 7 days; GPTProto does not
-        document this call).
+        """One page of tasks, newest first (upstream keeps 7 days; GPTProto does not document this call).
 
         :param status: only tasks in this state (a ``TaskStatus`` or any status word). Default None: all.
         :param task_ids: only these task ids. Default None: all.
@@ -405,8 +400,6 @@ class GPTProtoHook(BaseHook):
         :return: the page's ``items`` (``GenerationTask``) and the server's ``total``.
         :raises GPTProtoRequestError: a filter or page value is invalid (nothing was sent).
         :raises GPTProtoListUnavailableError: the API has no list endpoint (404/405 on the list URL).
-        :raises GPTProtoAPIError: any other error reply, after retries.
-        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
         params = list_params(status, task_ids, model, page_num, page_size)
         try:
@@ -424,11 +417,8 @@ class GPTProtoHook(BaseHook):
         """Cancel a queued task, or delete a finished one. A running task cannot be cancelled (4xx).
 
         :param task_id: the remote task id.
-        :return: None.
         :raises GPTProtoBadRequestError: the server refused (the task is running or already cancelled).
         :raises GPTProtoNotFoundError: no such task (404).
-        :raises GPTProtoAPIError: any other error reply, after retries.
-        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
         self._request("DELETE", self._task_url(task_id))
 
@@ -440,8 +430,6 @@ class GPTProtoHook(BaseHook):
         :param model: only tasks of this model. Default None: any model.
         :return: the matching tasks, newest first (at most one page of 100).
         :raises GPTProtoListUnavailableError: the API has no list endpoint, so nothing can be checked.
-        :raises GPTProtoAPIError: any other error reply, after retries.
-        :raises GPTProtoConnectionError: the API could not be reached within ``retry_limit`` attempts.
         """
         return created_since(self.list_tasks(model=model, page_size=100).items, since)
 
@@ -460,18 +448,15 @@ class GPTProtoHook(BaseHook):
         :param task_id: the remote task id.
         :param poll_interval: seconds between status checks. Default 10.
         :param timeout: seconds from now to give up. Default None: no relative limit.
-        :param deadline: absolute unix time to give up, so a caller resuming after a restart keeps its
-            budget; with ``timeout`` as well, the earlier one applies. Default None: no absolute limit.
-            With neither, the wait never times out.
+        :param deadline: absolute unix time to give up (a resumed caller keeps its budget); with
+            ``timeout`` too, the earlier applies. Default None; with neither, the wait never times out.
         :param raise_on_failure: raise for a task that ended without a video. Default True; False
             returns it to inspect ``status`` and ``error_message``.
         :return: the terminal task (with ``raise_on_failure``, always a succeeded one).
         :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
-        :raises GPTProtoTaskContentPolicyError: it failed because of content moderation (a subclass of
-            ``GPTProtoTaskFailedError``; the same prompt will be rejected again).
+        :raises GPTProtoTaskContentPolicyError: it failed because of content moderation (a subclass).
         :raises GPTProtoTimeoutError: the deadline passed first (the remote task is left as it is).
         :raises GPTProtoNotFoundError: no such task (404).
-        :raises GPTProtoAuthError: the key was rejected (401/403).
         """
         now = time.time()
         if timeout is not None:
@@ -530,9 +515,8 @@ class GPTProtoHook(BaseHook):
     ) -> GenerationTask | SavedVideo:
         """Create a task, wait for it and return the finished task: ``create_task`` + ``wait_for_task``.
 
-        Unlike the generate operator it keeps no record across Airflow retries: a retry pays for a
-        new video. With ``destination`` the video is stored too, and the destination is checked
-        (filesystem package, storage connection, folder) before anything is paid for.
+        It keeps no record across Airflow retries (a retry pays for a new video). With ``destination``
+        the video is stored too, the destination checked before anything is paid for.
 
         :param request: the whole request, as for :meth:`create_task`. Default None: the keywords.
         :param fields: request fields as keywords (``prompt``, ``duration``, ``dimension``, ``seed``, ...).
@@ -541,18 +525,15 @@ class GPTProtoHook(BaseHook):
             None waits without limit.
         :param cancel_on_timeout: cancel the remote task when the timeout passes (it still can be if
             queued). Default True.
-        :param destination: where to store the video: an ``ObjectStoragePath`` or a path/URL of the
-            file (``/data/fox.mp4``, ``s3://aws_default@bucket/fox.mp4``); missing folders are made.
-            Default None: not stored (download it with :meth:`download_video`).
-        :return: without ``destination``, the succeeded task (``video_url`` is where to download the
-            video from; ``seed`` is the seed sent); with it, a :class:`SavedVideo` (``task``, ``file``,
-            ``request``; ``to_dict()`` for XCom).
+        :param destination: the video's file, an ``ObjectStoragePath`` or path/URL
+            (``s3://aws_default@bucket/fox.mp4``); missing folders are made. Default None: not stored.
+        :return: without ``destination``, the succeeded task (with ``video_url`` and the ``seed``
+            sent); with it, a :class:`SavedVideo` (``to_dict()`` for XCom).
         :raises GPTProtoRequestError: a field or the destination is invalid (nothing was sent or paid).
         :raises GPTProtoTaskFailedError: the task ended failed, expired or cancelled.
         :raises GPTProtoTaskContentPolicyError: it failed because of content moderation.
         :raises GPTProtoTimeoutError: the task did not finish within ``timeout``.
-        :raises GPTProtoTaskMayExistError: the create's reply was lost; a task may exist (see
-            :meth:`create_task`).
+        :raises GPTProtoTaskMayExistError: the create's reply was lost; a task may exist.
         :raises GPTProtoVideoDownloadError: storing the video failed (it was paid for: the task id is named).
         """
         req = _build_request(request, fields).with_seed()
@@ -618,23 +599,20 @@ class GPTProtoHook(BaseHook):
         connected to (docs/connection.md, "Which URLs are fetched"); the first bytes must be a video.
 
         :param url: the task's ``video_url`` (http or https; pre-signed, no credentials needed).
-        :param destination: the file to write: an ``ObjectStoragePath`` (``ObjectStoragePath(
-            "s3://aws_default@bucket/v.mp4")``, ``ObjectStoragePath("/tmp/v.mp4")``); its parent must exist.
+        :param destination: the file to write, an ``ObjectStoragePath``; its parent must exist.
         :param max_bytes: refuse a video larger than this many bytes. Default None: the connection's
             ``max_bytes`` extra, else 4 GiB.
-        :param if_exists: what to do when ``destination`` already exists: ``"overwrite"`` (default;
-            replaced atomically, so a retry repeats cleanly), ``"skip"`` (keep it, download nothing,
-            describe the existing file) or ``"fail"``.
-        :param sweep_stale: first remove this destination's ``.part`` files a killed download left,
-            idle for 3 minutes (lists the folder). Default True; False after ``storage.sweep_stale_parts``.
+        :param if_exists: when ``destination`` exists: ``"overwrite"`` (default; atomically),
+            ``"skip"`` (keep and describe it) or ``"fail"``.
+        :param sweep_stale: first remove the ``.part`` files killed downloads left there (lists the
+            folder). Default True; False after ``storage.sweep_stale_parts``.
         :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
         :raises GPTProtoRequestError: ``if_exists`` is not one of the three values, or the
             destination's filesystem cannot be loaded (the message names the package to install).
         :raises GPTProtoVideoDestinationExistsError: the destination exists and ``if_exists="fail"``.
-        :raises GPTProtoVideoURLExpiredError: the URL answered 403/404/410 (get the task again for a
-            fresh one).
-        :raises GPTProtoVideoDownloadError: any other failure (non-video content, truncated stream, over
-            ``max_bytes``, destination not writable); nothing is left at the destination.
+        :raises GPTProtoVideoURLExpiredError: the URL answered 403/404/410 (get the task again).
+        :raises GPTProtoVideoDownloadError: any other failure (not a video, truncated, over ``max_bytes``,
+            not writable); nothing is left at the destination.
         :raises GPTProtoURLRefusedError: a URL or redirect hop was refused (a download error too).
         """
         check_if_exists(if_exists)
@@ -705,9 +683,6 @@ class GPTProtoHook(BaseHook):
 
         :param task_ids: the remote task ids.
         :return: the tasks found, by id.
-        :raises GPTProtoAuthError: the key was rejected (401/403).
-        :raises GPTProtoAPIError: any other error reply, after the connection's ``retry_limit``.
-        :raises GPTProtoConnectionError: the API could not be reached.
         """
         settings = await self.aget_settings()
 
@@ -782,13 +757,7 @@ class GPTProtoHook(BaseHook):
         parse: Callable[[Any], T] = _as_is,
     ) -> T:
         settings = self.settings
-        retrying = Retrying(
-            **retry_kwargs(
-                idempotent=idempotent, attempts=attempts or settings.retry_limit, max_wait=self.max_retry_wait
-            ),
-            before_sleep=self._log_retry,
-        )
-        for attempt in retrying:
+        for attempt in Retrying(**self._retry_policy(idempotent, attempts or settings.retry_limit)):
             with attempt:
                 return parse(self._send(settings, method, url, params, json_body))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
@@ -826,11 +795,7 @@ class GPTProtoHook(BaseHook):
             # The trigger's path (one attempt per poll), without tenacity: its reference cycles drive
             # full GC collections that stall the triggerer's loop at scale (bench/README.md).
             return parse(await self._asend(session, settings, method, url, params))
-        retrying = AsyncRetrying(
-            **retry_kwargs(idempotent=True, attempts=settings.retry_limit, max_wait=self.max_retry_wait),
-            before_sleep=self._log_retry,
-        )
-        async for attempt in retrying:
+        async for attempt in AsyncRetrying(**self._retry_policy(True, settings.retry_limit)):
             with attempt:
                 return parse(await self._asend(session, settings, method, url, params))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
@@ -867,6 +832,11 @@ class GPTProtoHook(BaseHook):
             raise GPTProtoConnectionError(
                 f"{method} {url}: {type(exc).__name__} {short(exc)}", request_sent=True
             ) from exc
+
+    def _retry_policy(self, idempotent: bool, attempts: int) -> dict[str, Any]:
+        """tenacity's arguments for one call (``hooks/_retry``), logging each retry."""
+        policy = retry_kwargs(idempotent=idempotent, attempts=attempts, max_wait=self.max_retry_wait)
+        return {**policy, "before_sleep": self._log_retry}
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

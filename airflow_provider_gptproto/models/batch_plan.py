@@ -1,9 +1,7 @@
 """The batch's decisions, with no I/O: the items' typed state, and what a worker phase does next.
 
-The operator asks :class:`BatchPlan` what to do (reconcile interrupted creates, expire at the
-deadline, create a bounded wave), what a wait's results mean, and whether to finish or on which
-ids to wait; it performs the :class:`Actions` and reports each outcome to the journal. Time is
-passed in, so every decision is tested with made-up states.
+The operator performs the :class:`Actions` that :class:`BatchPlan` decides and reports each outcome
+to the journal (docs/batch.md, "Durability"). Time is passed in, so every decision is testable.
 """
 
 from __future__ import annotations
@@ -39,9 +37,14 @@ class ItemState(str, Enum):
 # each attempt is paid), nor an ambiguous create (a retry could pay twice); a failed download
 # re-reads the finished task instead of paying again. ``retry_failed_from`` follows the same rule.
 # An item skipped by a spending limit goes back too: ``decide`` skips it again unless the limits allow it.
-RETRY_KINDS = {"remote": ItemState.TODO, "expired": ItemState.TODO, "timeout": ItemState.TODO,
-               "create": ItemState.TODO, "download": ItemState.RUNNING,
-               BUDGET_KIND: ItemState.TODO}  # fmt: skip
+RETRY_KINDS = {
+    "remote": ItemState.TODO,
+    "expired": ItemState.TODO,
+    "timeout": ItemState.TODO,
+    "create": ItemState.TODO,
+    "download": ItemState.RUNNING,
+    BUDGET_KIND: ItemState.TODO,
+}
 
 
 def retry_target(kind: str | None, retry_policy_failures: bool = False) -> ItemState | None:
@@ -89,26 +92,25 @@ class JournalEntry:
         used = (self.paid_tokens or 0) + budget_tokens(self.usage)
         return JournalEntry(**fields, paid=paid or None, paid_tokens=used or None)
 
+    def _next(self, state: ItemState, **fields: Any) -> JournalEntry:
+        """This attempt's next record: what earlier attempts cost carries over, the rest is ``fields``."""
+        return JournalEntry(state, paid=self.paid, paid_tokens=self.paid_tokens, **fields)
+
     def done(self, nbytes: int, sha256: str, seed: int | None, usage: Any) -> JournalEntry:
         seed = self.seed if seed is None else seed  # the reply's, else the one sent
-        return JournalEntry(
-            ItemState.DONE, self.task_id, None, seed, nbytes, sha256, usage, attempt=self.attempt,
-            paid=self.paid, paid_tokens=self.paid_tokens,
-        )  # fmt: skip
+        fields = {"nbytes": nbytes, "sha256": sha256, "usage": usage}
+        return self._next(ItemState.DONE, task_id=self.task_id, seed=seed, attempt=self.attempt, **fields)
 
     def running(self, task_id: str, at: float, seed: int | None, attempt: int | None) -> JournalEntry:
         """This item's remote task ``task_id``, carrying what earlier attempts cost."""
-        return JournalEntry(ItemState.RUNNING, task_id, at, seed, attempt=attempt, paid=self.paid,
-                            paid_tokens=self.paid_tokens)  # fmt: skip
+        return self._next(ItemState.RUNNING, task_id=task_id, at=at, seed=seed, attempt=attempt)
 
     def failed(
         self, kind: str, error: str, status: str = "failed", usage: Any = None, seed: int | None = None
     ) -> JournalEntry:
         seed = self.seed if seed is None else seed
-        return JournalEntry(
-            ItemState.FAILED, self.task_id, None, seed, None, None, usage, status, error[:500], kind,
-            self.attempt, self.paid, self.paid_tokens,
-        )  # fmt: skip
+        fields = {"usage": usage, "status": status, "error": error[:500], "kind": kind}
+        return self._next(ItemState.FAILED, task_id=self.task_id, seed=seed, attempt=self.attempt, **fields)
 
 
 Entries = Mapping[int, JournalEntry]  # the items not to do, by index
@@ -285,8 +287,11 @@ class BatchPlan:
             if limit is None:
                 return Actions(changes=retried, create=tuple(create))
             error = f"not created: the next create would pass {limit}"
-            skip = {i: after.get(i, JournalEntry()).failed(BUDGET_KIND, error, "skipped")
-                    for i in todo(after, self.total) if i not in create[:admitted]}  # fmt: skip
+            skip = {
+                i: after.get(i, JournalEntry()).failed(BUDGET_KIND, error, "skipped")
+                for i in todo(after, self.total)
+                if i not in create[:admitted]
+            }
             return Actions(changes={**retried, **skip}, create=tuple(create[:admitted]))
         changes = {
             i: entries[i].failed("timeout", "the batch deadline passed", "cancelled")

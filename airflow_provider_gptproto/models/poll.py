@@ -154,10 +154,10 @@ def poll_task(
 class BatchWait:
     """A batch trigger's wait: a plan of rounds, each reading every unfinished id in one :class:`Check`.
 
-    Not :func:`poll_task` per id, but the same :class:`Deadline`: the batch fires when *enough* ids
-    ended (``min_finished``, all, or the first ended one waited ``max_wait_ready``); an id past its
-    own deadline (``watch`` maps id -> unix time or None) or unknown to the server ends alone. What
-    ended stays readable here, so an on_kill leaves those tasks alone.
+    The same :class:`Deadline` as :func:`poll_task`; it fires when *enough* ids ended (as
+    :class:`~airflow_provider_gptproto.triggers.batch.GPTProtoBatchTrigger` says), an id past its own
+    deadline (``watch``: id -> unix time or None) or unknown to the server ending alone. What ended
+    stays readable here, so an on_kill leaves those tasks alone.
     """
 
     watch: Mapping[str, float | None]

@@ -32,7 +32,6 @@ SEED_DURATIONS = ("5s", "10s")
 SEED_DIMENSIONS = ("768:768", "768:1280", "1280:768")
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive", "keep_ratio")
 RESOLUTIONS = ("480p", "720p", "1080p", "4k")
-IMAGE_ROLES = ("first_frame", "last_frame", "reference_image")
 IMAGE_FORMATS = ("jpeg", "jpg", "png", "webp", "bmp", "tiff", "gif", "heic", "heif")
 # The vendor documents 1..2147483647 (and -1 = random, which only the upstream format carries).
 SEED_RANGE = (1, 2_147_483_647)
@@ -254,14 +253,8 @@ class VideoGenerationRequest(BaseModel):
         return "upstream" if uses_upstream else "seed"
 
     def with_seed(self, seed: int | None = None) -> VideoGenerationRequest:
-        """This request with a concrete seed, so its result can say which seed made the video.
-
-        Not every reply reports the seed, and without one the server draws its own, which nobody
-        could then name. A seed asked for is kept, and so are ``-1`` (the server draws; the upstream
-        format), a ``--seed`` flag in the prompt and a ``seed`` in ``extra_body`` (which the body
-        sends last). Otherwise ``seed`` is set (default: drawn at random from 1..2147483647, as the
-        server would have).
-        """
+        """This request with a concrete seed (default: drawn at random), so its result can say which
+        seed made the video; a seed the request already chose (docs/requests.md, "Seeds") is kept."""
         chosen = self.seed is not None or "seed" in self.extra_body
         if chosen or (self.prompt is not None and _SEED_FLAG.search(self.prompt)):
             return self

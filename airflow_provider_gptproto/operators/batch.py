@@ -1,9 +1,7 @@
-"""GPTProtoBatchGenerateVideosOperator: thousands of videos in one Airflow task.
+"""GPTProtoBatchGenerateVideosOperator: thousands of videos in one Airflow task (docs/batch.md).
 
-GPTProto has no batch endpoint, so the batch is built here: the worker creates up to
-``max_in_flight`` remote tasks and downloads finished videos; one trigger waits for all in-flight
-tasks over one session and wakes the worker only when enough have finished. A durable journal
-(``utils/batch_journal``) makes retries and killed workers resume without paying twice.
+The worker creates and downloads; one trigger waits for every in-flight task; the journal
+(``utils/batch_journal``) lets retries and killed workers resume without paying twice.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoTaskMayExistError,
     GPTProtoVideoDownloadError,
 )
-from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, run_poll
+from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.hooks.mixin import positive_seconds
 from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.models import batch_plan as plan
@@ -40,7 +38,6 @@ from airflow_provider_gptproto.models.batch import (
     rows_from_text,
 )
 from airflow_provider_gptproto.models.budget import Budget, dry_run_plan, item_cost, spent_by, tokens
-from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import VideoGenerationRequest, stable_seed
 from airflow_provider_gptproto.models.results import (
@@ -51,9 +48,9 @@ from airflow_provider_gptproto.models.results import (
     StoryboardResult,
 )
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
-from airflow_provider_gptproto.operators.gptproto import KILL_CANCEL_TIMEOUT_SECONDS
+from airflow_provider_gptproto.operators.gptproto import _cancel_after_kill
 from airflow_provider_gptproto.storage import sweep_stale_parts
-from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
+from airflow_provider_gptproto.triggers.batch import BatchOutcome, parse_batch_event
 from airflow_provider_gptproto.utils.batch_journal import (
     MANIFEST_NAME,
     RETRY_MANIFEST_NAME,
@@ -69,9 +66,24 @@ from airflow_provider_gptproto.utils.destination import check_destination, is_st
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-SHARED_FIELDS = ("model", "duration", "dimension", "seed", "loop", "logo", "ratio", "resolution", "frames",
-                 "framespersecond", "camera_fixed", "watermark", "service_tier", "execution_expires_after",
-                 "generate_audio", "draft")  # fmt: skip
+SHARED_FIELDS = (
+    "model",
+    "duration",
+    "dimension",
+    "seed",
+    "loop",
+    "logo",
+    "ratio",
+    "resolution",
+    "frames",
+    "framespersecond",
+    "camera_fixed",
+    "watermark",
+    "service_tier",
+    "execution_expires_after",
+    "generate_audio",
+    "draft",
+)
 DEFAULT_ITEM_TIMEOUT = timedelta(hours=2)
 # What a batch, a storyboard built on it (one per take), or a dry run returns.
 BatchResult = BatchSummary | StoryboardResult | list[StoryboardResult] | PlanResult
@@ -90,13 +102,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         works). A dict may carry ``key``, the item's output name (default: its zero-padded index).
     :param requests_file: ObjectStoragePath (or URI) of a ``.jsonl`` or ``.csv`` file, one item per
         line or row, whose columns are request fields (and optionally ``key``). Templated.
-    :param retry_failed_from: path of an earlier batch's ``manifest.jsonl``: re-run only its items
-        that did not succeed, with their recorded requests and keys, by the same rule as a resume
-        (content-policy rejections and ambiguous creates are left out; a failed download is fetched
-        again from its finished task, not paid again). Into the same destination the earlier
-        manifest is updated in place: retried rows replaced, every other row kept. Templated.
-    :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per video and
-        ``manifest.jsonl``. Templated. Required.
+    :param retry_failed_from: path of an earlier batch's ``manifest.jsonl``: re-run only its failed
+        items that a resume would retry (docs/batch.md, "Re-running the failures"). Templated.
+    :param destination: folder (ObjectStoragePath or URI, templated) for the videos and ``manifest.jsonl``.
     :param model: shared request field; an item's own value wins. Default None.
     :param duration: shared request field; an item's own value wins. Default None.
     :param dimension: shared request field; an item's own value wins. Default None.
@@ -111,57 +119,39 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     :param watermark: shared request field; an item's own value wins. Default None.
     :param service_tier: shared request field; an item's own value wins. Default None.
     :param execution_expires_after: shared request field; an item's own value wins. Default None;
-        with ``service_tier="flex"``, ``timeout`` capped by what is left of ``deadline`` (clamped to
-        3600..259200 s). An item that expired is recorded with error_kind ``expired``.
+        with ``service_tier="flex"``, ``timeout`` capped by what is left of ``deadline``.
     :param generate_audio: shared request field; an item's own value wins. Default None.
     :param draft: shared request field; an item's own value wins. Default None.
-    :param takes: videos per item (default 1), each with its own seed: the item's ``seed`` (or the
-        shared one) is take 1's and take k's is derived from it; with none, one is drawn per item
-        and take, stable across retries of the task instance. Item i's take k is row
-        ``i * takes + k - 1`` with key ``<key>-take-<k>``; its manifest row names ``prompt_index``,
-        ``take`` and ``takes``. Not with ``retry_failed_from`` (its rows already are takes).
+    :param takes: videos per item (default 1), each with its own seed and key ``<key>-take-<k>``
+        (docs/batch.md, "Takes"). Not with ``retry_failed_from`` (its rows already are takes).
     :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``);
         an item's own ``seed`` still wins. Default None.
-    :param retry_policy_failures: also retry items that the API rejected by content policy, on a new
-        try of the task and with ``retry_failed_from``. Default False: the same prompt is usually
-        rejected again, and every attempt is paid.
+    :param retry_policy_failures: also retry content-policy rejections (on a new try and with
+        ``retry_failed_from``). Default False: the same prompt is usually rejected again.
     :param max_in_flight: most remote tasks running at once (default 10).
     :param max_failed_items: failed items tolerated before the Airflow task fails, as a count
         (int) or a fraction of the batch (float, 0-1). Default 0. Decided once every item ended.
     :param poll_interval: seconds between status reads (default 10).
-    :param timeout: per-item budget from its create (default 2 h); a late item is cancelled if it
-        still can be and recorded failed.
-    :param deadline: budget of the whole batch from its first start (default 24 h), absolute across
-        retries and deferrals; at it, in-flight items are cancelled and recorded failed.
+    :param timeout: per-item budget from its create (default 2 h); then it is cancelled and failed.
+    :param deadline: budget of the whole batch from its first start, across retries (default 24 h).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param cancel_on_kill: cancel in-flight remote tasks when the task is killed (default True).
-    :param max_wait_ready: longest a finished video waits in the triggerer for others before a
-        worker phase downloads it (default 300 s).
-    :param max_videos: most creates that may be paid (a create the API refused is not counted;
-        retries are). Default None: no limit. See docs/batch.md, "Spending limits".
+    :param max_wait_ready: longest a finished video waits in the triggerer for others (default 300 s).
+    :param max_videos: most creates that may be paid (docs/batch.md, "Spending limits"). Default None.
     :param max_video_seconds: most seconds of video requested by those creates. Default None.
-    :param max_usage_tokens: most usage tokens, as the API reports them, plus an estimate for what
-        is in flight from finished items of the same shape. Default None. The only limit that can
-        be passed: by at most what is in flight when it is reached (``max_in_flight`` items).
-    :param on_budget: once a limit stopped the creating (the items left are recorded ``skipped``
-        with error_kind ``budget``, not counted in ``max_failed_items``): ``"fail"`` (default) fails
-        the task after writing the manifest, ``"succeed"`` returns the summary.
-    :param dry_run: validate everything and log the plan (videos, seconds, resolutions, usage
-        estimate, what the limits allow); create nothing and return a
-        :class:`~airflow_provider_gptproto.models.results.PlanResult`. Default False.
+    :param max_usage_tokens: most usage tokens, as reported plus an estimate for what is in flight
+        (passed by at most ``max_in_flight`` items). Default None.
+    :param on_budget: once a limit stopped the creating (the items left are ``skipped``): ``"fail"``
+        (default) fails the task after writing the manifest, ``"succeed"`` returns the summary.
+    :param dry_run: validate everything, log the plan and return a
+        :class:`~airflow_provider_gptproto.models.results.PlanResult`; create nothing. Default False.
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
 
-    Outlets default to the ``gptproto_videos`` asset, with **one event per batch** whose extra
-    names the manifest and the counts (one event per video would flood the asset-event table and
-    trigger consumers once per video; the manifest lists every video). Returns a small summary
-    (:class:`~airflow_provider_gptproto.models.results.BatchSummary`): counts, ``manifest`` URI and
-    ``destination``; the manifest's rows are
-    :class:`~airflow_provider_gptproto.models.results.ManifestRow`.
-
-    A new try of the Airflow task resumes the journal: finished items are kept, in-flight ones are
-    reattached, failed ones are retried unless they were content-policy rejections (see
-    ``retry_policy_failures``) or ambiguous creates. The journal is deleted once the batch succeeds,
-    so clearing the task regenerates.
+    Outlets default to the ``gptproto_videos`` asset, with **one event per batch** (the manifest
+    lists every video). Returns a
+    :class:`~airflow_provider_gptproto.models.results.BatchSummary`; the manifest's rows are
+    :class:`~airflow_provider_gptproto.models.results.ManifestRow`. A new try resumes the journal
+    without paying twice; clearing the task regenerates (docs/batch.md).
     """
 
     template_fields: Sequence[str] = (
@@ -258,22 +248,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self.requests_file = requests_file
         self.retry_failed_from = retry_failed_from
         self.destination = destination
-        self.model = model
-        self.duration = duration
-        self.dimension = dimension
-        self.seed = seed
-        self.loop = loop
-        self.logo = logo
-        self.ratio = ratio
-        self.resolution = resolution
-        self.frames = frames
-        self.framespersecond = framespersecond
-        self.camera_fixed = camera_fixed
-        self.watermark = watermark
-        self.service_tier = service_tier
-        self.execution_expires_after = execution_expires_after
-        self.generate_audio = generate_audio
-        self.draft = draft
+        given = locals()
+        for name in SHARED_FIELDS:  # each shared request field under its own name, templated
+            setattr(self, name, given[name])
         self.takes = takes
         self.seeds = seeds
         self._identity: tuple[Any, ...] = ()  # the task instance's, for the seeds drawn per take
@@ -322,15 +299,7 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             journal.update(plan.resume(earlier, self.retry_policy_failures, time.time()))
             journal.flush()
         if outcome is not None:
-            if outcome.status == "error":
-                journal.flush()
-                raise GPTProtoError(outcome.message)
-            self._act(
-                journal,
-                items,
-                folder,
-                batch.observe(journal.entries, outcome.tasks, outcome.timed_out, outcome.missing),
-            )
+            self._observe(journal, items, folder, batch, outcome)
         while True:
             actions = batch.decide(journal.entries, time.time())
             if actions.reconcile:
@@ -347,8 +316,9 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
                 self.log.info(
                     "Deferring: %s; waking when %d have finished", journal.describe(), step.min_finished
                 )
-                self._defer(journal, step)
-            self._act(journal, items, folder, self._poll_in_worker(journal, batch, step))
+                self._defer_batch(step.watch, journal.deadline, step.min_finished, self.max_wait_ready)
+            # Not deferrable: back to work as soon as one task ended.
+            self._observe(journal, items, folder, batch, self._poll_batch(step.watch, journal.deadline, 1, 0))
 
     def _act(
         self, journal: BatchJournal, items: list[BatchItem], folder: ObjectStoragePath, todo: plan.Actions
@@ -364,31 +334,20 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
         self._create(journal, [items[i] for i in todo.create])
         journal.flush()
 
-    def _defer(self, journal: BatchJournal, wait: plan.Wait) -> None:
-        self.defer(
-            trigger=GPTProtoBatchTrigger(
-                watch=wait.watch,
-                gptproto_conn_id=self.gptproto_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=journal.deadline,
-                min_finished=wait.min_finished,
-                max_wait_ready=self.max_wait_ready,
-                cancel_on_kill=self.cancel_on_kill,
-            ),
-            method_name="execute_complete",
-        )
-
-    def _poll_in_worker(self, journal: BatchJournal, batch: plan.BatchPlan, wait: plan.Wait) -> plan.Actions:
-        """Not deferrable: the trigger's wait run here, back to work as soon as one task ended."""
-        waiting = BatchWait(
-            wait.watch, self.poll_interval, journal.deadline, min_finished=1, max_wait_ready=0
-        )
-        read = lambda check: self.hook.get_tasks(list(check.ids))  # noqa: E731
-        status, message = run_poll(waiting.plan(time.time()), read, self.log.log, time.sleep, time.time)
-        if status == "error":
+    def _observe(
+        self,
+        journal: BatchJournal,
+        items: list[BatchItem],
+        folder: ObjectStoragePath,
+        batch: plan.BatchPlan,
+        outcome: BatchOutcome,
+    ) -> None:
+        """Act on a wait's outcome (the trigger's or the worker's own); a failed wait fails the try."""
+        if outcome.status == "error":
             journal.flush()
-            raise GPTProtoError(message)
-        return batch.observe(journal.entries, waiting.done, waiting.timed_out, waiting.missing)
+            raise GPTProtoError(outcome.message)
+        observed = batch.observe(journal.entries, outcome.tasks, outcome.timed_out, outcome.missing)
+        self._act(journal, items, folder, observed)
 
     # ------------------------------------------------------------------------------ extension points
     def _plan(self, total: int, deadline: float) -> plan.BatchPlan:
@@ -455,12 +414,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             self.log.info("Created %d GPTProto tasks: %s", created, journal.describe())
 
     def _reconcile(self, journal: BatchJournal) -> None:
-        """Creates whose reply was lost (intent, no id) are settled as the single operator does.
-
-        Once the lost request must have finished, tasks listed since it and unknown to the journal
-        mean it may have been paid: the item is recorded failed (never retried) with the candidates.
-        Otherwise it provably did not land and goes back to be created.
-        """
+        """Creates whose reply was lost (intent, no id): failed as ``ambiguous`` if tasks unknown to the
+        journal were listed since (it may have been paid), else back to be created."""
         intents = list(journal.with_state(plan.ItemState.CREATING))
         if not intents:
             return
@@ -533,8 +488,12 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
             context["outlet_events"][outlet].extra.update(cast("dict[str, Any]", summary))
         self.log.info(
             "Batch finished: %d succeeded, %d failed, %d skipped by a spending limit; spent %s; manifest %s",
-            summary["succeeded"], failed, skipped, summary["spent"], manifest,
-        )  # fmt: skip
+            summary["succeeded"],
+            failed,
+            skipped,
+            summary["spent"],
+            manifest,
+        )
         if finish.error:
             raise GPTProtoError(f"{finish.error}; see {manifest}. A retry re-runs the failed items only.")
         self._stopped_by_budget(journal, finish, manifest)
@@ -578,13 +537,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
     def _manifest(
         self, rows: list[ManifestRow], folder: ObjectStoragePath, within_budget: bool
     ) -> tuple[list[ManifestRow], str]:
-        """The manifest to write, and its name. A retry never loses the record of the run it retries.
-
-        Retried rows keep their original ``index`` and ``line``. Retrying into the earlier run's own
-        destination updates its manifest (retried rows replaced, every other row kept, in order) once
-        the retry is within its failure budget. Until then the earlier manifest is this task's input,
-        which an Airflow retry of it reads again, so the rows go to ``manifest.retry.jsonl`` beside it.
-        """
+        """The manifest to write, and its name: a retry never loses the record of the run it retries
+        (docs/batch.md, "Re-running the failures"; until merged, ``manifest.retry.jsonl``)."""
         if self.retry_failed_from is None:
             return rows, MANIFEST_NAME
         earlier = self._earlier_rows()
@@ -669,14 +623,8 @@ class GPTProtoBatchGenerateVideosOperator(GPTProtoBaseOperator):
 
     def on_kill(self) -> None:
         """Sync path: cancel the in-flight remote tasks this worker knows of (bounded, best effort)."""
-        if not (self.cancel_on_kill and self._in_flight):
-            return
-        hook = GPTProtoHook(self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1)
-        for rid in list(self._in_flight):
-            try:
-                hook.cancel_task(rid)
-            except GPTProtoError as exc:
-                self.log.warning("Could not cancel GPTProto task %s on kill: %s", rid, exc)
+        if self.cancel_on_kill and self._in_flight:
+            _cancel_after_kill(self.gptproto_conn_id, list(self._in_flight), self.log)
 
 
 __all__ = ["MANIFEST_NAME", "GPTProtoBatchGenerateVideosOperator"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,18 +23,16 @@ from airflow_provider_gptproto.hooks.gptproto import (
     DEFAULT_WAIT_TIMEOUT_SECONDS,
     GPTProtoHook,
     is_transient_poll_error,
-    run_poll,
 )
 from airflow_provider_gptproto.links.gptproto import GPTProtoVideoLink
 from airflow_provider_gptproto.models import GenerationTask, TaskStatus, VideoGenerationRequest
 from airflow_provider_gptproto.models import batch_plan as plan
-from airflow_provider_gptproto.models.poll import BatchWait
 from airflow_provider_gptproto.models.reconcile import RECONCILE_SETTLE_SECONDS as RECONCILE_SETTLE_SECONDS
 from airflow_provider_gptproto.models.reconcile import Landing, LostCreate, reconcile
 from airflow_provider_gptproto.models.request import stable_seed
 from airflow_provider_gptproto.models.results import DownloadResult, GenerateResult
 from airflow_provider_gptproto.operators.base import GPTProtoBaseOperator
-from airflow_provider_gptproto.triggers.batch import BatchOutcome, GPTProtoBatchTrigger, parse_batch_event
+from airflow_provider_gptproto.triggers.batch import BatchOutcome, parse_batch_event
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
 from airflow_provider_gptproto.utils.destination import check_destination, check_if_exists, is_static
 from airflow_provider_gptproto.utils.poster import POSTER_KEY, store_poster
@@ -45,6 +43,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
+    from airflow.sdk.types import Logger
 
 # Every request option is an operator argument (and templated); ``content`` is the upstream items form.
 REQUEST_FIELDS = (*(name for name in VideoGenerationRequest.model_fields if name != "extra_body"), "content")
@@ -62,16 +61,13 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     them ordered by take); pushes ``gptproto_task_id`` to XCom once the task exists, and
     ``gptproto_video_url`` (the "GPTProto video" link) once it has a video (with takes: the last take's).
 
-    :param prompt: text description of the video. Default None (required unless ``content`` holds
-        the text).
+    :param prompt: text description of the video. Default None (required unless ``content`` has it).
     :param model: model or endpoint id. Default None: ``seedance-1-0-lite-i2v-250428``.
-    :param duration: ``"5s"`` or ``"10s"`` (seed format) or whole seconds 2..15 or -1 (upstream).
-        Default None: the server's (5 s).
-    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None: the
-        server's (``768:768``).
-    :param seed: 1..2147483647 (-1 = the server draws one, upstream format). Default None: one drawn
-        from the task instance's identity (DAG, run, task, map index), so every try and phase of it
-        sends the same seed, and its result names it whether or not the API reports it.
+    :param duration: ``"5s"`` or ``"10s"`` (seed format) or seconds 2..15 or -1 (upstream). Default None
+        (the server's 5 s).
+    :param dimension: seed format: ``"768:768"``, ``"768:1280"`` or ``"1280:768"``. Default None: ``768:768``.
+    :param seed: 1..2147483647 (-1: the server draws one, upstream format). Default None: one drawn
+        from the task instance's identity, so every try sends the same seed (docs/requests.md).
     :param loop: seed format: loop the video. Default None (server default False).
     :param logo: seed format: watermark logo ``{"position": ..., "url": ...}``. Default None.
     :param images: upstream format: image URLs or ``{"url", "role"}`` items with roles
@@ -87,30 +83,21 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     :param return_last_frame: upstream format: also return the last frame as an image. Default None.
     :param service_tier: upstream format: ``"default"`` or ``"flex"``. Default None.
     :param execution_expires_after: upstream format: seconds (3600..259200) before the server expires
-        the task. Default None; with ``service_tier="flex"``, ``timeout`` (clamped to that range), so
-        the remote task never outlives the wait. An expired task fails the Airflow task with
-        :class:`~airflow_provider_gptproto.exceptions.GPTProtoTaskExpiredError`.
+        the task. Default None; with ``service_tier="flex"``, ``timeout`` (docs/requests.md).
     :param generate_audio: upstream format: generate a sound track. Default None.
     :param draft: upstream format: a cheaper draft render. Default None.
-    :param takes: videos of this request (default 1), each its own paid task with its own seed:
-        ``seed`` (or the one drawn) is take 1's, take k's is derived from it. Each take is
-        recorded for reattaching, so a retry never pays twice for a take; all are waited for at
-        once (one trigger when deferrable). Results carry ``take`` (1-based) and ``takes``.
-    :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``).
-        Default None.
+    :param takes: videos of this request (default 1), each its own paid task and seed (take 1's is
+        ``seed``), waited for at once; a retry never pays twice for a take.
+    :param seeds: every take's seed, ``takes`` distinct integers (instead of ``seed``). Default None.
     :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
     :param wait_for_completion: wait for the video. Default True; False only creates the task and
         returns it (wait later with :class:`~airflow_provider_gptproto.sensors.gptproto.GPTProtoTaskSensor`).
-    :param deferrable: wait in the triggerer, freeing the worker slot. Default: the
-        ``[operators] default_deferrable`` config option (False unless set).
-    :param poll_interval: seconds between status checks, in the worker or the triggerer. Default 10.
-        While the API fails transiently, checks back off (doubling, up to 5 minutes) until the deadline.
-    :param timeout: budget for the remote task (``timedelta`` or seconds), turned into an absolute
-        deadline when the task is created; it survives deferral, triggerer restarts and retries that
-        reattach. On expiry the remote task is cancelled if it still can be, then the Airflow task
-        fails. Default 2 hours.
+    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status checks (backing off while the API fails). Default 10.
+    :param timeout: budget for the remote task (``timedelta`` or seconds), an absolute deadline from
+        its create across deferrals and retries; then it is cancelled if it can be. Default 2 hours.
     :param retry_on_content_policy: retry the Airflow task after a content-policy rejection. Default
-        False: it fails at once, because the same prompt is rejected again.
+        False: the same prompt is rejected again.
     :param cancel_on_kill: cancel the remote task when the Airflow task is killed, marked failed or
         success, or cleared while it waits. Default True.
     :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ``pool``, ...).
@@ -163,27 +150,9 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
             timeout=timeout,
             **kwargs,
         )
-        self.prompt = prompt
-        self.model = model
-        self.duration = duration
-        self.dimension = dimension
-        self.seed = seed
-        self.loop = loop
-        self.logo = logo
-        self.images = images
-        self.content = content
-        self.ratio = ratio
-        self.resolution = resolution
-        self.frames = frames
-        self.framespersecond = framespersecond
-        self.camera_fixed = camera_fixed
-        self.watermark = watermark
-        self.callback_url = callback_url
-        self.return_last_frame = return_last_frame
-        self.service_tier = service_tier
-        self.execution_expires_after = execution_expires_after
-        self.generate_audio = generate_audio
-        self.draft = draft
+        given = locals()
+        for name in REQUEST_FIELDS:  # each request field under its own name, templated
+            setattr(self, name, given[name])
         self.wait_for_completion = wait_for_completion
         self.retry_on_content_policy = retry_on_content_policy
         self.cancel_on_kill = cancel_on_kill
@@ -341,11 +310,8 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
         return task, deadline
 
     def _check_interrupted_create(self, hook: GPTProtoHook, state: TaskState) -> None:
-        """An earlier try started a create but never recorded its id: refuse to pay twice blindly.
-
-        The lost request may still be in flight on the server, so look only once it must have
-        finished (its request timeout plus a margin after it was sent).
-        """
+        """An earlier try started a create but never recorded its id: refuse to pay twice blindly,
+        looking once the lost request must have finished (its request timeout plus a margin)."""
         started = state.create_started()
         if started is None:
             return
@@ -422,24 +388,10 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
                 self._take(GenerateResult(kind="generate", **t.to_dict()), None, k)
                 for k, t in enumerate(tasks, 1)
             ]
-        waiting = BatchWait(watch, self.poll_interval, max(watch.values()), len(watch), self.timeout)
+        wait = (watch, max(watch.values()), len(watch), self.timeout)  # all of them, by the last deadline
         if self.deferrable:
-            self.defer(
-                trigger=GPTProtoBatchTrigger(
-                    watch,
-                    self.gptproto_conn_id,
-                    self.poll_interval,
-                    deadline=waiting.deadline,
-                    min_finished=len(watch),
-                    max_wait_ready=self.timeout,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-            )
-        read = lambda check: hook.get_tasks(list(check.ids))  # noqa: E731
-        status, message = run_poll(waiting.plan(time.time()), read, self.log.log, time.sleep, time.time)
-        outcome = BatchOutcome(str(status), waiting.done, waiting.timed_out, waiting.missing, str(message))
-        return self._finish_takes(outcome, self._take_ids, context)
+            self._defer_batch(*wait)
+        return self._finish_takes(self._poll_batch(*wait), self._take_ids, context)
 
     def _finish_takes(self, outcome: BatchOutcome, ids: list[str], context: Context) -> list[GenerateResult]:
         """Every take's result in take order, once all succeeded; a take that did not fails the
@@ -481,30 +433,31 @@ class GPTProtoGenerateVideoOperator(GPTProtoBaseOperator):
     def on_kill(self) -> None:
         """Best effort, bounded: a killed task should not keep paying for its video."""
         ids = self._take_ids or ([self._remote_task_id] if self._remote_task_id else [])
-        if not (self.cancel_on_kill and ids):
-            return
-        # Its own hook: on_kill runs beside execute, whose session is not thread-safe.
-        hook = GPTProtoHook(self.gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1)
-        try:
-            for remote_id in ids:
-                try:
-                    hook.cancel_task(remote_id)
-                    self.log.info("Cancelled GPTProto task %s on kill", remote_id)
-                except GPTProtoError as exc:
-                    self.log.warning("Could not cancel GPTProto task %s on kill: %s", remote_id, exc)
-        finally:
-            hook.close()
+        if self.cancel_on_kill and ids:
+            _cancel_after_kill(self.gptproto_conn_id, ids, self.log)
+
+
+def _cancel_after_kill(gptproto_conn_id: str, remote_ids: Iterable[str], log: Logger) -> None:
+    """An operator's ``on_kill``: cancel ``remote_ids``, bounded and best effort, with its own hook
+    (``on_kill`` runs beside ``execute``, whose session is not thread-safe)."""
+    hook = GPTProtoHook(gptproto_conn_id, timeout=KILL_CANCEL_TIMEOUT_SECONDS, retry_limit=1)
+    try:
+        for remote_id in remote_ids:
+            try:
+                hook.cancel_task(remote_id)
+                log.info("Cancelled GPTProto task %s on kill", remote_id)
+            except GPTProtoError as exc:
+                log.warning("Could not cancel GPTProto task %s on kill: %s", remote_id, exc)
+    finally:
+        hook.close()
 
 
 class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
     """Land a finished video in storage and announce it as an asset event.
 
-    Outlets default to the ``gptproto_videos`` asset; each run adds prompt, model, seed, duration,
-    dimension, task_id, sha256, bytes, uri and usage (as the API reported it, or None) to the event's
-    extra. Returns the same, a :class:`~airflow_provider_gptproto.models.results.DownloadResult`.
-
-    The destination's filesystem and storage connection are checked at parse time as far as its
-    static part shows them, and in full once rendered, before any request.
+    Outlets default to the ``gptproto_videos`` asset; the event's extra and the return value are a
+    :class:`~airflow_provider_gptproto.models.results.DownloadResult`. The destination is checked
+    at parse time as far as its static part shows it, in full before any request.
 
     :param destination: where to write (templated): a path or URL ``ObjectStoragePath`` understands
         (``/data/videos/``, ``file:///data/v.mp4``, ``s3://<conn_id>@<bucket>/<key>``, ...). One ending
@@ -512,14 +465,12 @@ class GPTProtoDownloadVideoOperator(GPTProtoBaseOperator):
     :param gptproto_task_id: remote task id (templated), e.g. the generate operator's
         ``gptproto_task_id`` XCom. Default None; this or ``gptproto_task`` is required.
     :param gptproto_task: the generate operator's return value (``generate.output``, templated);
-        carries the task id and the request, whose prompt, model, seed, duration and dimension go
-        into the asset event. Default None.
+        its request's fields go into the asset event. Default None.
     :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
     :param max_bytes: refuse a video larger than this many bytes. Default None: the connection's
         ``max_bytes`` extra, else 4 GiB.
-    :param if_exists: what to do when the destination file already exists: ``"overwrite"`` (replace
-        it atomically, so a retry repeats cleanly), ``"skip"`` (keep it and report it, download
-        nothing) or ``"fail"``. Default ``"overwrite"``.
+    :param if_exists: when the file exists: ``"overwrite"`` (atomically, so a retry repeats
+        cleanly), ``"skip"`` (keep and report it) or ``"fail"``. Default ``"overwrite"``.
     :param check_storage_connection: when the DAG is parsed, look up the storage connection a static
         destination names. Default True; set False if that connection exists only on workers.
     :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ``outlets``, ...).

@@ -26,10 +26,8 @@ class GPTProtoPublishVideosOperator(GPTProtoBaseOperator):
     """Copy the takes a :class:`~airflow_provider_gptproto.operators.review.GPTProtoReviewVideosOperator`
     chose into ``destination``, each whole or not at all, and record an asset event there.
 
-    Files are named ``<group>-<prompt words>-take<k>.mp4`` (stable: a retry overwrites them with the
-    same bytes). A take stored upstream is copied from its ``uri``; one known only by its signed
-    ``video_url`` is downloaded (a fresh URL is asked for when it expired). A rejected review
-    publishes nothing: the task is skipped.
+    Files are named ``<group>-<prompt words>-take<k>.mp4`` (a retry overwrites them with the same
+    bytes); a take known only by its signed ``video_url`` is downloaded. A rejected review skips.
 
     :param review: the review's result (templated; usually ``review_task.output``).
     :param destination: folder (ObjectStoragePath or URI, templated) to publish into.

@@ -1,12 +1,7 @@
 """GPTProtoReviewVideosOperator: a person picks one take per prompt (or approves a single video)
-before anything is published, through Airflow's own human-in-the-loop (HITL) tasks (Airflow 3.1+).
-
-It is the standard provider's ``ApprovalOperator`` ("Approve" / "Reject", downstream skipped on
-Reject) with a ``pick_<n>`` choice per prompt that has several takes, a body linking every take's
-Video tab and the plugin's review page, and a typed
-:class:`~airflow_provider_gptproto.models.results.ReviewResult`. The review request it pushes as
-XCom ``gptproto_review`` is documented in :mod:`airflow_provider_gptproto.models.review`: the
-shape of issue 25's shared interface plus each group's ``failed`` take numbers and each take's ``sha256``.
+before anything is published, through Airflow's human-in-the-loop tasks (Airflow 3.1+): the standard
+provider's ``ApprovalOperator`` with a ``pick_<n>`` choice per prompt (docs/review.md). The request
+it pushes as XCom ``gptproto_review`` is documented in :mod:`airflow_provider_gptproto.models.review`.
 """
 
 from __future__ import annotations
@@ -56,23 +51,19 @@ if TYPE_CHECKING:
 class GPTProtoReviewVideosOperator(ApprovalOperator):
     """Ask a reviewer to choose the takes to publish, and wait for the answer (Airflow 3.1+).
 
-    Give the result of the upstream task(s): the reviewer sees one group per prompt; for a group
-    with several succeeded takes the form has a ``pick_<n>`` field (default: its first take). Only
-    succeeded takes are candidates; a group whose takes all failed is listed as such.
+    The reviewer sees one group per prompt, and a ``pick_<n>`` field (default: its first take) for a
+    group of several succeeded takes.
 
-    :param videos: what to review (templated): a generate result, a list of them (the takes of a
-        prompt), a mapped task's results, a batch summary (its manifest is read), a storyboard result
-        or a list of them; or a list of XComArgs of such tasks.
+    :param videos: what to review (templated): generate, batch or storyboard results, a list of
+        them or a mapped task's; or a list of XComArgs of such tasks (docs/review.md).
     :param subject: the headline in "Required actions" (templated).
     :param body: Markdown put before the generated list of takes (templated). Default None.
     :param defaults: what a ``response_timeout`` takes (``"Approve"`` or ``"Reject"``; with
         ``"Approve"`` each group's default pick). Default None: a timeout fails the task.
     :param response_timeout: longest wait for the answer (a ``timedelta``). Default None: no limit.
 
-    Other keyword arguments go to ``ApprovalOperator`` (``assigned_users``, ``notifiers``,
-    ``fail_on_reject``, ``ignore_downstream_trigger_rules``). Returns a
-    :class:`~airflow_provider_gptproto.models.results.ReviewResult`; on Reject ``approved`` is
-    False, ``chosen`` is empty and the downstream tasks are skipped.
+    Other keyword arguments go to ``ApprovalOperator`` (``assigned_users``, ``fail_on_reject``, ...).
+    Returns a :class:`~airflow_provider_gptproto.models.results.ReviewResult`; Reject skips downstream.
     """
 
     template_fields: Sequence[str] = ("videos", "subject", "body")

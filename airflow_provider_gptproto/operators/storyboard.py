@@ -1,9 +1,7 @@
 """GPTProtoStoryboardOperator: one video longer than a clip, from shots chained by their last frame.
 
-The shots are a batch's items (``operators/batch``), so the journal, resume and never paying twice
-come with them. With continuity ``"last_frame"`` the plan chains them (``BatchPlan.chain``) and each
-shot's create carries the previous shot's fresh ``last_frame_url`` as its first frame. Once every
-shot is stored, ``storage/stitch`` joins them into ``storyboard.mp4``. See docs/storyboard.md.
+The shots are a batch's items (``operators/batch``), chained by the plan (``BatchPlan.chain``) with
+continuity ``"last_frame"``; ``storage/stitch`` joins them into ``storyboard.mp4`` (docs/storyboard.md).
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -47,6 +46,19 @@ if TYPE_CHECKING:
     from airflow_provider_gptproto.storage.stitch import StitchResult
 
 CONTINUITY = ("last_frame", "none")
+# The batch operator's arguments a storyboard passes on as they are (and the shared request fields).
+BATCH_ARGUMENTS = (
+    "destination",
+    "takes",
+    "seeds",
+    "max_in_flight",
+    "poll_interval",
+    "timeout",
+    "deadline",
+    "deferrable",
+    "cancel_on_kill",
+    "gptproto_conn_id",
+)
 VIDEO_NAME = "storyboard.mp4"
 STORYBOARD_NAME = "storyboard.json"
 CHAPTERS_NAME = "chapters.vtt"
@@ -55,21 +67,17 @@ CHAPTERS_NAME = "chapters.vtt"
 class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     """Generate the shots of a storyboard and stitch them into one MP4.
 
-    Give exactly one of ``shots`` or ``storyboard_file``. Every shot is validated before anything
-    is paid for. A shot that fails beyond ``shot_retries`` fails the storyboard (there is no failure
-    budget); the error and the manifest name the shot, its prompt and the reason. A new try of the
-    Airflow task resumes at the first unfinished shot, keeping the finished ones.
+    Give exactly one of ``shots`` or ``storyboard_file``; every shot is validated before anything is
+    paid for. A shot that fails beyond ``shot_retries`` fails the storyboard; a new try resumes at it.
 
-    :param shots: list of shots, each a prompt string or a dict of request fields (per-shot
-        overrides of the shared fields below; ``key`` names its file). Templated.
+    :param shots: list of shots, each a prompt string or a dict of request fields (and ``key``). Templated.
     :param storyboard_file: ObjectStoragePath (or URI) of a YAML or JSON file: a list of shots, or
         ``{"shots": [...]}``. Templated.
     :param continuity: ``"last_frame"`` (default): each shot starts from the previous shot's last
         frame, so shots run one after another on an image-capable model; ``"none"``: independent
         shots, in parallel.
-    :param destination: folder (ObjectStoragePath or URI) receiving ``<key>.mp4`` per shot,
-        ``manifest.jsonl``, the stitched ``storyboard.mp4``, ``storyboard.json`` and
-        ``chapters.vtt``. Templated. Required.
+    :param destination: folder (ObjectStoragePath or URI) receiving the shots, ``manifest.jsonl``
+        and the stitched ``storyboard.mp4`` (docs/storyboard.md). Templated. Required.
     :param model: shared request field; a shot's own value wins. Default None (the default model).
     :param duration: shared request field (seconds per shot); a shot's own value wins. Default None.
     :param dimension: shared request field; a shot's own value wins. Default None.
@@ -86,11 +94,8 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param execution_expires_after: shared request field; a shot's own value wins. Default None.
     :param generate_audio: shared request field; a shot's own value wins. Default None.
     :param draft: shared request field; a shot's own value wins. Default None.
-    :param takes: whole storyboards to make (default 1), each with its own seed (given ``seed`` is
-        take 1's, the others derived; with none, drawn per shot and take) and, with continuity, its
-        own chain of shots; the takes render side by side. With takes > 1 each is stitched to
-        ``<destination>/take-<k>/`` (``storyboard.mp4``, ``storyboard.json``, ``chapters.vtt``), its
-        shots are ``<key>-take-<k>.mp4`` and the result is a list, one per take.
+    :param takes: whole storyboards to make (default 1), each with its own seeds and chain; with
+        takes > 1 each is stitched to ``<destination>/take-<k>/`` and the result is a list.
     :param seeds: every take's seed, a list of ``takes`` distinct integers (instead of ``seed``).
     :param max_in_flight: most shots rendering at once (default 4); each chain renders one at a time.
     :param shot_retries: times a failed shot is tried again within the task, each with a new seed
@@ -101,16 +106,12 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
     :param deferrable: wait in the triggerer between shots (default ``[operators] default_deferrable``).
     :param cancel_on_kill: cancel the rendering shots when the task is killed (default True).
     :param gptproto_conn_id: the connection (default ``gptproto_default``).
-    :param kwargs: the batch operator's ``max_videos``, ``max_video_seconds``,
-        ``max_usage_tokens``, ``on_budget`` and ``dry_run`` (docs/batch.md, "Spending limits"):
-        once a limit stops the shots, ``on_budget="succeed"`` stitches the shots made (a chain's
-        first ones); and any other ``BaseOperator`` argument.
+    :param kwargs: the batch operator's spending limits and ``dry_run`` (``on_budget="succeed"``
+        stitches the shots made), and any other ``BaseOperator`` argument.
 
-    Outlets default to the ``gptproto_videos`` asset, with one event for the stitched video (Airflow
-    records one event per asset and task: with takes, take 1's, its extra listing every take's
-    video under ``take_uris``). Returns a
-    :class:`~airflow_provider_gptproto.models.results.StoryboardResult` (with takes > 1, a list of
-    them in take order).
+    Outlets default to the ``gptproto_videos`` asset, one event for the stitched video (with takes,
+    take 1's, listing every take's under ``take_uris``). Returns a
+    :class:`~airflow_provider_gptproto.models.results.StoryboardResult` (with takes > 1, one per take).
     """
 
     template_fields: Sequence[str] = (
@@ -168,22 +169,12 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
             raise GPTProtoRequestError(
                 f"shot_retries must be an integer >= 0, got {shot_retries!r}", field="shot_retries"
             )
-        shared = {name: value for name, value in locals().items() if name in SHARED_FIELDS}
+        given = locals()
         super().__init__(
-            destination=destination,
             prompts=shots,
             requests_file=storyboard_file,
-            max_in_flight=max_in_flight,
             max_failed_items=0,
-            takes=takes,
-            seeds=seeds,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            deadline=deadline,
-            deferrable=deferrable,
-            cancel_on_kill=cancel_on_kill,
-            gptproto_conn_id=gptproto_conn_id,
-            **shared,
+            **{name: given[name] for name in (*BATCH_ARGUMENTS, *SHARED_FIELDS)},
             **kwargs,
         )
         self.shots = shots
@@ -246,16 +237,7 @@ class GPTProtoStoryboardOperator(GPTProtoBatchGenerateVideosOperator):
         return list(shots)
 
     def _plan(self, total: int, deadline: float) -> plan.BatchPlan:
-        return plan.BatchPlan(
-            total,
-            self.max_in_flight,
-            self.timeout,
-            deadline,
-            0,
-            chain=self._chained,
-            item_retries=self.shot_retries,
-            takes=self.takes,
-        )
+        return replace(super()._plan(total, deadline), chain=self._chained, item_retries=self.shot_retries)
 
     def _fingerprint(self, items: list[BatchItem]) -> str:
         return fingerprint(items, extra={"continuity": self.continuity})

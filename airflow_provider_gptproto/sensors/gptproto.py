@@ -31,21 +31,16 @@ POLL_FAILURES_KEY = "gptproto_poll_failures"
 class GPTProtoTaskSensor(GPTProtoHookMixin, BaseSensorOperator):
     """Succeed when the GPTProto task ``gptproto_task_id`` has its video; fail like the operator if not.
 
-    Works in ``poke`` and ``reschedule`` modes and, with ``deferrable=True``, waits in the triggerer
-    using the same trigger as the operator. It never cancels the task it watches: it does not own it.
-    The return value (XCom) is the finished task: a
-    :class:`~airflow_provider_gptproto.models.results.GenerateResult`.
-
-    A transient API error never fails a poke: the next one backs off like the trigger, until
-    ``timeout`` (in reschedule mode the failure count survives in the task state store, Airflow 3.3+).
+    Works in ``poke``, ``reschedule`` and deferrable mode; it never cancels the task it watches
+    (it does not own it). Returns a :class:`~airflow_provider_gptproto.models.results.GenerateResult`.
+    A transient API error never fails a poke: the next one backs off, until ``timeout``.
 
     :param gptproto_task_id: the remote task id to wait for (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='generate', key='gptproto_task_id') }}"``. Required.
     :param gptproto_conn_id: the GPTProto connection (templated). Default ``"gptproto_default"``.
-    :param deferrable: wait in the triggerer, freeing the worker slot. Default: the
-        ``[operators] default_deferrable`` config option (False unless set).
+    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
     :param retry_on_content_policy: retry the Airflow task after a content-policy rejection. Default
-        False: it fails at once, because the same prompt is rejected again.
+        False: the same prompt is rejected again.
     :param poke_interval: seconds between status checks (also the trigger's poll interval). Default 10.
     :param timeout: seconds to wait in all before the sensor fails. Default: the ``[sensors]
         default_timeout`` config option (7 days unless set).

@@ -52,9 +52,6 @@ class DownloadedVideo:
 def existing_video(destination: ObjectStoragePath, if_exists: str) -> DownloadedVideo | None:
     """What ``if_exists`` makes of a file already at ``destination``: None means write it.
 
-    ``"overwrite"`` writes without looking (the atomic rename replaces the file, so a retry
-    repeats cleanly); ``"fail"`` raises; ``"skip"`` keeps the file and describes it (size, sha256).
-
     :param destination: the file the caller is about to write.
     :param if_exists: ``"overwrite"``, ``"skip"`` or ``"fail"`` (checked by the caller).
     :return: the existing file's description, or None when the caller should write.
@@ -101,10 +98,8 @@ def write_stream_atomically(
     sweep: bool = True,
     stream_errors: tuple[type[BaseException], ...] = (),
 ) -> DownloadedVideo:
-    """Write ``chunks`` into ``destination`` via a temporary sibling, hashing them on the way.
-
-    An error writing the hidden temporary file is reported against ``destination``: that is the
-    path the user chose and can fix; the temporary name means nothing to them.
+    """Write ``chunks`` into ``destination`` via a temporary sibling, hashing them on the way; errors
+    name ``destination`` (the path the user chose), never the temporary file.
 
     :param chunks: the file's bytes, in order (e.g. a response's ``iter_content``).
     :param destination: the file to write; its folder must exist.
@@ -113,8 +108,7 @@ def write_stream_atomically(
     :param expected_sha256: the bytes' known sha256; other bytes fail and are not kept. Default None.
     :param max_bytes: fail once more bytes than this arrived. Default None: no limit.
     :param sweep: first remove a killed write's leftovers of this destination (lists its folder).
-        Default True; a caller writing many files into one folder runs :func:`sweep_stale_parts`
-        once instead and passes False.
+        Default True; False after :func:`sweep_stale_parts` on the folder.
     :param stream_errors: exception types ``chunks`` raises when its source broke off (e.g.
         ``requests.RequestException``): reported as a truncated video. Default: none.
     :return: ``DownloadedVideo(uri, bytes, sha256, content_type)``.
@@ -159,10 +153,8 @@ def write_stream_atomically(
 
 
 def write_bytes_atomically(data: bytes, destination: ObjectStoragePath) -> None:
-    """Write a small file (a poster frame) whole or not at all: a temporary sibling, then a rename.
-
-    A reader never sees half a file, and a write killed midway leaves only a temporary file that
-    :func:`sweep_stale_parts` clears later.
+    """Write a small file (a poster frame) whole or not at all: a temporary sibling, then a rename
+    (a killed write leaves only a temporary file, which :func:`sweep_stale_parts` clears).
 
     :param data: the file's bytes.
     :param destination: the file to write; its folder must exist.
@@ -181,9 +173,8 @@ def write_bytes_atomically(data: bytes, destination: ObjectStoragePath) -> None:
 def sweep_stale_parts(folder: ObjectStoragePath) -> None:
     """Remove the temporary files that killed writes left anywhere in ``folder``: one listing.
 
-    For a caller writing many videos into one folder (the batch operator, once per worker phase):
-    sweeping per video would list the whole folder for every video, which grows with the square of
-    the batch (and is one paged LIST request per video on object stores).
+    For a caller writing many videos into one folder (the batch, once per worker phase): sweeping
+    per video would list the folder per video, which grows with the square of the batch.
 
     :param folder: the folder to sweep; only files idle for :data:`STALE_PART_SECONDS` go.
     """

@@ -27,11 +27,8 @@ CANCEL_CONCURRENCY = 8
 class GPTProtoBatchTrigger(GPTProtoPollingTrigger):
     """Poll a batch's in-flight tasks; fire once *enough* of them have finished.
 
-    "Enough" means worth a worker phase: at least ``min_finished`` watched tasks are terminal (or
-    past their own deadline), or the first finished one has waited ``max_wait_ready`` seconds, or
-    every watched task is finished. The operator sets ``min_finished`` to half the watched tasks
-    while items remain to be created (the freed slots are refilled in one phase) and to all of them
-    once none remain, so a batch costs about ``2 * items / max_in_flight`` worker phases.
+    "Enough": ``min_finished`` watched tasks ended (or passed their own deadline), every one did, or
+    the first to finish has waited ``max_wait_ready`` seconds (docs/batch.md, "Waiting").
 
     Event payload: ``{"status": "ready" | "deadline" | "error", "tasks": {remote id:
     GenerationTask.to_dict()} of the finished ones, "timed_out": [ids past their deadline],
@@ -43,8 +40,7 @@ class GPTProtoBatchTrigger(GPTProtoPollingTrigger):
     :param deadline: the batch's absolute deadline; at it the trigger fires with what finished.
     :param min_finished: finished tasks that make a worker phase worthwhile (default 1).
     :param max_wait_ready: longest a finished task waits for others before firing (default 300 s).
-    :param cancel_on_kill: cancel every watched task still running when a user stops the Airflow
-        task (default True); a triggerer failover cancels nothing.
+    :param cancel_on_kill: as :class:`~airflow_provider_gptproto.triggers.base.GPTProtoPollingTrigger`'s.
     """
 
     def __init__(

@@ -8,13 +8,10 @@ Written so that a retry, or a worker killed mid-batch, resumes without paying tw
 * every ``FLUSH_EVERY`` creates, and at the end of each worker phase, changed entries move into
   fixed *shards* of ``SHARD_ITEMS`` items and the tail is emptied.
 
-So a kill leaves at most one item whose create is ambiguous (intent, no id), which the operator
-reconciles as the single operator does. Storage is a key-value store: Airflow 3.3's task state
-store when the task has one (scoped to the DAG run, task and map index; it survives retries), else
-JSON files in a hidden folder of the destination. Values stay far below the store's
-``[state_store] max_value_storage_bytes`` (64 KiB by default; a shard of 200 finished items is
-about 40 KB). Each entry, a typed :class:`JournalEntry` everywhere else, is stored as a small dict
-(only this module reads or writes it); ``s`` is its :class:`ItemState`:
+So a kill leaves at most one ambiguous create (intent, no id), reconciled as the single operator
+does. The store is the task state store or a folder (docs/batch.md, "Durability"); a shard of 200
+finished items is about 40 KB, far below ``[state_store] max_value_storage_bytes``. Each entry, a
+typed :class:`JournalEntry` elsewhere, is stored as a small dict; ``s`` is its :class:`ItemState`:
 
 ==========  ===============================================================================
 ``c``       CREATING: started at ``t`` (unix seconds), no id known yet: maybe paid, reconcile
@@ -210,11 +207,27 @@ class BatchJournal:
 
 
 # The compact encoding: state codes and short keys, as every journal so far was written.
-_CODES = {"todo": ItemState.TODO, "c": ItemState.CREATING, "r": ItemState.RUNNING, "d": ItemState.DONE,
-          "f": ItemState.FAILED}  # fmt: skip
-_KEYS = {"task_id": "id", "at": "t", "seed": "seed", "nbytes": "b", "sha256": "h", "usage": "u",
-         "status": "st", "error": "e", "kind": "k", "attempt": "a", "paid": "p",
-         "paid_tokens": "pt"}  # fmt: skip
+_CODES = {
+    "todo": ItemState.TODO,
+    "c": ItemState.CREATING,
+    "r": ItemState.RUNNING,
+    "d": ItemState.DONE,
+    "f": ItemState.FAILED,
+}
+_KEYS = {
+    "task_id": "id",
+    "at": "t",
+    "seed": "seed",
+    "nbytes": "b",
+    "sha256": "h",
+    "usage": "u",
+    "status": "st",
+    "error": "e",
+    "kind": "k",
+    "attempt": "a",
+    "paid": "p",
+    "paid_tokens": "pt",
+}
 
 
 def _encode(entry: JournalEntry) -> dict[str, Any]:
