@@ -187,16 +187,16 @@ async def test_a_new_session_after_aclose(
 async def test_connection_is_resolved_once(
     ahook: GPTProtoHook, aio: aioresponses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import airflow_provider_gptproto.hooks.gptproto as hook_module
+    from airflow_provider_gptproto.hooks import _async_connections
 
     lookups: list[str] = []
-    original = hook_module.get_async_connection
+    original = _async_connections.get_async_connection
 
     async def counting(conn_id: str, hook: Any = None) -> Any:
         lookups.append(conn_id)
         return await original(conn_id, hook)
 
-    monkeypatch.setattr(hook_module, "get_async_connection", counting)
+    monkeypatch.setattr(_async_connections, "get_async_connection", counting)
     aio.get(URL_T1, payload=task_b("t1", "queued"), repeat=True)
     for _ in range(3):
         await ahook.aget_task("t1")

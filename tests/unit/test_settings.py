@@ -203,8 +203,21 @@ def test_redact() -> None:
 def test_key_is_registered_with_the_secrets_masker(monkeypatch: pytest.MonkeyPatch) -> None:
     masked: list[str] = []
     monkeypatch.setattr(hook_module, "mask_secret", masked.append)
+    monkeypatch.setattr(hook_module, "MASKED_KEYS", set())
     settings_for(monkeypatch, conn_json())
     assert masked == [API_KEY]
+
+
+def test_key_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every hook of a triggerer resolves its connection; only the first key costs a round trip."""
+    masked: list[str] = []
+    monkeypatch.setattr(hook_module, "mask_secret", masked.append)
+    monkeypatch.setattr(hook_module, "MASKED_KEYS", set())
+    set_conn(monkeypatch, conn_json(), "gptproto_mask_a")
+    set_conn(monkeypatch, conn_json(password="sk-another-key-000000000000"), "gptproto_mask_b")
+    for conn_id in ("gptproto_mask_a", "gptproto_mask_a", "gptproto_mask_b"):
+        assert GPTProtoHook(conn_id).settings
+    assert masked == [API_KEY, "sk-another-key-000000000000"]
 
 
 def test_settings_are_resolved_once_per_hook(monkeypatch: pytest.MonkeyPatch) -> None:
