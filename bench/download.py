@@ -17,12 +17,15 @@ own ``time_total``; the hook's call timed in-process). Files are deleted after e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import resource
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +41,7 @@ GIB = 1 << 30
 FULL_SIZES = (64 * MIB, 1024 * MIB)
 SMOKE_SIZES = (2 * MIB, 8 * MIB)
 TARGET_GROWTH_MIB = 64.0
-TARGET_THROUGHPUT_RATIO = 0.7
+TARGET_THROUGHPUT_RATIO = 0.85
 # "The same for both sizes": the big file may not need more than this on top of the small one.
 SAME_TOLERANCE_MIB = 8.0
 TASKS_PATH = "/api/v3/contents/generations/tasks"
@@ -197,15 +200,40 @@ def _timed(run: Any, emulator: psutil.Process) -> dict[str, Any]:
     return result
 
 
-def measure_size(size: int, reps: int) -> dict[str, Any]:
-    """curl and the hook, alternating, against one emulator serving ``size`` bytes."""
-    with (
-        common.emulator(queue_seconds=0, run_seconds=0, video_bytes=size) as emu,
-        common.scratch_dir("bench-download-") as scratch,
-    ):
-        url = _video_url(emu.url)
-        server = psutil.Process(emu.pid)
-        dest = scratch / "video.mp4"
+def _mp4_file(path: Path, size: int) -> None:
+    """``size`` bytes that open like an MP4 (an ``ftyp`` box), so the hook's container check passes."""
+    block = os.urandom(MIB)
+    with open(path, "wb") as out:
+        out.write(b"\x00\x00\x00\x10ftypmp42\x00\x00\x00\x00")
+        left = size - 16
+        while left > 0:
+            left -= out.write(block[: min(left, MIB)])
+
+
+@contextlib.contextmanager
+def _video_host(size: int, zero_copy: bool) -> Iterator[tuple[str, psutil.Process, Path]]:
+    """(video URL, server process, destination folder): the emulator and a scratch folder on disk,
+    or with ``zero_copy`` bench/fileserver.py and a folder in /dev/shm (tmpfs: no writeback)."""
+    if not zero_copy:
+        with (
+            common.emulator(queue_seconds=0, run_seconds=0, video_bytes=size) as emu,
+            common.scratch_dir("bench-download-") as scratch,
+        ):
+            yield _video_url(emu.url), psutil.Process(emu.pid), scratch
+        return
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    with common.scratch_dir("bench-download-blob-") as blob_dir, tempfile.TemporaryDirectory(dir=shm) as out:
+        blob = blob_dir / "video.mp4"
+        _mp4_file(blob, size)
+        args = [common.PY, "-m", "bench.fileserver", "--file", str(blob)]
+        with common.Child(args, name="fileserver", core=common.SERVER_CORE, url_line=True) as host:
+            yield host.url + "/video.mp4", psutil.Process(host.pid), Path(out)
+
+
+def measure_size(size: int, reps: int, zero_copy: bool = False) -> dict[str, Any]:
+    """curl and the hook, alternating, against one server (see :func:`_video_host`) serving ``size``."""
+    with _video_host(size, zero_copy) as (url, server, folder):
+        dest = folder / "video.mp4"
         _curl(url, dest)  # warm-up: the emulator renders the MP4 on first use
         dest.unlink(missing_ok=True)
         curl_runs, hook_runs, plain_runs = [], [], []
@@ -271,43 +299,20 @@ def run(smoke: bool = False) -> BenchResult:
             "the hook's download call (all threads, process CPU time) vs curl's whole process (rusage), "
             "median. Emulator CPU: its CPU time during the download / the download's wall time, % of one "
             "core, median (well under 100% = the server kept up).",
+            "Second table, the client alone: the same clients and repetitions against bench/fileserver.py "
+            "(the kernel sends the body with sendfile, so the server takes almost no CPU) writing into "
+            "/dev/shm (tmpfs, so no disk writeback varies the time). What is left is the client's own "
+            "cost against curl's.",
         ],
     )
-    points = [measure_size(size, 1 if smoke else (7 if size <= 64 * MIB else 5)) for size in sizes]
-    result.tables.append(
-        Table(
-            "Download to file:// (clients on both cores, emulator pinned to core 1)",
-            [
-                "size",
-                "reps",
-                "hook MiB/s best (median)",
-                "curl -o MiB/s best (median)",
-                "hook / curl best (median)",
-                "same stream, no digest: MiB/s best",
-                "sha256 alone MiB/s",
-                "client CPU s/GiB hook / curl",
-                "emulator CPU % during hook / curl",
-                "peak RSS growth MiB",
-                "RSS before MiB",
-            ],
-            [
-                [
-                    f"{p['size'] // MIB} MiB",
-                    str(p["reps"]),
-                    f"{fmt(p['hook_best'], 0)} ({fmt(p['hook_median'], 0)})",
-                    f"{fmt(p['curl_best'], 0)} ({fmt(p['curl_median'], 0)})",
-                    f"{fmt(p['ratio_best'], 2)} ({fmt(p['ratio_median'], 2)})",
-                    fmt(p["plain_best"], 0),
-                    fmt(p["sha256_mib_s"], 0),
-                    f"{fmt(p['hook_cpu_s_gib'], 2)} / {fmt(p['curl_cpu_s_gib'], 2)}",
-                    f"{fmt(p['hook_server_pct'], 0)} / {fmt(p['curl_server_pct'], 0)}",
-                    fmt(p["growth_mib"], 1),
-                    fmt(p["rss_before_mib"], 0),
-                ]
-                for p in points
-            ],
-        )
-    )
+    reps = {size: 1 if smoke else (7 if size <= 64 * MIB else 5) for size in sizes}
+    points = [measure_size(size, reps[size]) for size in sizes]
+    floor = [measure_size(size, reps[size], zero_copy=True) for size in sizes]
+    for title, rows in (
+        ("Download to file:// (clients on both cores, emulator pinned to core 1)", points),
+        ("The client alone: a zero-copy host (sendfile) and a tmpfs destination", floor),
+    ):
+        result.tables.append(_table(title, rows))
     for p in points:
         label = f"{p['size'] // MIB}mib"
         result.figures[f"hook_mib_s_{label}"] = p["hook_best"]
@@ -329,15 +334,10 @@ def run(smoke: bool = False) -> BenchResult:
                 f"largest <= smallest + {SAME_TOLERANCE_MIB:.0f} MiB",
                 big["growth_mib"] <= small["growth_mib"] + SAME_TOLERANCE_MIB if judged else None,
             ),
-            Target(
-                "Throughput vs curl -o (best of the repetitions; median in brackets)",
-                ", ".join(
-                    f"{p['size'] // MIB} MiB: {p['ratio_best']:.2f}x ({p['ratio_median']:.2f}x)"
-                    for p in points
-                ),
-                f">= {TARGET_THROUGHPUT_RATIO}x",
-                all(p["ratio_best"] >= TARGET_THROUGHPUT_RATIO for p in points) if judged else None,
+            _throughput_target(
+                "Throughput vs curl -o, emulator host (best; median in brackets)", points, judged
             ),
+            _throughput_target("Throughput vs curl -o, the client alone (best; median)", floor, judged),
         ]
     )
     if not all(p["peak_reset"] for p in points):
@@ -346,6 +346,55 @@ def run(smoke: bool = False) -> BenchResult:
         result.notes.append("Smoke: 2 and 8 MiB, one repetition; targets are judged in the full run only.")
     result.seconds = time.monotonic() - started
     return result
+
+
+def _throughput_target(name: str, points: list[dict[str, Any]], judged: bool | None) -> Target:
+    """Met when the best and the median repetition of every size reach the target ratio."""
+    return Target(
+        name,
+        ", ".join(
+            f"{p['size'] // MIB} MiB: {p['ratio_best']:.2f}x ({p['ratio_median']:.2f}x)" for p in points
+        ),
+        f">= {TARGET_THROUGHPUT_RATIO}x, best and median",
+        all(min(p["ratio_best"], p["ratio_median"]) >= TARGET_THROUGHPUT_RATIO for p in points)
+        if judged
+        else None,
+    )
+
+
+def _table(title: str, points: list[dict[str, Any]]) -> Table:
+    return Table(
+        title,
+        [
+            "size",
+            "reps",
+            "hook MiB/s best (median)",
+            "curl -o MiB/s best (median)",
+            "hook / curl best (median)",
+            "same stream, no digest: MiB/s best",
+            "sha256 alone MiB/s",
+            "client CPU s/GiB hook / curl",
+            "server CPU % during hook / curl",
+            "peak RSS growth MiB",
+            "RSS before MiB",
+        ],
+        [
+            [
+                f"{p['size'] // MIB} MiB",
+                str(p["reps"]),
+                f"{fmt(p['hook_best'], 0)} ({fmt(p['hook_median'], 0)})",
+                f"{fmt(p['curl_best'], 0)} ({fmt(p['curl_median'], 0)})",
+                f"{fmt(p['ratio_best'], 2)} ({fmt(p['ratio_median'], 2)})",
+                fmt(p["plain_best"], 0),
+                fmt(p["sha256_mib_s"], 0),
+                f"{fmt(p['hook_cpu_s_gib'], 2)} / {fmt(p['curl_cpu_s_gib'], 2)}",
+                f"{fmt(p['hook_server_pct'], 0)} / {fmt(p['curl_server_pct'], 0)}",
+                fmt(p["growth_mib"], 1),
+                fmt(p["rss_before_mib"], 0),
+            ]
+            for p in points
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import os
 import resource
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +33,40 @@ POLLERS = int(os.environ.get("BENCH_TRIGGERER_N", "1000"))
 PROBE_RESULT = os.environ.get("BENCH_PROBE_RESULT", "/tmp/bench-probe.json")
 PROBE_STATS_URL = os.environ.get("BENCH_PROBE_STATS_URL", "http://127.0.0.1:9/_stats")
 PROBE_WINDOW = float(os.environ.get("BENCH_PROBE_WINDOW", "60"))
+# "idle": the same tasks born deferred on Airflow's own DateTimeTrigger for 2099 instead, which never
+# does anything: what the triggerer costs with no polling at all (Airflow's own share of lag and RSS).
+KIND = os.environ.get("BENCH_TRIGGERER_KIND", "gptproto")
+IDLE_TRIGGER = "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
 
 
 class TriggerStartedPoller(BaseOperator):
-    """A task born deferred on a GPTProtoTaskTrigger polling ``bench-<map index>`` (never ends)."""
+    """A task born deferred on a GPTProtoTaskTrigger polling ``bench-<map index>`` (never ends), or
+    with ``BENCH_TRIGGERER_KIND=idle`` on an idle DateTimeTrigger."""
 
     template_fields = ("gptproto_task_id",)
     start_from_trigger = True
-    start_trigger_args = StartTriggerArgs(
-        trigger_cls=GPTPROTO_TRIGGER,
-        trigger_kwargs={
-            "gptproto_task_id": "bench-{{ ti.map_index }}",
-            "gptproto_conn_id": CONN_ID,
-            "poll_interval": POLL_INTERVAL,
-            "deadline": None,
-            "cancel_on_kill": False,
-        },
-        next_method="execute_complete",
-        next_kwargs=None,
-        timeout=None,
+    start_trigger_args = (
+        StartTriggerArgs(
+            trigger_cls=IDLE_TRIGGER,
+            trigger_kwargs={"moment": datetime(2099, 1, 1, tzinfo=timezone.utc)},
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+        if KIND == "idle"
+        else StartTriggerArgs(
+            trigger_cls=GPTPROTO_TRIGGER,
+            trigger_kwargs={
+                "gptproto_task_id": "bench-{{ ti.map_index }}",
+                "gptproto_conn_id": CONN_ID,
+                "poll_interval": POLL_INTERVAL,
+                "deadline": None,
+                "cancel_on_kill": False,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
     )
 
     def __init__(self, *, gptproto_task_id: str = "bench", **kwargs: Any) -> None:

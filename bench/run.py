@@ -25,12 +25,14 @@ from bench import (
     download,
     stitch,
     trigger_polling,
+    triggerer_10k,
     worker_slots,
 )
 from bench.common import BenchResult, Target
 
 BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "trigger_polling": trigger_polling.run,
+    "triggerer_10k": triggerer_10k.run,
     "worker_slots": worker_slots.run,
     "download": download.run,
     "client_overhead": client_overhead.run,

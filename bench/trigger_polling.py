@@ -62,7 +62,7 @@ def _server_stats(url: str) -> dict[str, Any]:
 
 
 def _count_lookups() -> list[int]:
-    """Count connection look-ups (sync and async) so we can show they happen once per trigger."""
+    """Count connection look-ups (sync and async): a loop's triggers share them, at most one each."""
     from airflow.sdk.definitions.connection import Connection
 
     counter = [0]
@@ -369,7 +369,7 @@ def run(
                     f"{p['sockets_max']} ({p['sockets_mean']:.0f})",
                     fmt(p["client_cpu_percent"], 0),
                     fmt(p["server_cpu_percent"], 0),
-                    fmt(p["lookups"] / n, 2) if variant in ("gptproto", "http_sensor") else "-",
+                    fmt(p["lookups"] / n, 4) if variant in ("gptproto", "http_sensor") else "-",
                 ]
             )
     result.tables.append(
@@ -508,13 +508,13 @@ def _judge(result: BenchResult, points: dict[tuple[str, int], dict[str, Any]], n
             True,
         )
     )
-    lookups = {n: points[("gptproto", n)]["lookups"] / n for n in by_n}
+    lookups = {n: points[("gptproto", n)]["lookups"] for n in by_n}
     result.targets.append(
         Target(
-            "Connection resolved once per trigger",
-            ", ".join(f"N={n:,}: {v:.2f}" for n, v in lookups.items()),
-            "1.00 look-up per trigger",
-            all(abs(v - 1.0) < 1e-9 for v in lookups.values()),
+            "Connection look-ups (shared by the triggers of a loop that start within a minute)",
+            ", ".join(f"N={n:,}: {v}" for n, v in lookups.items()),
+            "at least 1, at most 1 per trigger",
+            all(1 <= v <= n for n, v in lookups.items()),
         )
     )
 

@@ -9,6 +9,7 @@ core; the server and the other Airflow components share the server core.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -43,12 +44,22 @@ def _rate(url: str, seconds: float) -> float:
     return (count1 - count0) / max(1e-6, t1 - t0)
 
 
-def _pin_stack(stack: Any) -> None:
-    """Triggerer (and its trigger-runner child) on the client core, everything else on the server core."""
+def _pin_stack(stack: Any, runner_alone: bool = False) -> None:
+    """Triggerer (and its trigger-runner child) on the client core, everything else on the server core.
+
+    ``runner_alone``: the trigger-runner alone on the client core, as the floor's client process;
+    the triggerer's supervisor may run on either core. Loading 10,000 triggers keeps it busy for
+    minutes (building and serialising their workloads: Airflow's own work) while the runner waits for
+    them, and the server core is already taken by a scheduler that tracks 10,000 task instances.
+    """
     for name in ("api-server", "scheduler", "dag-processor"):
         if stack.is_running(name):
             common.pin_tree(stack.pid(name), [common.SERVER_CORE])
-    common.pin_tree(stack.pid("triggerer"), [common.CLIENT_CORE])
+    triggerer = stack.pid("triggerer")
+    both = [common.CLIENT_CORE, common.SERVER_CORE]
+    common.pin_tree(triggerer, both if runner_alone else [common.CLIENT_CORE])
+    if runner_alone and (runner := _runner_pid(triggerer)) is not None:
+        common.pin_tree(runner, [common.CLIENT_CORE])
 
 
 def _runner_pid(triggerer_pid: int) -> int | None:
@@ -78,7 +89,7 @@ def _blocked_in_window(log_text: str, start: float, end: float) -> list[str]:
 
 
 def probe_env(
-    server_url: str, n: int, interval: float, result_path: Path | str, window: float
+    server_url: str, n: int, interval: float, result_path: Path | str, window: float, kind: str = "gptproto"
 ) -> dict[str, str]:
     """What the poller and probe DAGs read from every Airflow component's environment."""
     return {
@@ -90,38 +101,80 @@ def probe_env(
         "BENCH_PROBE_RESULT": str(result_path),
         "BENCH_PROBE_STATS_URL": server_url + "/_stats",
         "BENCH_PROBE_WINDOW": str(window),
+        "BENCH_TRIGGERER_KIND": kind,
     }
 
 
-def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[str, Any]:
-    """Start everything, load N triggers, run the probe for ``window`` seconds; returns the report."""
+def _triggers_started(logs: Path) -> int:
+    """How many poller triggers have started (each opens its own trigger log file)."""
+    return sum(1 for _ in logs.glob(f"dag_id={POLLER_DAG}/*/task_id=poll/*/*.log.trigger.*.log"))
+
+
+def measure(
+    n: int = 1000,
+    interval: float = 5.0,
+    window: float = 60.0,
+    *,
+    kind: str = "gptproto",
+    runner_alone: bool = False,
+    load_timeout: float = LOAD_TIMEOUT,
+    postgres: bool = False,
+) -> dict[str, Any]:
+    """Start everything, load N triggers, run the probe for ``window`` seconds; returns the report.
+
+    ``kind="idle"`` loads N idle DateTimeTriggers instead (no polling); ``runner_alone``: see
+    :func:`_pin_stack`; ``postgres``: the metadata DB in Debian's Postgres (as ``make cluster``)
+    instead of SQLite, whose single writer lock the scheduler holds for seconds while it expands
+    10,000 mapped task instances (the triggerer and dag-processor then die on "database is locked").
+    """
     from dev.airflow_stack import AirflowStack
+    from dev.services import PostgresServer, open_for_postgres
 
     started = time.monotonic()
-    with common.json_server() as server, common.scratch_dir("bench-triggerer-") as scratch:
+    with contextlib.ExitStack() as resources:
+        server = resources.enter_context(common.json_server())
+        scratch = resources.enter_context(common.scratch_dir("bench-triggerer-"))
+        config: dict[str, dict[str, Any]] = {
+            "triggerer": {"capacity": n + 50},
+            "core": {"max_map_length": max(1024, n + 10)},
+        }
+        if postgres:
+            open_for_postgres(scratch)
+            database = PostgresServer(scratch / "postgres")
+            database.start()
+            resources.callback(database.stop)
+            if database.pid is not None:
+                common.pin_tree(database.pid, [common.SERVER_CORE])
+            config["database"] = {"sql_alchemy_conn": database.url}
         result_path = scratch / "probe.json"
-        env = probe_env(server.url, n, interval, result_path, window)
+        env = probe_env(server.url, n, interval, result_path, window, kind)
         with AirflowStack(
             scratch / "airflow-home",
             dags_folder=DAGS_FOLDER,
             extra_env=env,
             wait_for_dags=(POLLER_DAG, PROBE_DAG),
-            config={"triggerer": {"capacity": n + 50}, "core": {"max_map_length": max(1024, n + 10)}},
+            config=config,
             startup_timeout=300.0,
         ) as stack:
             stack_ready = time.monotonic() - started
-            _pin_stack(stack)
+            _pin_stack(stack, runner_alone)
             load_started = time.monotonic()
             stack.client.trigger(POLLER_DAG)
             intended = n / interval
-            common.wait_until(
-                lambda: _rate(server.url, interval) >= 0.95 * intended,
-                LOAD_TIMEOUT,
-                interval=0.0,
-                what=f"{n} triggers polling at 95% of {intended:.0f}/s",
-            )
+            if kind == "idle":
+                logs = scratch / "airflow-home" / "logs"
+                common.wait_until(
+                    lambda: _triggers_started(logs) >= n, load_timeout, interval=5.0, what=f"{n} idle waits"
+                )
+            else:
+                common.wait_until(
+                    lambda: _rate(server.url, interval) >= 0.95 * intended,
+                    load_timeout,
+                    interval=0.0,
+                    what=f"{n} triggers polling at 95% of {intended:.0f}/s",
+                )
             load_seconds = time.monotonic() - load_started
-            _pin_stack(stack)  # the trigger-runner may have been (re)spawned meanwhile
+            _pin_stack(stack, runner_alone)  # the trigger-runner may have been (re)spawned meanwhile
             triggerer_pid = stack.pid("triggerer")
             runner = _runner_pid(triggerer_pid)
             time.sleep(interval)  # one more full cycle before measuring
@@ -134,6 +187,7 @@ def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[
             if len(inside) >= 2:
                 report["supervisor_cpu_seconds"] = inside[-1].cpu - inside[0].cpu
                 report["supervisor_seconds"] = inside[-1].at - inside[0].at
+                report["supervisor_rss"] = max(s.rss for s in inside)
             blocked = _blocked_in_window(
                 stack.log_tail("triggerer", 20000), report["window_start"], report["window_end"]
             )
@@ -141,6 +195,8 @@ def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[
                 {
                     "n": n,
                     "interval": interval,
+                    "kind": kind,
+                    "runner_alone": runner_alone,
                     "runner_pid_seen": runner,
                     "stack_ready_seconds": stack_ready,
                     "load_seconds": load_seconds,
@@ -154,7 +210,7 @@ def measure(n: int = 1000, interval: float = 5.0, window: float = 60.0) -> dict[
 def run_into(result: BenchResult, *, n: int = 1000, interval: float = 5.0, window: float = 60.0) -> None:
     """Measure the point and add its table, figures and target to benchmark 1's result."""
     try:
-        report = measure(n, interval, window)
+        report = measure(n, interval, window, postgres=True)
     except Exception as exc:  # the other points stand on their own; say what went wrong
         result.notes.append(f"Real-triggerer point failed: {type(exc).__name__}: {str(exc)[:1500]}")
         result.targets.append(

@@ -19,6 +19,7 @@ from bench import (
     run,
     stitch,
     trigger_polling,
+    triggerer_10k,
     worker_slots,
 )
 from bench.common import BenchResult
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "cluster_triggerers": cluster_triggerers.run,
     "batch": batch.run,
     "stitch": stitch.run,
+    "triggerer_10k": triggerer_10k.run,
 }
 _RESULTS: dict[str, BenchResult] = {}
 
@@ -60,8 +62,9 @@ def _smoke(name: str) -> BenchResult:
     return _RESULTS[name]
 
 
-# Benchmark 6 starts a whole cluster (Postgres, Redis, seven Airflow processes) and waits out a failover.
-SLOW = {"cluster_triggerers": pytest.mark.timeout(600)}
+# Benchmark 6 starts a whole cluster (Postgres, Redis, seven Airflow processes) and waits out a failover;
+# benchmark 1's 10,000 row starts two Airflow stacks one after another.
+SLOW = {"cluster_triggerers": pytest.mark.timeout(600), "triggerer_10k": pytest.mark.timeout(600)}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=SLOW.get(n, ())) for n in sorted(BENCHMARKS)])
