@@ -57,6 +57,17 @@ def pinned(args: Sequence[str], core: int | None) -> list[str]:
     return ["taskset", "-c", str(core % (os.cpu_count() or 1)), *args]
 
 
+def renice_tree(pid: int, niceness: int) -> None:
+    """Set the nice value of ``pid`` and its descendants (best effort)."""
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.nice(niceness)
+
+
 def pin_tree(pid: int, cores: Sequence[int]) -> int:
     """Pin every thread of ``pid`` and of its descendants (for processes we did not exec ourselves)."""
     count = 0
