@@ -15,13 +15,12 @@ from tests.unit.conftest import API_KEY, conn_json, set_conn
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every look-up that reaches Airflow; each yields to the loop once (as a round trip would)."""
+    """Every look-up that reaches Airflow (hooks share one because its entry exists before it runs)."""
     seen: list[str] = []
     original = _async_connections.get_async_connection
 
     async def counting(conn_id: str, hook: Any = None) -> Any:
         seen.append(conn_id)
-        await asyncio.sleep(0)  # yield: the others arrive while this look-up is in flight
         return await original(conn_id, hook)
 
     monkeypatch.setattr(_async_connections, "get_async_connection", counting)
@@ -76,11 +75,24 @@ async def test_a_failed_lookup_is_not_kept(lookups: list[str], monkeypatch: pyte
     assert conn.password == API_KEY
 
 
-async def test_a_cancelled_waiter_leaves_the_others_their_lookup(lookups: list[str]) -> None:
+async def test_a_cancelled_waiter_leaves_the_others_their_lookup(
+    lookups: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    counting = _async_connections.get_async_connection
+
+    async def held(conn_id: str, hook: Any = None) -> Any:
+        started.set()
+        await release.wait()  # in flight until both waiters wait on it
+        return await counting(conn_id, hook)
+
+    monkeypatch.setattr(_async_connections, "get_async_connection", held)
     first = asyncio.ensure_future(GPTProtoHook("gptproto_shared").aget_settings())
     second = asyncio.ensure_future(GPTProtoHook("gptproto_shared").aget_settings())
-    await asyncio.sleep(0)  # both wait on the one look-up now
+    # The look-up task runs after both waiters, which were scheduled first, reached it.
+    await asyncio.wait_for(started.wait(), 10)
     first.cancel()
+    release.set()
     assert (await second).api_key == API_KEY
     assert first.cancelled()
     assert lookups == ["gptproto_shared"]
