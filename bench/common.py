@@ -57,13 +57,17 @@ def pinned(args: Sequence[str], core: int | None) -> list[str]:
     return ["taskset", "-c", str(core % (os.cpu_count() or 1)), *args]
 
 
+def _tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and its descendants; none if it is gone."""
+    try:
+        return [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
 def renice_tree(pid: int, niceness: int) -> None:
     """Set the nice value of ``pid`` and its descendants (best effort)."""
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return
-    for proc in procs:
+    for proc in _tree(pid):
         with contextlib.suppress(psutil.Error):
             proc.nice(niceness)
 
@@ -71,11 +75,7 @@ def renice_tree(pid: int, niceness: int) -> None:
 def pin_tree(pid: int, cores: Sequence[int]) -> int:
     """Pin every thread of ``pid`` and of its descendants (for processes we did not exec ourselves)."""
     count = 0
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for proc in procs:
+    for proc in _tree(pid):
         with contextlib.suppress(OSError):
             for tid in os.listdir(f"/proc/{proc.pid}/task"):
                 with contextlib.suppress(OSError):
