@@ -10,6 +10,7 @@ a JSON file, because nothing else can see inside the triggerer's trigger-runner 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -36,6 +37,10 @@ PROBE_WINDOW = float(os.environ.get("BENCH_PROBE_WINDOW", "60"))
 # "idle": the same tasks born deferred on Airflow's own DateTimeTrigger for 2099 instead, which never
 # does anything: what the triggerer costs with no polling at all (Airflow's own share of lag and RSS).
 KIND = os.environ.get("BENCH_TRIGGERER_KIND", "gptproto")
+# "frozen": the gptproto pollers, and the probe moves every object alive once they are loaded into
+# the collector's permanent generation (gc.freeze, as Airflow's DAG processor and executors do before
+# they fork): full collections then scan only what the waits allocate from there on.
+FREEZE = KIND == "frozen"
 IDLE_TRIGGER = "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
 
 
@@ -118,6 +123,31 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+class _GcPauses:
+    """Collector pauses per generation while installed: a full collection over a large heap stalls
+    the whole loop, which the lag samples alone cannot tell apart from a slow callback."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def report(self) -> dict[str, dict[str, float]]:
+        return {
+            f"gen{gen}": {
+                "count": len(times),
+                "total_ms": sum(times) * 1000,
+                "max_ms": max(times, default=0.0) * 1000,
+            }
+            for gen, times in self.pauses.items()
+        }
+
+
 class LoopProbeTrigger(BaseTrigger):
     """Measure the triggerer's event loop for ``window`` seconds, write a JSON report, then fire."""
 
@@ -148,6 +178,9 @@ class LoopProbeTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
+        if FREEZE:
+            gc.collect()
+            gc.freeze()
         await asyncio.sleep(self.settle)
         before = await self._stats()
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -155,13 +188,18 @@ class LoopProbeTrigger(BaseTrigger):
         lags: list[float] = []
         sockets: list[int] = []
         next_sample = wall0
-        while loop.time() - wall0 < self.window:
-            started = loop.time()
-            await asyncio.sleep(TICK_SECONDS)
-            lags.append(loop.time() - started - TICK_SECONDS)
-            if loop.time() >= next_sample:
-                sockets.append(_socket_fds())
-                next_sample += 1.0
+        pauses = _GcPauses()
+        gc.callbacks.append(pauses)
+        try:
+            while loop.time() - wall0 < self.window:
+                started = loop.time()
+                await asyncio.sleep(TICK_SECONDS)
+                lags.append(loop.time() - started - TICK_SECONDS)
+                if loop.time() >= next_sample:
+                    sockets.append(_socket_fds())
+                    next_sample += 1.0
+        finally:
+            gc.callbacks.remove(pauses)
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
         t1, wall1 = time.time(), loop.time()
         after = await self._stats()
@@ -184,6 +222,9 @@ class LoopProbeTrigger(BaseTrigger):
             "rss": _rss(),
             "peak_rss": usage1.ru_maxrss * 1024,
             "tasks_on_loop": len(asyncio.all_tasks()),
+            "gc": pauses.report(),
+            "gc_objects": len(gc.get_objects()),
+            "gc_frozen": gc.get_freeze_count(),
         }
         # "{pid}" in the path gives each triggerer process its own report (the cluster benchmark).
         path = Path(self.result_path.replace("{pid}", str(os.getpid())))

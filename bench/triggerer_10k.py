@@ -59,6 +59,16 @@ def _row(name: str, point: dict[str, Any], n: int, *, floor: bool = False) -> li
     ]
 
 
+def _gc_row(kind: str, point: dict[str, Any]) -> list[str]:
+    full, young = point["gc"]["gen2"], [point["gc"]["gen0"], point["gc"]["gen1"]]
+    return [
+        kind,
+        f"{point['gc_objects']:,} ({point.get('gc_frozen', 0):,})",
+        f"{full['count']} / {full['total_ms']:.0f} / {full['max_ms']:.0f}",
+        f"{sum(g['count'] for g in young)} / {sum(g['total_ms'] for g in young):.0f}",
+    ]
+
+
 def run(smoke: bool = False, kinds: tuple[str, ...] = ("gptproto", "idle")) -> BenchResult:
     """Measure the floor and ``kinds``; smoke mode: 200 waits, 20 s windows (judged on nothing)."""
     started = time.monotonic()
@@ -77,6 +87,9 @@ def run(smoke: bool = False, kinds: tuple[str, ...] = ("gptproto", "idle")) -> B
             " either (loading 10,000 triggers is minutes of its own work while the runner waits); every"
             " Airflow process but the runner, and Postgres, at nice 19, so the server answers first as it"
             " did for the floor.",
+            "Frozen (when run): ours again, the probe calling gc.collect() and gc.freeze() once the waits are"
+            " loaded, so full collections skip the objects alive then (an experiment: Airflow's triggerer"
+            " does not freeze its heap, its DAG processor and executors do).",
             "Airflow alone: the same stack and layout, the tasks born deferred on DateTimeTrigger(2099):"
             " no polling, so its lag and RSS are what the triggerer itself costs at this N.",
             "Lag: a 50 ms asyncio.sleep ticker on the loop that runs the waits (the probe trigger inside"
@@ -95,6 +108,8 @@ def run(smoke: bool = False, kinds: tuple[str, ...] = ("gptproto", "idle")) -> B
     rows = [_row("(c) aiohttp, one shared session (floor)", floor, n, floor=True)]
     if "gptproto" in points:
         rows.append(_row("GPTProtoTaskTrigger in `airflow triggerer`", points["gptproto"], n))
+    if "frozen" in points:
+        rows.append(_row("the same, heap frozen once loaded (gc.freeze)", points["frozen"], n))
     if "idle" in points:
         rows.append(_row("idle DateTimeTrigger in `airflow triggerer` (Airflow alone)", points["idle"], n))
     result.tables.append(
@@ -120,6 +135,16 @@ def run(smoke: bool = False, kinds: tuple[str, ...] = ("gptproto", "idle")) -> B
             note="Runner: the process whose loop runs the waits (the floor's client process).",
         )
     )
+    gc_rows = [_gc_row(kind, point) for kind, point in points.items() if "gc" in point]
+    if gc_rows:
+        result.tables.append(
+            Table(
+                "Garbage collection in the trigger runner during the window",
+                ["triggers", "objects tracked (frozen)", "gen 2: count / ms / max ms", "gen 0+1: count / ms"],
+                gc_rows,
+                note="From gc.callbacks in the probe trigger: a collection stops the loop while it runs.",
+            )
+        )
     ours = points.get("gptproto")
     if ours is None:
         result.targets.append(Target(f"{n:,} waits in one real triggerer", "failed", "runs", False))
