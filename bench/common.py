@@ -10,6 +10,7 @@ import argparse
 import atexit
 import contextlib
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -70,6 +71,40 @@ def renice_tree(pid: int, niceness: int) -> None:
     for proc in _tree(pid):
         with contextlib.suppress(psutil.Error):
             proc.nice(niceness)
+
+
+class GcPauses:
+    """The collector's pauses per generation while installed (``with GcPauses() as pauses:``): a full
+    collection over a large heap stops the whole loop, which lag samples alone cannot tell apart from
+    a slow callback."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def report(self) -> dict[str, dict[str, float]]:
+        """``{"gen<n>": {"count", "total_ms", "max_ms"}}`` for generations 0, 1 and 2."""
+        return {
+            f"gen{gen}": {
+                "count": len(times),
+                "total_ms": sum(times) * 1000,
+                "max_ms": max(times, default=0.0) * 1000,
+            }
+            for gen, times in self.pauses.items()
+        }
 
 
 def pin_tree(pid: int, cores: Sequence[int]) -> int:

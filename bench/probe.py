@@ -123,31 +123,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-class _GcPauses:
-    """Collector pauses per generation while installed: a full collection over a large heap stalls
-    the whole loop, which the lag samples alone cannot tell apart from a slow callback."""
-
-    def __init__(self) -> None:
-        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
-
-    def report(self) -> dict[str, dict[str, float]]:
-        return {
-            f"gen{gen}": {
-                "count": len(times),
-                "total_ms": sum(times) * 1000,
-                "max_ms": max(times, default=0.0) * 1000,
-            }
-            for gen, times in self.pauses.items()
-        }
-
-
 class LoopProbeTrigger(BaseTrigger):
     """Measure the triggerer's event loop for ``window`` seconds, write a JSON report, then fire."""
 
@@ -188,9 +163,9 @@ class LoopProbeTrigger(BaseTrigger):
         lags: list[float] = []
         sockets: list[int] = []
         next_sample = wall0
-        pauses = _GcPauses()
-        gc.callbacks.append(pauses)
-        try:
+        from bench.common import GcPauses  # not at import: the DAG processor parses this module
+
+        with GcPauses() as pauses:
             while loop.time() - wall0 < self.window:
                 started = loop.time()
                 await asyncio.sleep(TICK_SECONDS)
@@ -198,8 +173,6 @@ class LoopProbeTrigger(BaseTrigger):
                 if loop.time() >= next_sample:
                     sockets.append(_socket_fds())
                     next_sample += 1.0
-        finally:
-            gc.callbacks.remove(pauses)
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
         t1, wall1 = time.time(), loop.time()
         after = await self._stats()

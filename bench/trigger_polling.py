@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import gc
 import json
 import os
 import sys
@@ -181,16 +180,6 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as exc:  # a poller that dies stops polling: count it, do not hide it
             crashes.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
-    gc_pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-    gc_started = [0.0]
-
-    def on_gc(phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            gc_started[0] = time.perf_counter()
-        elif state["recording"]:
-            gc_pauses[info["generation"]].append(time.perf_counter() - gc_started[0])
-
-    gc.callbacks.append(on_gc)
     tick = asyncio.create_task(ticker())
     spread = args.interval / max(1, args.n)
     tasks = [asyncio.create_task(staggered(i * spread, p)) for i, p in enumerate(pollers)]
@@ -198,9 +187,10 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
 
     before = await asyncio.to_thread(_server_stats, args.url)
     cpu0, wall0, t0 = common.self_cpu_seconds(), time.monotonic(), time.time()
-    state["recording"] = True
-    await asyncio.sleep(args.window)
-    state["recording"] = False
+    with common.GcPauses() as gc_pauses:
+        state["recording"] = True
+        await asyncio.sleep(args.window)
+        state["recording"] = False
     cpu1, wall1, t1 = common.self_cpu_seconds(), time.monotonic(), time.time()
     after = await asyncio.to_thread(_server_stats, args.url)
     rss_end = common.rss_bytes()
@@ -234,10 +224,7 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
             "max": max(lags, default=float("nan")) * 1000,
             "samples": len(lags),
         },
-        "gc": {
-            f"gen{gen}": {"count": len(p), "total_ms": sum(p) * 1000, "max_ms": max(p, default=0.0) * 1000}
-            for gen, p in gc_pauses.items()
-        },
+        "gc": gc_pauses.report(),
         "rss_before": rss_before,
         "rss_end": rss_end,
         "peak_rss": common.peak_rss_bytes(),

@@ -161,8 +161,8 @@ def measure(
             resources.callback(database.stop)
             if database.pid is not None:
                 common.pin_tree(database.pid, [common.SERVER_CORE])
+                background = (database.pid,)
             config["database"] = {"sql_alchemy_conn": database.url}
-            background = (database.pid,) if database.pid is not None else ()
         result_path = scratch / "probe.json"
         env = probe_env(server.url, n, interval, result_path, window, kind)
         with AirflowStack(
@@ -191,9 +191,8 @@ def measure(
                     what=f"{n} triggers polling at 95% of {intended:.0f}/s",
                 )
             load_seconds = time.monotonic() - load_started
-            _pin_stack(
-                stack, runner_alone, background
-            )  # the trigger-runner may have been (re)spawned meanwhile
+            # Again: the trigger-runner may have been (re)spawned meanwhile.
+            _pin_stack(stack, runner_alone, background)
             triggerer_pid = stack.pid("triggerer")
             runner = _runner_pid(triggerer_pid)
             time.sleep(interval)  # one more full cycle before measuring
