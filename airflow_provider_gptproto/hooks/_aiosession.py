@@ -1,12 +1,21 @@
 """One aiohttp session per event loop, shared by every hook (and so every trigger) in the process:
 sockets stay bounded and polls skip handshakes. It carries no credentials (each request sends its
 own header), and closes when its last user releases it.
+
+Requests wait for one of the loop's :data:`CONNECTION_LIMIT` slots *before* aiohttp builds them. A
+request queued inside aiohttp's connector already holds its request object, headers, timers and a
+stack of coroutines; when a triggerer's loop stalls (a full garbage collection over Airflow's heap),
+thousands of polls come due at once, queue there, outlive two young collections and are promoted
+to the oldest generation, which brings the next full collection sooner: at 10,000 waits the loop
+spent a third of its time collecting (bench/results.md, benchmark 1's 10,000 row). A poll waiting
+for a slot holds one future.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import NamedTuple
 
 import aiohttp
 
@@ -14,37 +23,46 @@ import aiohttp
 CONNECTION_LIMIT = 64
 KEEPALIVE_SECONDS = 30.0
 
+
+class SharedSession(NamedTuple):
+    """A loop's session and the slots its requests take (``async with shared.slots:``) first."""
+
+    session: aiohttp.ClientSession
+    slots: asyncio.Semaphore
+
+
 # Weak keys: a loop that ends without releasing its session does not pin it here forever.
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, int]] = (
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[SharedSession, int]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def acquire() -> aiohttp.ClientSession:
-    """Return the running loop's shared session, creating it on first use."""
+def acquire() -> SharedSession:
+    """Return the running loop's shared session and slots, creating them on first use."""
     loop = asyncio.get_running_loop()
     entry = _sessions.get(loop)
-    if entry is None or entry[0].closed:
+    if entry is None or entry[0].session.closed:
         connector = aiohttp.TCPConnector(
             limit=CONNECTION_LIMIT, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
         )
-        entry = (aiohttp.ClientSession(connector=connector, raise_for_status=False), 0)
-    session, users = entry
-    _sessions[loop] = (session, users + 1)
-    return session
+        session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        entry = (SharedSession(session, asyncio.Semaphore(CONNECTION_LIMIT)), 0)
+    shared, users = entry
+    _sessions[loop] = (shared, users + 1)
+    return shared
 
 
 async def release(session: aiohttp.ClientSession) -> None:
     """Drop one use of ``session``; close it when nobody uses it any more."""
     loop = asyncio.get_running_loop()
     entry = _sessions.get(loop)
-    if entry is None or entry[0] is not session:
+    if entry is None or entry[0].session is not session:
         if not session.closed:
             await session.close()
         return
     users = entry[1] - 1
     if users > 0:
-        _sessions[loop] = (session, users)
+        _sessions[loop] = (entry[0], users)
         return
     del _sessions[loop]
     await session.close()
@@ -52,4 +70,4 @@ async def release(session: aiohttp.ClientSession) -> None:
 
 def open_sessions() -> int:
     """How many shared sessions are open (for tests and benchmarks)."""
-    return sum(1 for session, _ in _sessions.values() if not session.closed)
+    return sum(1 for shared, _ in _sessions.values() if not shared.session.closed)

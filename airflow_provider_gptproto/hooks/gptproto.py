@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import requests
@@ -83,6 +83,8 @@ from airflow_provider_gptproto.utils.destination import check_destination, check
 if TYPE_CHECKING:
     import aiohttp
     from airflow.sdk import Connection
+
+    from airflow_provider_gptproto.hooks._aiosession import SharedSession
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -230,7 +232,7 @@ class GPTProtoHook(BaseHook):
         self._retry_limit = retry_limit
         self.max_retry_wait = max_retry_wait
         self._async_settings: ClientSettings | None = None
-        self._aio: aiohttp.ClientSession | None = None
+        self._aio: SharedSession | None = None
 
     # ----------------------------------------------------------------- UI metadata (Airflow < 3.2)
     @classmethod
@@ -321,11 +323,11 @@ class GPTProtoHook(BaseHook):
 
     async def aclose(self) -> None:
         """Release this hook's hold on the shared async session; safe to call more than once."""
-        session, self._aio = self._aio, None
-        if session is not None:
+        shared, self._aio = self._aio, None
+        if shared is not None:
             from airflow_provider_gptproto.hooks import _aiosession
 
-            await _aiosession.release(session)
+            await _aiosession.release(shared.session)
 
     # ------------------------------------------------------------------------------ sync API
     def create_task(
@@ -740,10 +742,12 @@ class GPTProtoHook(BaseHook):
         """
         import aiohttp
 
-        session = self._aio_session()
+        shared = self._aio_session()
         try:
             timeout = aiohttp.ClientTimeout(total=10.0, sock_connect=CONNECT_TIMEOUT_SECONDS)
-            return await ahead_length(session, url, await self.aget_settings(), timeout)
+            settings = await self.aget_settings()
+            async with shared.slots:
+                return await ahead_length(shared.session, url, settings, timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
             return None
 
@@ -796,18 +800,18 @@ class GPTProtoHook(BaseHook):
         params: list[tuple[str, str]] | None = None,
     ) -> T:
         settings = await self.aget_settings()
-        session = self._aio_session()
+        shared = self._aio_session()
         if settings.retry_limit <= 1:
             # The trigger's path (one attempt per poll), without tenacity: its reference cycles drive
             # full GC collections that stall the triggerer's loop at scale (bench/README.md).
-            return parse(await self._asend(session, settings, method, url, params))
+            return parse(await self._asend(shared, settings, method, url, params))
         async for attempt in AsyncRetrying(**self._retry_policy(True, settings.retry_limit)):
             with attempt:
-                return parse(await self._asend(session, settings, method, url, params))
+                return parse(await self._asend(shared, settings, method, url, params))
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def _aio_session(self) -> aiohttp.ClientSession:
-        if self._aio is None or self._aio.closed:
+    def _aio_session(self) -> SharedSession:
+        if self._aio is None or self._aio.session.closed:
             # aiohttp is imported only here: a worker never needs it, and importing it costs every
             # task process ~0.1-0.2 s (bench/README.md, benchmark 2).
             from airflow_provider_gptproto.hooks import _aiosession
@@ -817,7 +821,7 @@ class GPTProtoHook(BaseHook):
 
     async def _asend(
         self,
-        session: aiohttp.ClientSession,
+        shared: SharedSession,
         settings: ClientSettings,
         method: str,
         url: str,
@@ -825,11 +829,14 @@ class GPTProtoHook(BaseHook):
     ) -> Any:
         import aiohttp
 
-        timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=CONNECT_TIMEOUT_SECONDS)
+        timeout = _aio_timeout(settings.timeout)
         try:
-            async with session.request(
-                method, url, params=params, headers=settings.headers(), timeout=timeout
-            ) as resp:
+            async with (
+                shared.slots,
+                shared.session.request(
+                    method, url, params=params, headers=settings.headers(), timeout=timeout
+                ) as resp,
+            ):
                 body = await resp.read()
                 return decode_reply(settings, resp.status, resp.headers.get("Retry-After"), body)
         except aiohttp.ClientConnectorError as exc:
@@ -850,3 +857,11 @@ class GPTProtoHook(BaseHook):
         self.log.warning(
             "GPTProto call failed (%s); attempt %d, retrying in %.1f s", exc, state.attempt_number, wait
         )
+
+
+@lru_cache(maxsize=8)
+def _aio_timeout(total: float) -> aiohttp.ClientTimeout:
+    """One immutable ClientTimeout per request timeout, not a new one per poll."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT_SECONDS)

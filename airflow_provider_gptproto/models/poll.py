@@ -8,6 +8,7 @@ least once, and a pause that would cross the deadline is cut to it, then the wai
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
@@ -22,6 +23,11 @@ from airflow_provider_gptproto.exceptions import (
 from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
 
 MAX_POLL_BACKOFF_SECONDS = 300.0
+# How far a trigger's pause strays from its interval, at random, either way (a fraction of it). A
+# loop stall (a full garbage collection of the triggerer's heap) makes every wait due in it poll at
+# once; without the spread they stay in step ever after, and such bursts are what keep thousands of
+# requests alive across collections (bench/results.md, benchmark 1's 10,000 row).
+TRIGGER_POLL_JITTER = 0.1
 
 
 def is_transient_poll_error(exc: BaseException) -> bool:
@@ -77,10 +83,14 @@ class Deadline:
 
     :param what: what is checked, for the log lines ("GPTProto task t1").
     :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
+    :param jitter: each pause after a good check lasts the interval times 1 ± this, at random.
     """
 
-    def __init__(self, what: str, poll_interval: float, deadline: float | None, failures: int = 0) -> None:
+    def __init__(
+        self, what: str, poll_interval: float, deadline: float | None, failures: int = 0, jitter: float = 0.0
+    ) -> None:
         self.what, self.poll_interval, self.deadline, self.failures = what, poll_interval, deadline, failures
+        self.jitter = jitter
         self.cut = False  # the last pause was cut to the deadline: time is up after it
 
     def passed(self, now: float) -> bool:
@@ -92,7 +102,7 @@ class Deadline:
             if self.failures:
                 yield Note(f"Checking {self.what} works again after {self.failures} failed checks")
             self.failures = 0
-            return self.poll_interval
+            return self.poll_interval * (1.0 + self.jitter * random.uniform(-1.0, 1.0))
         if not is_transient_poll_error(reply):
             return None
         self.failures += 1
@@ -118,6 +128,7 @@ def poll_task(
     deadline: float | None = None,
     failures: int = 0,
     where: str = "elapsed",
+    jitter: float = 0.0,
 ) -> Plan[TaskEnd]:
     """Wait for one task until it is terminal, the deadline passes or a check fails for good.
 
@@ -125,8 +136,10 @@ def poll_task(
     :param deadline: absolute unix time to give up (None: never).
     :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
     :param where: how status lines name the time waited ("12.0 s elapsed"); empty: not at all.
+    :param jitter: pauses last ``poll_interval`` times 1 ± this, at random (see
+        :data:`TRIGGER_POLL_JITTER`); backoffs and deadlines are exact.
     """
-    clock = Deadline(f"GPTProto task {task_id}", poll_interval, deadline, failures)
+    clock = Deadline(f"GPTProto task {task_id}", poll_interval, deadline, failures, jitter)
     started, last = now, None
     while True:
         now, reply = yield Check()

@@ -12,7 +12,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, arun_poll
 from airflow_provider_gptproto.models import GenerationTask
-from airflow_provider_gptproto.models.poll import poll_task
+from airflow_provider_gptproto.models.poll import TRIGGER_POLL_JITTER, poll_task
 from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
 
 CANCEL_TIMEOUT_SECONDS = 20.0
@@ -24,7 +24,10 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
     Event payload: ``{"status": "success" | "failed" | "timeout" | "error", "task_id", "task"
     (GenerationTask.to_dict() or None), "message", "video_bytes"}``. ``video_bytes`` is the video's
     size from a HEAD made here, where waiting holds no worker slot (None if unknown). The other
-    parameters are :class:`~airflow_provider_gptproto.triggers.base.GPTProtoPollingTrigger`'s.
+    parameters are :class:`~airflow_provider_gptproto.triggers.base.GPTProtoPollingTrigger`'s; each
+    pause after a good poll strays up to ±10% from ``poll_interval`` at random
+    (:data:`~airflow_provider_gptproto.models.poll.TRIGGER_POLL_JITTER`), so that the waits a loop stall
+    put in step drift apart again.
 
     :param gptproto_task_id: the remote task id (``task_id`` is taken: BaseTrigger sets it to the
         Airflow task's id when the triggerer attaches the task instance).
@@ -47,7 +50,12 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         task_id = self.gptproto_task_id
         plan = poll_task(
-            task_id, self.poll_interval, time.time(), deadline=self.deadline, where="in the triggerer"
+            task_id,
+            self.poll_interval,
+            time.time(),
+            deadline=self.deadline,
+            where="in the triggerer",
+            jitter=TRIGGER_POLL_JITTER,
         )
         try:
             end = await arun_poll(

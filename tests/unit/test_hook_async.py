@@ -155,6 +155,45 @@ async def test_concurrent_calls_share_one_session(
     assert len(sessions_created) == 1
 
 
+async def test_requests_past_the_connection_limit_wait_for_a_slot_before_aiohttp_builds_them(
+    ahook: GPTProtoHook, aio: aioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counted inside ClientSession._request, before aiohttp's connector (which aioresponses
+    # bypasses): only the slots can hold these back. A poll queued in the connector would already
+    # hold a built request there.
+    monkeypatch.setattr(_aiosession, "CONNECTION_LIMIT", 2)
+    inside, most, release, two_inside = 0, 0, asyncio.Event(), asyncio.Event()
+    answer = aiohttp.ClientSession._request  # aioresponses' stand-in
+
+    async def counted(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        if inside == 2:
+            two_inside.set()
+        try:
+            await release.wait()
+            return await answer(self, *args, **kwargs)
+        finally:
+            inside -= 1
+
+    # By hand, not monkeypatch: that one was set up before aioresponses, so it would put the
+    # stand-in back after aioresponses restored the real method.
+    aiohttp.ClientSession._request = counted  # type: ignore[method-assign]
+    try:
+        aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
+        polls = asyncio.gather(*(ahook.aget_task("t1") for _ in range(6)))
+        await asyncio.wait_for(two_inside.wait(), 10)
+        for _ in range(20):  # the other four had every chance to start
+            await asyncio.sleep(0)
+        assert inside == 2
+        release.set()
+        assert [t.status for t in await polls] == [TaskStatus.RUNNING] * 6
+    finally:
+        aiohttp.ClientSession._request = answer  # type: ignore[method-assign]
+    assert most == 2
+
+
 async def test_hooks_on_one_loop_share_the_session_until_the_last_releases(
     gptproto_conn: str, aio: aioresponses, sessions_created: list[aiohttp.ClientSession]
 ) -> None:

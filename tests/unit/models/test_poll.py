@@ -239,6 +239,23 @@ def test_without_a_deadline_the_wait_never_times_out() -> None:
     assert (end.status, checks(steps)) == ("success", 501)
 
 
+def test_jitter_spreads_each_pause_around_the_interval_but_never_a_backoff() -> None:
+    outage = GPTProtoConnectionError("down", request_sent=False)
+    replies = [*[task("running")] * 400, outage, task("succeeded")]
+    end, steps = drive(poll_task("t1", 10, START, jitter=0.1), replies)
+    spread, backoff = pauses(steps)[:400], pauses(steps)[400]
+    assert end.status == "success"
+    assert all(9.0 <= p <= 11.0 for p in spread)
+    assert min(spread) < 9.5 and max(spread) > 10.5  # both ways, so the mean stays the interval
+    assert abs(sum(spread) / len(spread) - 10.0) < 0.2
+    assert backoff == 20.0  # the first failure's backoff: exact
+
+
+def test_without_jitter_every_pause_is_the_interval() -> None:
+    _, steps = drive(poll_task("t1", 10, START), [*[task("running")] * 50, task("succeeded")])
+    assert set(pauses(steps)) == {10.0}
+
+
 # ----------------------------------------------------------------------------- a batch
 
 

@@ -20,7 +20,8 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoResponseError,
     GPTProtoServerError,
 )
-from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS
+from airflow_provider_gptproto.models import poll as poll_module
+from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS, TRIGGER_POLL_JITTER
 from airflow_provider_gptproto.triggers import base as base_module
 from airflow_provider_gptproto.triggers import gptproto as trigger_module
 from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger, parse_event
@@ -30,9 +31,11 @@ from tests.unit.fakes import VIDEO_URL, FakeClock, HookFactory, patch_hook, task
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock, and no jitter so that pauses are exact (test_pauses_are_spread_... keeps it)."""
     fake = FakeClock()
     monkeypatch.setattr(trigger_module, "time", fake)
     monkeypatch.setattr(asyncio, "sleep", fake.aadvance)
+    monkeypatch.setattr(poll_module.random, "uniform", lambda low, high: 0.0)
     return fake
 
 
@@ -72,6 +75,23 @@ async def test_polls_until_success_and_measures_the_video(factory: HookFactory, 
     hook.aclose.assert_awaited_once_with()  # the shared session is released
     # one attempt per poll: the loop owns the backoff
     assert factory.calls == [(("gptproto_unit",), {"retry_limit": 1})]
+
+
+async def test_pauses_are_spread_around_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Thousands of waits that a loop stall brought in step must drift apart again. Not the clock
+    # fixture: this one keeps the real jitter.
+    clock = FakeClock()
+    monkeypatch.setattr(trigger_module, "time", clock)
+    monkeypatch.setattr(asyncio, "sleep", clock.aadvance)
+    factory = patch_hook(monkeypatch, base_module)
+    factory.hook.aget_task.side_effect = [*[task("task-1", "running")] * 200, task("task-1", "succeeded")]
+
+    events = await run(make_trigger(poll_interval=10))
+
+    assert [e["status"] for e in events] == ["success"]
+    low, high = 10 * (1 - TRIGGER_POLL_JITTER), 10 * (1 + TRIGGER_POLL_JITTER)
+    assert len(clock.sleeps) == 200 and all(low <= s <= high for s in clock.sleeps)
+    assert min(clock.sleeps) < 9.5 and max(clock.sleeps) > 10.5
 
 
 @pytest.mark.parametrize("status", ["failed", "expired", "cancelled"])
