@@ -11,7 +11,9 @@ reported next to the throughput, so the extra core the hook uses and whether the
 both visible.
 Peak RSS growth = the process's VmHWM after the download minus its RSS just before it (the peak is
 reset with /proc/self/clear_refs first, so imports do not count). Throughput = bytes / time (curl's
-own ``time_total``; the hook's call timed in-process). Files are deleted after every repetition.
+own ``time_total``; the hook's second call in its process, timed in-process: the first, which also
+pays one-time imports, is timed apart and reported beside it). Files are deleted after every
+repetition.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ def client_main(argv: list[str]) -> None:
     hook = GPTProtoHook()
     destination = ObjectStoragePath(f"file://{args.dest}")
     _ = hook.session, destination.fs  # build the pooled session and the filesystem before measuring
+    # The process's first download also pays one-time imports (~20 ms: the connection look-up, and
+    # Airflow's plugins manager with the OpenLineage plugin at the first lineage record), which curl's
+    # time_total has no counterpart for. Timed on its own and reported; the next one is the measured.
+    started = time.perf_counter()
+    hook.download_video(args.url, destination)
+    first_seconds = time.perf_counter() - started
+    Path(args.dest).unlink()
     rss_before = common.rss_bytes()
     peak_reset = common.reset_peak_rss()
     cpu_started = time.process_time()  # all threads of this process
@@ -84,6 +93,7 @@ def client_main(argv: list[str]) -> None:
             {
                 "bytes": video.bytes,
                 "seconds": seconds,
+                "first_seconds": first_seconds,
                 "cpu_seconds": cpu_seconds,
                 "rss_before": rss_before,
                 "peak_rss": peak,
@@ -248,6 +258,7 @@ def measure_size(size: int, reps: int, zero_copy: bool = False) -> dict[str, Any
             dest.unlink(missing_ok=True)
     curl_mibs = [r["bytes"] / r["seconds"] / MIB for r in curl_runs]
     hook_mibs = [r["bytes"] / r["seconds"] / MIB for r in hook_runs]
+    first_mibs = [r["bytes"] / r["first_seconds"] / MIB for r in hook_runs]
     plain_mibs = [r["bytes"] / r["seconds"] / MIB for r in plain_runs]
     sha_mibs = [r["bytes"] / r["sha256_seconds"] / MIB for r in plain_runs]
     return {
@@ -257,6 +268,8 @@ def measure_size(size: int, reps: int, zero_copy: bool = False) -> dict[str, Any
         "hook_best": max(hook_mibs),
         "curl_median": median(curl_mibs),
         "hook_median": median(hook_mibs),
+        "first_median": median(first_mibs),
+        "first_extra_ms": median([(r["first_seconds"] - r["seconds"]) * 1000 for r in hook_runs]),
         "ratio_best": max(hook_mibs) / max(curl_mibs),
         "ratio_median": median(hook_mibs) / median(curl_mibs),
         "plain_best": max(plain_mibs),
@@ -286,7 +299,9 @@ def run(smoke: bool = False) -> BenchResult:
             "use the worker's cores). The first (rendering) request is a warm-up. Throughput is judged on "
             "the best repetition of each (the least disturbed by other work on this shared machine); "
             "medians shown.",
-            "Hook = GPTProtoHook.download_video into ObjectStoragePath('file://...') in a fresh process: "
+            "Hook = GPTProtoHook.download_video into ObjectStoragePath('file://...'), the second call in a "
+            "fresh process (the first, timed apart and shown, also pays one-time imports: the connection "
+            "look-up, and Airflow's plugins manager at the first lineage record): "
             "stream read in 1 MiB chunks and written in 32 KiB pieces, sha256 on a helper thread fed "
             "through a bounded queue (curl computes no digest), temporary sibling opened through the "
             "path's file system, rename, one lineage record. "
@@ -371,6 +386,7 @@ def _table(title: str, points: list[dict[str, Any]]) -> Table:
             "hook MiB/s best (median)",
             "curl -o MiB/s best (median)",
             "hook / curl best (median)",
+            "hook's first in its process: MiB/s median (ms more)",
             "same stream, no digest: MiB/s best",
             "sha256 alone MiB/s",
             "client CPU s/GiB hook / curl",
@@ -385,6 +401,7 @@ def _table(title: str, points: list[dict[str, Any]]) -> Table:
                 f"{fmt(p['hook_best'], 0)} ({fmt(p['hook_median'], 0)})",
                 f"{fmt(p['curl_best'], 0)} ({fmt(p['curl_median'], 0)})",
                 f"{fmt(p['ratio_best'], 2)} ({fmt(p['ratio_median'], 2)})",
+                f"{fmt(p['first_median'], 0)} (+{fmt(p['first_extra_ms'], 0)})",
                 fmt(p["plain_best"], 0),
                 fmt(p["sha256_mib_s"], 0),
                 f"{fmt(p['hook_cpu_s_gib'], 2)} / {fmt(p['curl_cpu_s_gib'], 2)}",
