@@ -8,16 +8,20 @@ stack of coroutines; when a triggerer's loop stalls (a full garbage collection o
 thousands of polls come due at once, queue there, outlive two young collections and are promoted
 to the oldest generation, which brings the next full collection sooner: at 10,000 waits the loop
 spent a third of its time collecting (bench/results.md, benchmark 1's 10,000 row). A poll waiting
-for a slot holds one future.
+for a slot holds one future. The wait is bounded, as aiohttp's own wait for a connection was.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import weakref
+from types import TracebackType
 from typing import NamedTuple
 
 import aiohttp
+
+from airflow_provider_gptproto.exceptions import GPTProtoConnectionError
 
 # The connector limit bounds concurrent sockets per loop, whatever the number of triggers.
 CONNECTION_LIMIT = 64
@@ -25,10 +29,47 @@ KEEPALIVE_SECONDS = 30.0
 
 
 class SharedSession(NamedTuple):
-    """A loop's session and the slots its requests take (``async with shared.slots:``) first."""
+    """A loop's session and the slots its requests take first (``async with shared.slot(30):``)."""
 
     session: aiohttp.ClientSession
     slots: asyncio.Semaphore
+
+    def slot(self, seconds: float) -> Slot:
+        """One slot for one request, waited for at most ``seconds``."""
+        return Slot(self.slots, seconds)
+
+
+class Slot:
+    """Holds one of a loop's slots for the ``async with`` block.
+
+    :raises GPTProtoConnectionError: no slot came free within ``seconds`` (nothing was sent).
+    """
+
+    __slots__ = ("_seconds", "_slots")
+
+    def __init__(self, slots: asyncio.Semaphore, seconds: float) -> None:
+        self._slots, self._seconds = slots, seconds
+
+    async def __aenter__(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: no waiting, no timer
+            return
+        try:
+            if sys.version_info >= (3, 11):  # a timer; wait_for would wrap each waiting poll in a task
+                async with asyncio.timeout(self._seconds):
+                    await self._slots.acquire()
+            else:  # pragma: no cover - Python 3.10
+                await asyncio.wait_for(self._slots.acquire(), self._seconds)
+        except asyncio.TimeoutError:
+            raise GPTProtoConnectionError(
+                f"no free connection within {self._seconds:g} s (all {CONNECTION_LIMIT} in use)",
+                request_sent=False,
+            ) from None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._slots.release()
 
 
 # Weak keys: a loop that ends without releasing its session does not pin it here forever.

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
     from urllib3.connectionpool import ConnectionPool
 
+    from airflow_provider_gptproto.hooks._aiosession import SharedSession
     from airflow_provider_gptproto.hooks._settings import ClientSettings
 
 MAX_REDIRECTS = 5
@@ -183,9 +184,11 @@ def open_stream(
 
 
 async def ahead_length(
-    session: aiohttp.ClientSession, url: str, settings: ClientSettings, timeout: aiohttp.ClientTimeout
+    shared: SharedSession, url: str, settings: ClientSettings, timeout: aiohttp.ClientTimeout
 ) -> int | None:
     """Content-Length by HEAD, each hop checked (in a thread: it resolves) and pinned like ``open_stream``.
+
+    Each HEAD takes one of the loop's slots (``hooks/_aiosession``); the checks in threads hold none.
 
     Pinning on aiohttp: the request goes to the checked address itself (an IP literal, which the
     connector does not resolve) with the Host header, and for https ``server_hostname``, naming the host.
@@ -197,13 +200,16 @@ async def ahead_length(
     for _ in range(MAX_REDIRECTS + 1):
         hop = await loop.run_in_executor(None, check_video_url, url, policy)
         parts = urlsplit(url)
-        async with session.head(
-            URL(url, encoded=True).with_host(hop.address),
-            allow_redirects=False,
-            timeout=timeout,
-            headers={"Host": parts.netloc.rpartition("@")[2]},
-            server_hostname=hop.host if parts.scheme.lower() == "https" else None,
-        ) as resp:
+        async with (
+            shared.slot(timeout.total or 10.0),
+            shared.session.head(
+                URL(url, encoded=True).with_host(hop.address),
+                allow_redirects=False,
+                timeout=timeout,
+                headers={"Host": parts.netloc.rpartition("@")[2]},
+                server_hostname=hop.host if parts.scheme.lower() == "https" else None,
+            ) as resp,
+        ):
             if resp.status in (301, 302, 303, 307, 308):
                 url = urljoin(url, resp.headers.get("Location", ""))
                 continue

@@ -745,9 +745,7 @@ class GPTProtoHook(BaseHook):
         shared = self._aio_session()
         try:
             timeout = aiohttp.ClientTimeout(total=10.0, sock_connect=CONNECT_TIMEOUT_SECONDS)
-            settings = await self.aget_settings()
-            async with shared.slots:
-                return await ahead_length(shared.session, url, settings, timeout)
+            return await ahead_length(shared, url, await self.aget_settings(), timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
             return None
 
@@ -832,7 +830,7 @@ class GPTProtoHook(BaseHook):
         timeout = _aio_timeout(settings.timeout)
         try:
             async with (
-                shared.slots,
+                shared.slot(settings.timeout),
                 shared.session.request(
                     method, url, params=params, headers=settings.headers(), timeout=timeout
                 ) as resp,

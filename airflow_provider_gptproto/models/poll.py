@@ -28,6 +28,7 @@ MAX_POLL_BACKOFF_SECONDS = 300.0
 # once; without the spread they stay in step ever after, and such bursts are what keep thousands of
 # requests alive across collections (bench/results.md, benchmark 1's 10,000 row).
 TRIGGER_POLL_JITTER = 0.1
+_SPREAD = random.Random()  # its own: a user's random.seed() (e.g. for request seeds) stays theirs
 
 
 def is_transient_poll_error(exc: BaseException) -> bool:
@@ -102,7 +103,8 @@ class Deadline:
             if self.failures:
                 yield Note(f"Checking {self.what} works again after {self.failures} failed checks")
             self.failures = 0
-            return self.poll_interval * (1.0 + self.jitter * random.uniform(-1.0, 1.0))
+            spread = _SPREAD.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+            return self.poll_interval * (1.0 + spread)
         if not is_transient_poll_error(reply):
             return None
         self.failures += 1

@@ -62,7 +62,7 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
                 plan, lambda _: self.hook.aget_task(task_id), self.log.log, asyncio.sleep, time.time
             )
             url = end.task.video_url if end.status == "success" and end.task else None
-            size = await self.hook.avideo_size(url) if url else None  # measured here, holding no slot
+            size = await self.hook.avideo_size(url) if url else None  # here, holding no worker slot
             yield self._event(end.status, end.task, end.message, size)
         finally:
             await self.cleanup()

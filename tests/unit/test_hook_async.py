@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -25,7 +25,7 @@ from airflow_provider_gptproto.hooks._settings import USER_AGENT
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.models import TaskStatus
 
-from .conftest import API_KEY, TASKS_URL, LogCapture, conn_json, free_port, set_conn
+from .conftest import API_KEY, PUBLIC_ADDRESS, TASKS_URL, LogCapture, conn_json, free_port, set_conn
 
 URL_T1 = f"{TASKS_URL}/t1"
 
@@ -155,43 +155,112 @@ async def test_concurrent_calls_share_one_session(
     assert len(sessions_created) == 1
 
 
-async def test_requests_past_the_connection_limit_wait_for_a_slot_before_aiohttp_builds_them(
-    ahook: GPTProtoHook, aio: aioresponses, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Counted inside ClientSession._request, before aiohttp's connector (which aioresponses
-    # bypasses): only the slots can hold these back. A poll queued in the connector would already
-    # hold a built request there.
+class Gate:
+    """Requests that reach ``ClientSession._request`` wait there until :attr:`release` is set."""
+
+    def __init__(self) -> None:
+        self.inside, self.most = 0, 0
+        self.release, self.changed = asyncio.Event(), asyncio.Event()
+
+    async def wait_inside(self, count: int) -> None:
+        while self.inside != count:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 10)
+
+
+@pytest.fixture
+def gate(aio: aioresponses, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """Two slots per loop, and a count of the requests aiohttp is building or sending.
+
+    Counted inside ``ClientSession._request``, before aiohttp's connector (which aioresponses
+    bypasses): only the slots can hold requests back there.
+    """
     monkeypatch.setattr(_aiosession, "CONNECTION_LIMIT", 2)
-    inside, most, release, two_inside = 0, 0, asyncio.Event(), asyncio.Event()
-    answer = aiohttp.ClientSession._request  # aioresponses' stand-in
+    gate, answer = Gate(), aiohttp.ClientSession._request  # aioresponses' stand-in
 
     async def counted(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
-        nonlocal inside, most
-        inside += 1
-        most = max(most, inside)
-        if inside == 2:
-            two_inside.set()
+        gate.inside += 1
+        gate.most = max(gate.most, gate.inside)
+        gate.changed.set()
         try:
-            await release.wait()
+            await gate.release.wait()
             return await answer(self, *args, **kwargs)
         finally:
-            inside -= 1
+            gate.inside -= 1
+            gate.changed.set()
 
-    # By hand, not monkeypatch: that one was set up before aioresponses, so it would put the
-    # stand-in back after aioresponses restored the real method.
+    # By hand, not monkeypatch: that one may have been set up before aioresponses, and would then
+    # put the stand-in back after aioresponses restored the real method.
     aiohttp.ClientSession._request = counted  # type: ignore[method-assign]
     try:
-        aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
-        polls = asyncio.gather(*(ahook.aget_task("t1") for _ in range(6)))
-        await asyncio.wait_for(two_inside.wait(), 10)
-        for _ in range(20):  # the other four had every chance to start
-            await asyncio.sleep(0)
-        assert inside == 2
-        release.set()
-        assert [t.status for t in await polls] == [TaskStatus.RUNNING] * 6
+        yield gate
     finally:
         aiohttp.ClientSession._request = answer  # type: ignore[method-assign]
-    assert most == 2
+
+
+async def test_requests_past_the_connection_limit_wait_for_a_slot_before_aiohttp_builds_them(
+    ahook: GPTProtoHook, aio: aioresponses, gate: Gate
+) -> None:
+    # A poll queued in aiohttp's connector would already hold a built request.
+    aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
+    polls = asyncio.gather(*(ahook.aget_task("t1") for _ in range(6)))
+    await gate.wait_inside(2)
+    for _ in range(20):  # the other four had every chance to start
+        await asyncio.sleep(0)
+    assert gate.inside == 2
+    gate.release.set()
+    assert [t.status for t in await polls] == [TaskStatus.RUNNING] * 6
+    assert gate.most == 2
+
+
+async def test_a_request_waits_for_a_slot_no_longer_than_it_was_given() -> None:
+    # The hook gives each request its timeout (at least 1 s); the rule itself, with a shorter one.
+    slots = asyncio.Semaphore(1)
+    async with _aiosession.Slot(slots, 1.0):
+        with pytest.raises(GPTProtoConnectionError, match=r"no free connection within 0.05 s") as caught:
+            async with _aiosession.Slot(slots, 0.05):
+                pytest.fail("entered a slot that was taken")
+    assert caught.value.request_sent is False  # never reached aiohttp: safe to retry anything
+    assert not slots.locked()  # the timed-out wait took nothing; the holder gave its slot back
+
+
+async def test_a_poll_cancelled_while_it_waits_or_sends_gives_its_slot_back(
+    ahook: GPTProtoHook, aio: aioresponses, gate: Gate
+) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
+    sending = [asyncio.ensure_future(ahook.aget_task("t1")) for _ in range(2)]
+    await gate.wait_inside(2)
+    waiting = asyncio.ensure_future(ahook.aget_task("t1"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    for task in [waiting, sending[0]]:
+        task.cancel()
+    await asyncio.gather(waiting, sending[0], return_exceptions=True)
+    gate.release.set()
+    assert (await sending[1]).status is TaskStatus.RUNNING
+    # Both slots are free again: two more polls run side by side.
+    gate.release.clear()
+    again = asyncio.gather(ahook.aget_task("t1"), ahook.aget_task("t1"))
+    await gate.wait_inside(2)
+    gate.release.set()
+    assert len(await again) == 2
+
+
+async def test_a_video_size_head_takes_a_slot_but_not_while_it_resolves(
+    ahook: GPTProtoHook, aio: aioresponses, gate: Gate
+) -> None:
+    aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
+    video = "http://cdn.gptproto.test/v.mp4"  # resolves to PUBLIC_ADDRESS; the HEAD goes there
+    aio.head(f"http://{PUBLIC_ADDRESS}/v.mp4", headers={"Content-Length": "1234"})
+    held = asyncio.gather(ahook.aget_task("t1"), ahook.aget_task("t1"))
+    await gate.wait_inside(2)
+    size = asyncio.ensure_future(ahook.avideo_size(video))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert gate.inside == 2 and not size.done()  # its HEAD waits for a slot
+    gate.release.set()
+    assert len(await held) == 2
+    assert await size == 1234
 
 
 async def test_hooks_on_one_loop_share_the_session_until_the_last_releases(

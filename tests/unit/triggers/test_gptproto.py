@@ -20,7 +20,6 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoResponseError,
     GPTProtoServerError,
 )
-from airflow_provider_gptproto.models import poll as poll_module
 from airflow_provider_gptproto.models.poll import MAX_POLL_BACKOFF_SECONDS, TRIGGER_POLL_JITTER
 from airflow_provider_gptproto.triggers import base as base_module
 from airflow_provider_gptproto.triggers import gptproto as trigger_module
@@ -35,7 +34,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(trigger_module, "time", fake)
     monkeypatch.setattr(asyncio, "sleep", fake.aadvance)
-    monkeypatch.setattr(poll_module.random, "uniform", lambda low, high: 0.0)
+    monkeypatch.setattr(trigger_module, "TRIGGER_POLL_JITTER", 0.0)
     return fake
 
 
