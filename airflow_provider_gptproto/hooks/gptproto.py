@@ -744,8 +744,7 @@ class GPTProtoHook(BaseHook):
 
         shared = self._aio_session()
         try:
-            timeout = aiohttp.ClientTimeout(total=10.0, sock_connect=CONNECT_TIMEOUT_SECONDS)
-            return await ahead_length(shared, url, await self.aget_settings(), timeout)
+            return await ahead_length(shared, url, await self.aget_settings(), _aio_timeout(10.0))
         except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
             return None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -156,14 +156,16 @@ async def test_concurrent_calls_share_one_session(
 
 
 class Gate:
-    """Requests that reach ``ClientSession._request`` wait there until :attr:`release` is set."""
+    """Requests that reach ``ClientSession._request`` wait there until :attr:`release` is set;
+    :attr:`waiting` counts those waiting for a slot."""
 
     def __init__(self) -> None:
-        self.inside, self.most = 0, 0
+        self.inside, self.most, self.waiting = 0, 0, 0
         self.release, self.changed = asyncio.Event(), asyncio.Event()
 
-    async def wait_inside(self, count: int) -> None:
-        while self.inside != count:
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Until ``condition()`` holds after a change of the counts (at most 10 s)."""
+        while not condition():
             self.changed.clear()
             await asyncio.wait_for(self.changed.wait(), 10)
 
@@ -176,7 +178,18 @@ def gate(aio: aioresponses, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     bypasses): only the slots can hold requests back there.
     """
     monkeypatch.setattr(_aiosession, "CONNECTION_LIMIT", 2)
-    gate, answer = Gate(), aiohttp.ClientSession._request  # aioresponses' stand-in
+    gate, answer, take = Gate(), aiohttp.ClientSession._request, _aiosession.Slot.__aenter__
+
+    async def counted_wait(self: _aiosession.Slot) -> None:
+        gate.waiting += 1
+        gate.changed.set()
+        try:
+            await take(self)
+        finally:
+            gate.waiting -= 1
+            gate.changed.set()
+
+    monkeypatch.setattr(_aiosession.Slot, "__aenter__", counted_wait)
 
     async def counted(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
         gate.inside += 1
@@ -204,10 +217,8 @@ async def test_requests_past_the_connection_limit_wait_for_a_slot_before_aiohttp
     # A poll queued in aiohttp's connector would already hold a built request.
     aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
     polls = asyncio.gather(*(ahook.aget_task("t1") for _ in range(6)))
-    await gate.wait_inside(2)
-    for _ in range(20):  # the other four had every chance to start
-        await asyncio.sleep(0)
-    assert gate.inside == 2
+    await gate.wait_until(lambda: gate.inside + gate.waiting == 6)
+    assert (gate.inside, gate.waiting) == (2, 4)
     gate.release.set()
     assert [t.status for t in await polls] == [TaskStatus.RUNNING] * 6
     assert gate.most == 2
@@ -229,10 +240,9 @@ async def test_a_poll_cancelled_while_it_waits_or_sends_gives_its_slot_back(
 ) -> None:
     aio.get(URL_T1, payload=task_b("t1", "running"), repeat=True)
     sending = [asyncio.ensure_future(ahook.aget_task("t1")) for _ in range(2)]
-    await gate.wait_inside(2)
+    await gate.wait_until(lambda: gate.inside == 2)
     waiting = asyncio.ensure_future(ahook.aget_task("t1"))
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await gate.wait_until(lambda: gate.waiting == 1)
     for task in [waiting, sending[0]]:
         task.cancel()
     await asyncio.gather(waiting, sending[0], return_exceptions=True)
@@ -241,7 +251,7 @@ async def test_a_poll_cancelled_while_it_waits_or_sends_gives_its_slot_back(
     # Both slots are free again: two more polls run side by side.
     gate.release.clear()
     again = asyncio.gather(ahook.aget_task("t1"), ahook.aget_task("t1"))
-    await gate.wait_inside(2)
+    await gate.wait_until(lambda: gate.inside == 2)
     gate.release.set()
     assert len(await again) == 2
 
@@ -253,11 +263,10 @@ async def test_a_video_size_head_takes_a_slot_but_not_while_it_resolves(
     video = "http://cdn.gptproto.test/v.mp4"  # resolves to PUBLIC_ADDRESS; the HEAD goes there
     aio.head(f"http://{PUBLIC_ADDRESS}/v.mp4", headers={"Content-Length": "1234"})
     held = asyncio.gather(ahook.aget_task("t1"), ahook.aget_task("t1"))
-    await gate.wait_inside(2)
+    await gate.wait_until(lambda: gate.inside == 2)
     size = asyncio.ensure_future(ahook.avideo_size(video))
-    for _ in range(20):
-        await asyncio.sleep(0)
-    assert gate.inside == 2 and not size.done()  # its HEAD waits for a slot
+    await gate.wait_until(lambda: gate.inside + gate.waiting == 3)  # the HEAD came to the slots
+    assert (gate.inside, gate.waiting) == (2, 1) and not size.done()  # and waits for one
     gate.release.set()
     assert len(await held) == 2
     assert await size == 1234
