@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import requests
-from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_gptproto import get_provider_info as provider_info
@@ -43,6 +43,7 @@ from airflow_provider_gptproto.hooks._many_tasks import (
     read_many,
     run_plan,
 )
+from airflow_provider_gptproto.hooks._masking import amask_key, mask_key
 
 # Re-exported: the triggers, the sensor and the operator import the poll runners from here.
 from airflow_provider_gptproto.hooks._poll import arun_poll as arun_poll
@@ -93,10 +94,6 @@ DOWNLOAD_READ_TIMEOUT_SECONDS = 60.0
 DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 # How long generate_video (and the generate operator) wait for a task by default: 2 hours.
 DEFAULT_WAIT_TIMEOUT_SECONDS = 2 * 3600.0
-# API keys this process has registered with the secrets masker. In a task process mask_secret also
-# tells the supervisor, over a round trip: a triggerer starting 10,000 waits of one connection made
-# 10,000 of them, each queued behind the supervisor's database work (bench/README.md, benchmark 1).
-MASKED_KEYS: set[str] = set()
 
 
 def _as_is(body: Any) -> Any:
@@ -276,7 +273,9 @@ class GPTProtoHook(BaseHook):
         :raises GPTProtoRequestError: its host or extras are invalid.
         """
         conn = self.get_connection(self.gptproto_conn_id)
-        return self._settings_of(conn, conn.extra_dejson)
+        settings = self._settings_of(conn, conn.extra_dejson)
+        mask_key(settings.api_key)
+        return settings
 
     async def aget_settings(self) -> ClientSettings:
         """Resolve the connection without blocking the event loop, once per hook (and one look-up
@@ -289,15 +288,13 @@ class GPTProtoHook(BaseHook):
         if self._async_settings is None:
             # Shared by this loop's hooks for a minute (hooks/_async_connections: why).
             conn, extra = await _async_connections.lookup(self.gptproto_conn_id, self)
-            self._async_settings = self._settings_of(conn, extra)
+            settings = self._settings_of(conn, extra)
+            await amask_key(settings.api_key)
+            self._async_settings = settings
         return self._async_settings
 
     def _settings_of(self, conn: Connection, extra: dict[str, Any]) -> ClientSettings:
-        settings = settings_from_connection(conn, extra, timeout=self._timeout, retry_limit=self._retry_limit)
-        if settings.api_key not in MASKED_KEYS:  # once per process (see MASKED_KEYS)
-            mask_secret(settings.api_key)
-            MASKED_KEYS.add(settings.api_key)
-        return settings
+        return settings_from_connection(conn, extra, timeout=self._timeout, retry_limit=self._retry_limit)
 
     @cached_property
     def session(self) -> requests.Session:

@@ -3,11 +3,18 @@
 A plan is a generator yielding :class:`Check`, :class:`Pause` or :class:`Note` and sent ``(now, reply)``
 (the task(s) or the ``GPTProtoError`` a check raised); ``hooks._poll`` runs it. Every waiter checks at
 least once, and a pause that would cross the deadline is cut to it, then the wait times out.
+
+Checks keep a cadence: one is due an interval after the previous one was *due*, so the time a check
+took, or a loop stall made it late, comes off the next pause instead of slowing the wait for good.
+A plan holds no reply across its pause but the first of each status: whatever outlives a pause in a
+triggerer of thousands of waits is promoted to the oldest generation and brings the next full
+garbage collection nearer (bench/README.md, benchmark 1).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -80,38 +87,60 @@ Plan = Generator[Check | Pause | Note, tuple[float, Reply], EndT]
 
 
 class Deadline:
-    """What both plans share: the answer to a reply (its pause and log lines) and the deadline.
+    """What both plans share: the answer to a reply (its pause and log lines), the cadence and the
+    deadline.
 
     :param what: what is checked, for the log lines ("GPTProto task t1").
     :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
-    :param jitter: each pause after a good check lasts the interval times 1 ± this, at random.
+    :param jitter: each interval after a good check lasts the interval times 1 ± this, at random.
+    :param start: when the first check is due (the wait's start); later ones are due an interval
+        after the one before was due.
     """
 
     def __init__(
-        self, what: str, poll_interval: float, deadline: float | None, failures: int = 0, jitter: float = 0.0
+        self,
+        what: str,
+        poll_interval: float,
+        deadline: float | None,
+        failures: int = 0,
+        jitter: float = 0.0,
+        start: float = 0.0,
     ) -> None:
         self.what, self.poll_interval, self.deadline, self.failures = what, poll_interval, deadline, failures
         self.jitter = jitter
+        self.due = start  # when the check that was just made was due
         self.cut = False  # the last pause was cut to the deadline: time is up after it
 
     def passed(self, now: float) -> bool:
         return self.cut or (self.deadline is not None and now >= self.deadline)
 
-    def reply(self, reply: Reply) -> Generator[Note, object, float | None]:
-        """The pause a reply earns (the backoff after a transient error); None after a permanent one."""
+    def reply(self, now: float, reply: Reply) -> Generator[Note, object, float | None]:
+        """The pause a reply at ``now`` earns (the backoff after a transient error, exact); None
+        after a permanent error."""
         if not isinstance(reply, GPTProtoError):
             if self.failures:
                 yield Note(f"Checking {self.what} works again after {self.failures} failed checks")
             self.failures = 0
             spread = _SPREAD.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
-            return self.poll_interval * (1.0 + spread)
+            return self._next_slot(now, self.poll_interval * (1.0 + spread))
         if not is_transient_poll_error(reply):
             return None
         self.failures += 1
         delay = poll_backoff(self.poll_interval, self.failures, reply)
+        self.due = now + delay  # the cadence resumes from the check after the backoff
         text = f"Checking {self.what} failed ({reply}); transient, failure {self.failures} in a row"
         yield Note(f"{text}, next check in {delay:.1f} s", logging.WARNING)
         return delay
+
+    def _next_slot(self, now: float, seconds: float) -> float:
+        """The pause to the next slot on the cadence at least half an interval away: a check that
+        ran late skips the slots it missed rather than polling a slow server back to back."""
+        if seconds <= 0:
+            self.due = now
+            return 0.0
+        slots = max(1, math.ceil((now + seconds / 2 - self.due) / seconds))
+        self.due += slots * seconds
+        return self.due - now
 
     def pause(self, now: float, seconds: float) -> Generator[Pause, tuple[float, Reply], float]:
         """Pause unless the deadline has come, cut to it: the time after (then ask :meth:`passed`)."""
@@ -138,14 +167,16 @@ def poll_task(
     :param deadline: absolute unix time to give up (None: never).
     :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
     :param where: how status lines name the time waited ("12.0 s elapsed"); empty: not at all.
-    :param jitter: pauses last ``poll_interval`` times 1 ± this, at random (see
+    :param jitter: intervals last ``poll_interval`` times 1 ± this, at random (see
         :data:`TRIGGER_POLL_JITTER`); backoffs and deadlines are exact.
+    :return: how the wait ended; after a timeout its ``task`` is the first reply of the last status
+        seen.
     """
-    clock = Deadline(f"GPTProto task {task_id}", poll_interval, deadline, failures, jitter)
-    started, last = now, None
+    clock = Deadline(f"GPTProto task {task_id}", poll_interval, deadline, failures, jitter, start=now)
+    started, last = now, None  # last: the first reply of the latest status seen
     while True:
         now, reply = yield Check()
-        pause = yield from clock.reply(reply)
+        pause = yield from clock.reply(now, reply)
         error = reply if isinstance(reply, GPTProtoError) else None
         if pause is None:
             return TaskEnd("error", last, f"Polling GPTProto task {task_id} failed: {reply}", error)
@@ -153,10 +184,11 @@ def poll_task(
             if last is None or reply.status != last.status:
                 waited = where and f" ({now - started:.1f} s {where})"
                 yield Note(f"GPTProto task {task_id} {reply.status.phrase}{waited}")
-            last = reply
+                last = reply
             if reply.is_terminal:
                 status = "success" if reply.status is TaskStatus.SUCCEEDED else "failed"
                 return TaskEnd(status, reply, f"GPTProto task {task_id} {reply.status.phrase}")
+        reply = None  # not held across the pause (see the module's docstring)
         now = yield from clock.pause(now, pause)
         if clock.passed(now):
             state = f"still {last.status.value}" if last else "never seen"
@@ -190,26 +222,30 @@ class BatchWait:
 
     def plan(self, now: float) -> Plan[tuple[str, str]]:
         """The rounds until the batch fires: ``(status, message)``, status "ready", "deadline" or "error"."""
-        clock = Deadline(f"the statuses of {len(self.watch)} batch tasks", self.poll_interval, self.deadline)
+        what = f"the statuses of {len(self.watch)} batch tasks"
+        clock = Deadline(what, self.poll_interval, self.deadline, start=now)
         first_ready: float | None = None
         while self.watch:  # empty: nothing in flight, a timer (e.g. to retry creates after 429s)
             pending = [i for i in self.watch if i not in self.finished]
             self.timed_out += [i for i in pending if (limit := self.watch[i]) is not None and now >= limit]
-            pending, pause, reply = [i for i in pending if i not in self.timed_out], self.poll_interval, None
+            pending, pause, failed = (
+                [i for i in pending if i not in self.timed_out],
+                self.poll_interval,
+                False,
+            )
             if pending:
                 now, reply = yield Check(tuple(pending))
-                if (earned := (yield from clock.reply(reply))) is None:
+                if (earned := (yield from clock.reply(now, reply))) is None:
                     return "error", f"Polling the batch failed: {reply}"
-                pause = earned
+                pause, failed = earned, isinstance(reply, GPTProtoError)
                 if isinstance(reply, dict):
                     self.missing += [i for i in pending if i not in reply]
                     self.done.update((i, t) for i, t in reply.items() if t.is_terminal)
+                del reply  # up to N tasks, not held across the pause (see the module's docstring)
             finished = len(self.finished)
             first_ready = now if finished and first_ready is None else first_ready
             waited = first_ready is not None and now - first_ready >= self.max_wait_ready
-            if not isinstance(reply, GPTProtoError) and (
-                finished >= self.min_finished or finished == len(self.watch) or waited
-            ):
+            if not failed and (finished >= self.min_finished or finished == len(self.watch) or waited):
                 yield Note(f"{finished} of {len(self.watch)} watched tasks finished: resuming the batch")
                 return "ready", f"{finished} tasks finished"
             now = yield from clock.pause(now, pause)

@@ -1,16 +1,45 @@
-"""What every GPTProto trigger shares: one hook per trigger, the shared arguments, a guarded on_kill.
+"""What every GPTProto trigger shares: one hook per trigger, the shared arguments, a guarded on_kill,
+and a wait that runs in a task of its own.
 
 Triggers only poll (a restart re-running one is harmless) and their deadlines are absolute.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger
 
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
+
+T = TypeVar("T")
+
+
+async def in_own_task(wait: Coroutine[Any, Any, T]) -> T:
+    """Await ``wait`` in a plain task of its own; cancelling the caller cancels it, same message.
+
+    Why: Airflow's triggerer (3.3.2 does, 3.0.6 does not) runs each trigger's task inside
+    ``greenback.ensure_portal()``, so that sync SDK calls work from ``run``; every suspension and
+    resumption of such a task switches greenlets.
+    A wait suspends several times per poll; in its own task it costs the portal nothing, and the
+    trigger's task suspends once (bench/README.md, benchmark 1). The wait makes no sync SDK call:
+    the connection and the key's masking are read with async calls (``GPTProtoHook.aget_settings``).
+    The message is passed on here, not by asyncio, because Python 3.10 drops it between tasks, and
+    Airflow's ``on_kill`` check reads it.
+    """
+    task = asyncio.ensure_future(wait)
+    try:
+        await asyncio.wait((task,))
+    except asyncio.CancelledError as stop:
+        task.cancel(*stop.args[:1])
+        await asyncio.wait((task,))
+        if not task.cancelled():
+            task.exception()  # retrieved, so an error racing the cancel is not logged as lost
+        raise
+    return task.result()
 
 
 class GPTProtoPollingTrigger(BaseTrigger):

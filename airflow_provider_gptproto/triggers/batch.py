@@ -18,7 +18,7 @@ from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, arun_poll
 from airflow_provider_gptproto.models import GenerationTask
 from airflow_provider_gptproto.models.poll import BatchWait
-from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
+from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger, in_own_task
 
 CANCEL_TIMEOUT_SECONDS = 30.0
 CANCEL_CONCURRENCY = 8
@@ -70,8 +70,8 @@ class GPTProtoBatchTrigger(GPTProtoPollingTrigger):
         wait = self._wait
         try:
             read = lambda check: self.hook.aget_tasks(list(check.ids))  # noqa: E731
-            status, message = await arun_poll(
-                wait.plan(time.time()), read, self.log.log, asyncio.sleep, time.time
+            status, message = await in_own_task(
+                arun_poll(wait.plan(time.time()), read, self.log.log, asyncio.sleep, time.time)
             )
             tasks = {i: t.to_dict() for i, t in wait.done.items()}
             payload = {"tasks": tasks, "timed_out": wait.timed_out, "missing": wait.missing}

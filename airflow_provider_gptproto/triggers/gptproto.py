@@ -12,8 +12,8 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_gptproto.exceptions import GPTProtoError
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook, arun_poll
 from airflow_provider_gptproto.models import GenerationTask
-from airflow_provider_gptproto.models.poll import TRIGGER_POLL_JITTER, poll_task
-from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
+from airflow_provider_gptproto.models.poll import TRIGGER_POLL_JITTER, TaskEnd, poll_task
+from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger, in_own_task
 
 CANCEL_TIMEOUT_SECONDS = 20.0
 
@@ -48,6 +48,14 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
         return self._serialized(gptproto_task_id=self.gptproto_task_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            end, size = await in_own_task(self._wait())
+            yield self._event(end.status, end.task, end.message, size)
+        finally:
+            await self.cleanup()
+
+    async def _wait(self) -> tuple[TaskEnd, int | None]:
+        """Poll until the task ends; then the video's size, here where waiting holds no worker slot."""
         task_id = self.gptproto_task_id
         plan = poll_task(
             task_id,
@@ -57,15 +65,11 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
             where="in the triggerer",
             jitter=TRIGGER_POLL_JITTER,
         )
-        try:
-            end = await arun_poll(
-                plan, lambda _: self.hook.aget_task(task_id), self.log.log, asyncio.sleep, time.time
-            )
-            url = end.task.video_url if end.status == "success" and end.task else None
-            size = await self.hook.avideo_size(url) if url else None  # here, holding no worker slot
-            yield self._event(end.status, end.task, end.message, size)
-        finally:
-            await self.cleanup()
+        end = await arun_poll(
+            plan, lambda _: self.hook.aget_task(task_id), self.log.log, asyncio.sleep, time.time
+        )
+        url = end.task.video_url if end.status == "success" and end.task else None
+        return end, await self.hook.avideo_size(url) if url else None
 
     def _event(
         self, status: str, task: GenerationTask | None, message: str, video_bytes: int | None = None

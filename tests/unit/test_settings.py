@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from airflow_provider_gptproto.exceptions import GPTProtoAuthError, GPTProtoRequestError
 from airflow_provider_gptproto.get_provider_info import DEFAULT_RETRY_LIMIT, DEFAULT_TIMEOUT_SECONDS
-from airflow_provider_gptproto.hooks import gptproto as hook_module
+from airflow_provider_gptproto.hooks import _masking
 from airflow_provider_gptproto.hooks._settings import DEFAULT_BASE_URL, USER_AGENT, ClientSettings
 from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 
@@ -200,24 +201,82 @@ def test_redact() -> None:
     assert s.redact("nothing here") == "nothing here"
 
 
-def test_key_is_registered_with_the_secrets_masker(monkeypatch: pytest.MonkeyPatch) -> None:
-    masked: list[str] = []
-    monkeypatch.setattr(hook_module, "mask_secret", masked.append)
-    monkeypatch.setattr(hook_module, "MASKED_KEYS", set())
+@pytest.fixture
+def masked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every key sent to Airflow's masker, sync or async, in a process that has masked none yet."""
+    sent: list[str] = []
+
+    async def amask(key: str) -> None:
+        sent.append(key)
+        await asyncio.sleep(0)  # a round trip: other hooks run meanwhile
+
+    monkeypatch.setattr(_masking, "mask_secret", sent.append)
+    monkeypatch.setattr(_masking, "_async_masker", lambda: amask)
+    monkeypatch.setattr(_masking, "MASKED_KEYS", set())
+    return sent
+
+
+def test_key_is_registered_with_the_secrets_masker(
+    monkeypatch: pytest.MonkeyPatch, masked: list[str]
+) -> None:
     settings_for(monkeypatch, conn_json())
     assert masked == [API_KEY]
 
 
-def test_key_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch, masked: list[str]) -> None:
     """Every hook of a triggerer resolves its connection; only the first key costs a round trip."""
-    masked: list[str] = []
-    monkeypatch.setattr(hook_module, "mask_secret", masked.append)
-    monkeypatch.setattr(hook_module, "MASKED_KEYS", set())
     set_conn(monkeypatch, conn_json(), "gptproto_mask_a")
     set_conn(monkeypatch, conn_json(password="sk-another-key-000000000000"), "gptproto_mask_b")
     for conn_id in ("gptproto_mask_a", "gptproto_mask_a", "gptproto_mask_b"):
         assert GPTProtoHook(conn_id).settings
     assert masked == [API_KEY, "sk-another-key-000000000000"]
+
+
+async def test_hooks_resolving_together_register_their_key_once_with_an_async_call(
+    monkeypatch: pytest.MonkeyPatch, masked: list[str]
+) -> None:
+    """The triggers' path: no sync call (in a trigger's own task it would find no greenback portal)."""
+    set_conn(monkeypatch, conn_json(), "gptproto_amask")
+    monkeypatch.setattr(_masking, "mask_secret", lambda key: pytest.fail("the sync masker was called"))
+    settings = await asyncio.gather(*(GPTProtoHook("gptproto_amask").aget_settings() for _ in range(20)))
+    assert {s.api_key for s in settings} == {API_KEY}
+    assert masked == [API_KEY]
+
+
+def test_the_async_masker_is_airflows_own_where_it_has_one() -> None:
+    """3.3+: ``amask_secret``; before, the sync one wrapped for a thread (its channel refuses the loop's)."""
+    masker = _masking._async_masker()
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:
+        assert type(masker).__name__ == "SyncToAsync"
+        assert masker.func is _masking.mask_secret  # type: ignore[attr-defined]
+    else:
+        assert masker is amask_secret
+
+
+async def test_a_key_whose_masking_failed_is_sent_again_by_the_next_hook(
+    monkeypatch: pytest.MonkeyPatch, masked: list[str]
+) -> None:
+    set_conn(monkeypatch, conn_json(), "gptproto_remask")
+    attempts: list[str] = []
+
+    async def broken(key: str) -> None:
+        attempts.append(key)
+        raise RuntimeError("supervisor channel closed")
+
+    monkeypatch.setattr(_masking, "_async_masker", lambda: broken)
+    with pytest.raises(RuntimeError, match="channel closed"):
+        await GPTProtoHook("gptproto_remask").aget_settings()
+    assert API_KEY not in _masking.MASKED_KEYS
+
+    async def working(key: str) -> None:
+        attempts.append(key)
+
+    monkeypatch.setattr(_masking, "_async_masker", lambda: working)
+    assert (await GPTProtoHook("gptproto_remask").aget_settings()).api_key == API_KEY
+    assert attempts == [API_KEY, API_KEY]
+    assert API_KEY in _masking.MASKED_KEYS
 
 
 def test_settings_are_resolved_once_per_hook(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -256,6 +256,108 @@ def test_without_jitter_every_pause_is_the_interval() -> None:
     assert set(pauses(steps)) == {10.0}
 
 
+# ----------------------------------------------------------------------------- the cadence
+
+
+def check_starts(
+    interval: float,
+    took: Iterable[float],
+    *,
+    overruns: dict[int, float] | None = None,
+    fail: Iterable[int] = (),
+) -> tuple[list[float], list[float]]:
+    """Run a wait whose checks take ``took`` seconds each (answering "running", then "succeeded");
+    pause ``k`` lasts ``overruns[k]`` seconds longer than asked (a loop stall), and the checks
+    numbered in ``fail`` raise a transient error. Returns when each check started (from START)
+    and every pause asked for."""
+    durations, overrun, failing = list(took), overruns or {}, set(fail)
+    plan, now, starts, asked = poll_task("t1", interval, START), START, [], []
+    step = next(plan)
+    try:
+        while True:
+            reply: Reply = None
+            if isinstance(step, Check):
+                k = len(starts)
+                starts.append(round(now - START, 6))
+                now += durations[k]
+                done = k == len(durations) - 1
+                reply = (
+                    GPTProtoServerError("bad gateway", http_status=502)
+                    if k in failing
+                    else task("succeeded" if done else "running")
+                )
+            elif isinstance(step, Pause):
+                asked.append(round(step.seconds, 6))
+                now += step.seconds + overrun.get(len(asked) - 1, 0.0)
+            step = plan.send((now, reply))
+    except StopIteration:
+        return starts, asked
+
+
+def test_a_check_is_due_every_interval_whatever_each_check_took() -> None:
+    starts, _ = check_starts(5, [0.3, 1.2, 0.1, 2.0, 0.0])
+    assert starts == [0, 5, 10, 15, 20]
+
+
+def test_a_check_a_stall_made_late_puts_the_next_one_back_on_its_schedule() -> None:
+    starts, _ = check_starts(5, [0.0] * 5, overruns={1: 1.5})
+    assert starts == [0, 5, 11.5, 15, 20]
+
+
+def test_a_check_later_than_half_an_interval_skips_the_slots_it_missed() -> None:
+    starts, _ = check_starts(10, [0.0] * 4, overruns={1: 8.0})
+    assert starts == [0, 10, 28, 40]
+
+
+def test_a_slow_server_is_never_polled_back_to_back() -> None:
+    starts, asked = check_starts(5, [8.0] * 4)
+    assert starts == [0, 15, 30, 45]  # every third slot
+    assert min(asked) >= 2.5  # never less than half an interval between a reply and the next check
+
+
+def test_a_zero_interval_never_gives_a_negative_pause() -> None:
+    starts, asked = check_starts(0, [0.5] * 4)
+    assert asked == [0.0, 0.0, 0.0]
+    assert starts == [0, 0.5, 1.0, 1.5]
+
+
+def test_a_backoff_counts_from_the_failed_reply_and_the_cadence_resumes_after_it() -> None:
+    starts, asked = check_starts(5, [0.5] * 5, fail=[1])
+    # the failed check starts at 5 and replies at 5.5; its backoff (2 intervals) is exact from there
+    assert starts == [0, 5, 15.5, 20.5, 25.5]
+    assert asked == [4.5, 10.0, 4.5, 4.5]
+
+
+def test_a_pause_holds_only_the_first_reply_of_each_status() -> None:
+    """What a wait holds across its pause outlives young collections (see models/poll.py)."""
+    first, second, third = task("pending"), task("running"), task("running")
+    plan = poll_task("t1", 5, START)
+    held: list[list[Any]] = []
+    step, now = next(plan), START
+    for reply in (first, second, third):
+        while not isinstance(step, Check):
+            step = plan.send((now, None))
+        step = plan.send((now, reply))
+        while not isinstance(step, Pause):
+            step = plan.send((now, None))
+        assert plan.gi_frame is not None
+        held.append(list(plan.gi_frame.f_locals.values()))
+        now += step.seconds
+        step = plan.send((now, None))
+    identities = [{id(v) for v in values} for values in held]
+    assert id(first) in identities[0]
+    assert id(second) in identities[1] and id(first) not in identities[1]
+    assert id(second) in identities[2] and id(third) not in identities[2]
+
+
+def test_a_timeout_reports_the_first_record_of_the_last_status_seen() -> None:
+    first = task("running").model_copy(update={"seed": 1})
+    later = task("running").model_copy(update={"seed": 2})
+    end, _ = drive(poll_task("t1", 10, START, deadline=START + 25), [task("pending"), first, later])
+    assert end.status == "timeout"
+    assert end.task is first
+
+
 # ----------------------------------------------------------------------------- a batch
 
 

@@ -1,0 +1,50 @@
+"""Register API keys with Airflow's secrets masker once per process, from sync and async code.
+
+In a task or triggerer process, registering a key also tells the supervisor, over a round trip: a
+triggerer starting 10,000 waits of one connection made 10,000 of them, each queued behind the
+supervisor's database work (bench/README.md, benchmark 1). A key is marked before it is sent, so
+hooks starting together send it once, and unmarked again if sending failed, so the next hook retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from airflow.providers.common.compat.sdk import mask_secret
+from asgiref.sync import sync_to_async
+
+MASKED_KEYS: set[str] = set()
+
+
+def mask_key(key: str) -> None:
+    """Register ``key`` with the masker (blocking: a worker's task, the hook's sync methods)."""
+    if key not in MASKED_KEYS:
+        MASKED_KEYS.add(key)
+        try:
+            mask_secret(key)
+        except BaseException:
+            MASKED_KEYS.discard(key)
+            raise
+
+
+async def amask_key(key: str) -> None:
+    """Register ``key`` with the masker from async code (the triggers), never blocking the loop."""
+    if key not in MASKED_KEYS:
+        MASKED_KEYS.add(key)
+        try:
+            await _async_masker()(key)
+        except BaseException:
+            MASKED_KEYS.discard(key)
+            raise
+
+
+def _async_masker() -> Callable[[str], Awaitable[None]]:
+    """Airflow's ``amask_secret`` where it has one (3.3+). Before, ``mask_secret`` in a thread, as
+    Airflow reads connections there itself: its sync channel to the supervisor refuses calls from the
+    event loop's thread (3.0: ``async_to_sync`` raises there; 3.2+: without a greenback portal, which
+    a wait running in its own task does not have, see ``triggers.base.in_own_task``)."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:
+        return sync_to_async(mask_secret)
+    return amask_secret

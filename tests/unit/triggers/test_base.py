@@ -1,0 +1,117 @@
+"""triggers/base.in_own_task: a wait polls outside the trigger's task, and a cancel reaches it intact.
+
+Both triggers are run the way Airflow's triggerer runs them: iterated inside a task of their own,
+cancelled through that task with Airflow's message for a user's action, or none (a shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from airflow_provider_gptproto.models import GenerationTask, TaskStatus
+from airflow_provider_gptproto.triggers.base import GPTProtoPollingTrigger
+from airflow_provider_gptproto.triggers.batch import GPTProtoBatchTrigger
+from airflow_provider_gptproto.triggers.gptproto import GPTProtoTaskTrigger
+from tests.unit.fakes import VIDEO_URL
+
+USER_ACTION = "__airflow_user_action__"  # Airflow's _USER_ACTION_CANCEL_MSG (triggerer_job_runner)
+
+
+class StubHook:
+    """Answers every status check with ``status``, after ``before_reply`` (which may block)."""
+
+    def __init__(self, status: str, before_reply: Callable[[], Any]) -> None:
+        self.status, self.before_reply, self.closed = TaskStatus(status), before_reply, False
+
+    def _task(self, task_id: str) -> GenerationTask:
+        return GenerationTask(task_id=task_id, status=self.status, video_url=VIDEO_URL)
+
+    async def aget_task(self, task_id: str) -> GenerationTask:
+        await self.before_reply()
+        return self._task(task_id)
+
+    async def aget_tasks(self, ids: list[str]) -> dict[str, GenerationTask]:
+        await self.before_reply()
+        return {i: self._task(i) for i in ids}
+
+    async def avideo_size(self, url: str) -> int:
+        await self.before_reply()
+        return 1024
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def make(kind: str, hook: StubHook) -> GPTProtoPollingTrigger:
+    trigger: GPTProtoPollingTrigger
+    if kind == "task":
+        trigger = GPTProtoTaskTrigger("t1", poll_interval=5)
+    else:
+        trigger = GPTProtoBatchTrigger({"t1": None, "t2": None}, poll_interval=5, min_finished=2)
+    trigger._hook = hook  # type: ignore[assignment]
+    return trigger
+
+
+@pytest.mark.parametrize("kind", ["task", "batch"])
+async def test_a_wait_runs_outside_the_greenback_portal_the_triggerer_gives_the_trigger(kind: str) -> None:
+    greenback = pytest.importorskip("greenback")  # Airflow 3.0.6 has no portal (and no greenback)
+    seen: list[tuple[bool, asyncio.Task[Any] | None]] = []
+
+    async def note() -> None:
+        seen.append((greenback.has_portal(), asyncio.current_task()))
+
+    trigger = make(kind, StubHook("succeeded", note))
+
+    async def run_trigger() -> tuple[asyncio.Task[Any] | None, list[Any]]:
+        await greenback.ensure_portal()  # as Airflow's TriggerRunner.run_trigger does
+        assert greenback.has_portal()
+        return asyncio.current_task(), [event.payload async for event in trigger.run()]
+
+    runner, events = await asyncio.create_task(run_trigger())
+
+    assert [e["status"] for e in events] == ["success" if kind == "task" else "ready"]
+    assert seen, "the stub was never asked"
+    assert all(not portal and task is not runner for portal, task in seen), seen
+
+
+@pytest.mark.parametrize("message", [USER_ACTION, None], ids=["user-action", "shutdown"])
+@pytest.mark.parametrize("kind", ["task", "batch"])
+async def test_cancelling_the_trigger_cancels_its_wait_with_the_same_message(
+    kind: str, message: str | None
+) -> None:
+    asked, in_poll = asyncio.Event(), []
+
+    async def hang() -> None:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError as stop:
+            in_poll.append(stop.args)
+            raise
+
+    hook = StubHook("running", hang)
+    trigger = make(kind, hook)
+    in_runner: list[tuple[Any, ...]] = []
+
+    async def run_trigger() -> None:  # what Airflow's run_trigger reads: e.args[0] == its message
+        try:
+            async for _ in trigger.run():
+                raise AssertionError("no event expected")
+        except asyncio.CancelledError as stop:
+            in_runner.append(stop.args)
+            raise
+
+    runner = asyncio.create_task(run_trigger())
+    await asyncio.wait_for(asyncio.shield(asked.wait()), 10)
+    runner.cancel(message) if message else runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+
+    expected = (message,) if message else ()
+    assert in_poll == [expected]
+    assert in_runner == [expected]
+    assert hook.closed  # the shared session is released
