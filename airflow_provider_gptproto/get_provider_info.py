@@ -45,7 +45,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "extra-links": [f"{_PKG}.links.gptproto.GPTProtoVideoLink"],
         "plugins": [{"name": "gptproto", "plugin-class": f"{_PKG}.plugins.gptproto.GPTProtoUIPlugin"}],
-        "config": ui_plugin_config(),
+        "config": provider_config(),
         "connection-types": [
             {
                 "connection-type": "gptproto",
@@ -96,12 +96,23 @@ def conn_fields() -> dict[str, Any]:
     }
 
 
-def ui_plugin_config() -> dict[str, Any]:
-    """``[gptproto]`` options of the UI plugin (Video tab and gallery)."""
+def provider_config() -> dict[str, Any]:
+    """``[gptproto]`` options: the async hooks' shared session and the UI plugin (Video tab, gallery)."""
     return {
         "gptproto": {
-            "description": "GPTProto UI plugin: Video tab on task instances, GPTProto videos page.",
+            "description": "GPTProto provider: the async hooks' shared HTTP session; the UI plugin "
+            "(Video tab on task instances, GPTProto videos page).",
             "options": {
+                "connections_per_loop": {
+                    "description": "Most sockets that the async hooks of one event loop (all the "
+                    "GPTProto triggers of a triggerer) open at once; further requests wait for a free "
+                    "one before they are built. Raise it when the API allows more concurrency and one "
+                    "triggerer runs many thousands of waits.",
+                    "version_added": "0.1.0",
+                    "type": "integer",
+                    "example": "128",
+                    "default": "64",
+                },
                 "ui_plugin_enabled": {
                     "description": "Show the Video tab and the gallery, and serve their endpoints "
                     "under /gptproto.",

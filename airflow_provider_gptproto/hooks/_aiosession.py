@@ -2,7 +2,8 @@
 sockets stay bounded and polls skip handshakes. It carries no credentials (each request sends its
 own header), and closes when its last user releases it.
 
-Requests wait for one of the loop's :data:`CONNECTION_LIMIT` slots *before* aiohttp builds them. A
+Requests wait for one of the loop's slots (``[gptproto] connections_per_loop``, default
+:data:`CONNECTION_LIMIT`) *before* aiohttp builds them. A
 request queued inside aiohttp's connector already holds its request object, headers, timers and a
 stack of coroutines; when a triggerer's loop stalls (a full garbage collection over Airflow's heap),
 thousands of polls come due at once, queue there, outlive two young collections and are promoted
@@ -20,12 +21,30 @@ from types import TracebackType
 from typing import NamedTuple
 
 import aiohttp
+from airflow.providers.common.compat.sdk import conf
 
-from airflow_provider_gptproto.exceptions import GPTProtoConnectionError
+from airflow_provider_gptproto.exceptions import GPTProtoConnectionError, GPTProtoRequestError
 
-# The connector limit bounds concurrent sockets per loop, whatever the number of triggers.
+# The connector limit bounds concurrent sockets per loop, whatever the number of triggers; the
+# default of ``[gptproto] connections_per_loop``.
 CONNECTION_LIMIT = 64
 KEEPALIVE_SECONDS = 30.0
+
+
+def connection_limit() -> int:
+    """``[gptproto] connections_per_loop``: the sockets (and slots) of one event loop's session.
+
+    :raises GPTProtoRequestError: the option is not a whole number >= 1.
+    """
+    raw = conf.get("gptproto", "connections_per_loop", fallback="").strip()
+    if not raw:
+        return CONNECTION_LIMIT
+    if not raw.isdigit() or int(raw) < 1:
+        raise GPTProtoRequestError(
+            f"[gptproto] connections_per_loop must be a whole number >= 1, got {raw!r}",
+            field="connections_per_loop",
+        )
+    return int(raw)
 
 
 class SharedSession(NamedTuple):
@@ -33,10 +52,11 @@ class SharedSession(NamedTuple):
 
     session: aiohttp.ClientSession
     slots: asyncio.Semaphore
+    limit: int
 
     def slot(self, seconds: float) -> Slot:
         """One slot for one request, waited for at most ``seconds``."""
-        return Slot(self.slots, seconds)
+        return Slot(self.slots, seconds, self.limit)
 
 
 class Slot:
@@ -45,10 +65,10 @@ class Slot:
     :raises GPTProtoConnectionError: no slot came free within ``seconds`` (nothing was sent).
     """
 
-    __slots__ = ("_seconds", "_slots")
+    __slots__ = ("_limit", "_seconds", "_slots")
 
-    def __init__(self, slots: asyncio.Semaphore, seconds: float) -> None:
-        self._slots, self._seconds = slots, seconds
+    def __init__(self, slots: asyncio.Semaphore, seconds: float, limit: int) -> None:
+        self._slots, self._seconds, self._limit = slots, seconds, limit
 
     async def __aenter__(self) -> None:
         if not self._slots.locked():
@@ -62,7 +82,7 @@ class Slot:
                 await asyncio.wait_for(self._slots.acquire(), self._seconds)
         except asyncio.TimeoutError:
             raise GPTProtoConnectionError(
-                f"no free connection within {self._seconds:g} s (all {CONNECTION_LIMIT} in use)",
+                f"no free connection within {self._seconds:g} s (all {self._limit} in use)",
                 request_sent=False,
             ) from None
 
@@ -83,11 +103,12 @@ def acquire() -> SharedSession:
     loop = asyncio.get_running_loop()
     entry = _sessions.get(loop)
     if entry is None or entry[0].session.closed:
+        limit = connection_limit()
         connector = aiohttp.TCPConnector(
-            limit=CONNECTION_LIMIT, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
+            limit=limit, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
         )
         session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-        entry = (SharedSession(session, asyncio.Semaphore(CONNECTION_LIMIT)), 0)
+        entry = (SharedSession(session, asyncio.Semaphore(limit), limit), 0)
     shared, users = entry
     _sessions[loop] = (shared, users + 1)
     return shared

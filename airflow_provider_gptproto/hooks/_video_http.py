@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_gptproto.hooks._settings import ClientSettings
 
 MAX_REDIRECTS = 5
+HEAD_TIMEOUT_SECONDS = 10.0  # a size check (HEAD) per hop: it reads headers only
 ALLOWED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 _PORTS = {"http": 80, "https": 443}
 _PIN = "gptproto_pinned_address"  # the checked address, set on a PreparedRequest for PinnedAdapter
@@ -201,7 +202,7 @@ async def ahead_length(
         hop = await loop.run_in_executor(None, check_video_url, url, policy)
         parts = urlsplit(url)
         async with (
-            shared.slot(timeout.total or 10.0),
+            shared.slot(timeout.total or HEAD_TIMEOUT_SECONDS),
             shared.session.head(
                 URL(url, encoded=True).with_host(hop.address),
                 allow_redirects=False,

@@ -56,6 +56,7 @@ from airflow_provider_gptproto.hooks._settings import (
     settings_from_connection,
 )
 from airflow_provider_gptproto.hooks._video_http import (
+    HEAD_TIMEOUT_SECONDS,
     PinnedAdapter,
     ahead_length,
     content_length,
@@ -639,7 +640,8 @@ class GPTProtoHook(BaseHook):
         :return: its Content-Length in bytes, or None when unknown or unreachable.
         """
         try:
-            timeouts, policy = (CONNECT_TIMEOUT_SECONDS, 10.0), download_rules(lambda: self.settings)[0]
+            timeouts = (CONNECT_TIMEOUT_SECONDS, HEAD_TIMEOUT_SECONDS)
+            policy = download_rules(lambda: self.settings)[0]
             with open_stream(self.session, url, timeouts, USER_AGENT, policy, method="HEAD") as resp:
                 return content_length(resp.headers.get("Content-Length"))
         except (requests.RequestException, GPTProtoError):
@@ -741,7 +743,8 @@ class GPTProtoHook(BaseHook):
 
         shared = self._aio_session()
         try:
-            return await ahead_length(shared, url, await self.aget_settings(), _aio_timeout(10.0))
+            settings, timeout = await self.aget_settings(), _aio_timeout(HEAD_TIMEOUT_SECONDS)
+            return await ahead_length(shared, url, settings, timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, GPTProtoError):
             return None
 

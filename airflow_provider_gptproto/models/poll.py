@@ -26,6 +26,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoBadRequestError,
     GPTProtoError,
     GPTProtoNotFoundError,
+    GPTProtoRequestError,
 )
 from airflow_provider_gptproto.models.task import GenerationTask, TaskStatus
 
@@ -39,8 +40,9 @@ _SPREAD = random.Random()  # its own: a user's random.seed() (e.g. for request s
 
 
 def is_transient_poll_error(exc: BaseException) -> bool:
-    """Whether a failed status check is waited out; a bad key, an unknown task or a 400 is not."""
-    permanent = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError)
+    """Whether a failed status check is waited out; a bad key, an unknown task, a 400 or a setting
+    refused before sending (a connection extra, a ``[gptproto]`` option) is not."""
+    permanent = (GPTProtoAuthError, GPTProtoNotFoundError, GPTProtoBadRequestError, GPTProtoRequestError)
     return isinstance(exc, GPTProtoError) and not isinstance(exc, permanent)
 
 

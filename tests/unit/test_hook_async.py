@@ -172,12 +172,13 @@ class Gate:
 
 @pytest.fixture
 def gate(aio: aioresponses, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
-    """Two slots per loop, and a count of the requests aiohttp is building or sending.
+    """Two slots per loop (``[gptproto] connections_per_loop``), and a count of the requests aiohttp
+    is building or sending.
 
     Counted inside ``ClientSession._request``, before aiohttp's connector (which aioresponses
     bypasses): only the slots can hold requests back there.
     """
-    monkeypatch.setattr(_aiosession, "CONNECTION_LIMIT", 2)
+    monkeypatch.setenv("AIRFLOW__GPTPROTO__CONNECTIONS_PER_LOOP", "2")
     gate, answer, take = Gate(), aiohttp.ClientSession._request, _aiosession.Slot.__aenter__
 
     async def counted_wait(self: _aiosession.Slot) -> None:
@@ -227,12 +228,32 @@ async def test_requests_past_the_connection_limit_wait_for_a_slot_before_aiohttp
 async def test_a_request_waits_for_a_slot_no_longer_than_it_was_given() -> None:
     # The hook gives each request its timeout (at least 1 s); the rule itself, with a shorter one.
     slots = asyncio.Semaphore(1)
-    async with _aiosession.Slot(slots, 1.0):
-        with pytest.raises(GPTProtoConnectionError, match=r"no free connection within 0.05 s") as caught:
-            async with _aiosession.Slot(slots, 0.05):
+    async with _aiosession.Slot(slots, 1.0, 1):
+        with pytest.raises(
+            GPTProtoConnectionError, match=r"no free connection within 0.05 s \(all 1 in use"
+        ) as caught:
+            async with _aiosession.Slot(slots, 0.05, 1):
                 pytest.fail("entered a slot that was taken")
     assert caught.value.request_sent is False  # never reached aiohttp: safe to retry anything
     assert not slots.locked()  # the timed-out wait took nothing; the holder gave its slot back
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
+async def test_a_connection_limit_that_is_not_a_whole_number_above_zero_is_refused_by_name(
+    ahook: GPTProtoHook, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GPTPROTO__CONNECTIONS_PER_LOOP", value)
+    with pytest.raises(
+        GPTProtoRequestError, match=r"\[gptproto\] connections_per_loop must be a whole number >= 1"
+    ):
+        await ahook.aget_task("t1")
+
+
+def test_the_connection_limit_defaults_to_64_and_reads_the_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW__GPTPROTO__CONNECTIONS_PER_LOOP", raising=False)
+    assert _aiosession.connection_limit() == _aiosession.CONNECTION_LIMIT == 64
+    monkeypatch.setenv("AIRFLOW__GPTPROTO__CONNECTIONS_PER_LOOP", " 128 ")
+    assert _aiosession.connection_limit() == 128
 
 
 async def test_a_poll_cancelled_while_it_waits_or_sends_gives_its_slot_back(

@@ -14,6 +14,7 @@ from airflow_provider_gptproto.exceptions import (
     GPTProtoError,
     GPTProtoNotFoundError,
     GPTProtoRateLimitError,
+    GPTProtoRequestError,
     GPTProtoResponseError,
     GPTProtoServerError,
 )
@@ -164,8 +165,12 @@ def test_earlier_failures_carry_into_the_plan() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [GPTProtoAuthError("bad key", http_status=401), GPTProtoNotFoundError("no such task", http_status=404)],
-    ids=["auth", "not-found"],
+    [
+        GPTProtoAuthError("bad key", http_status=401),
+        GPTProtoNotFoundError("no such task", http_status=404),
+        GPTProtoRequestError("[gptproto] connections_per_loop must be ...", field="connections_per_loop"),
+    ],
+    ids=["auth", "not-found", "bad-setting"],
 )
 def test_a_permanent_error_ends_the_wait_with_the_last_task_seen(error: GPTProtoError) -> None:
     end, steps = drive(poll_task("t1", 10, START, deadline=START + 3600), [task("running"), error])
