@@ -3,7 +3,8 @@
 In a task or triggerer process, registering a key also tells the supervisor, over a round trip: a
 triggerer starting 10,000 waits of one connection made 10,000 of them, each queued behind the
 supervisor's database work (bench/README.md, benchmark 1). A key is marked before it is sent, so
-hooks starting together send it once, and unmarked again if sending failed, so the next hook retries.
+hooks starting together send it once (the others go on meanwhile: Airflow has already masked the
+password it read, in this process), and unmarked again if sending raised, so the next hook retries.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ async def amask_key(key: str) -> None:
 
 
 def _async_masker() -> Callable[[str], Awaitable[None]]:
-    """Airflow's ``amask_secret`` where it has one (3.3+). Before, ``mask_secret`` in a thread, as
-    Airflow reads connections there itself: its sync channel to the supervisor refuses calls from the
-    event loop's thread (3.0: ``async_to_sync`` raises there; 3.2+: without a greenback portal, which
-    a wait running in its own task does not have, see ``triggers.base.in_own_task``)."""
+    """Airflow's ``amask_secret`` where it has one (3.3). Before, ``mask_secret`` in a thread, as
+    Airflow itself reads connections there for async code: a triggerer's sync channel to its
+    supervisor refuses calls from the event loop's thread (on 3.0.6 ``async_to_sync`` raises there;
+    3.3's triggerer allows them only inside a greenback portal, which a wait running in its own task
+    does not have, see ``triggers.base.in_own_task``, and 3.3's ``mask_secret`` then silently skips
+    the supervisor)."""
     try:
         from airflow.sdk.log import amask_secret
     except ImportError:

@@ -5,16 +5,16 @@ A plan is a generator yielding :class:`Check`, :class:`Pause` or :class:`Note` a
 least once, and a pause that would cross the deadline is cut to it, then the wait times out.
 
 Checks keep a cadence: one is due an interval after the previous one was *due*, so the time a check
-took, or a loop stall made it late, comes off the next pause instead of slowing the wait for good.
-A plan holds no reply across its pause but the first of each status: whatever outlives a pause in a
-triggerer of thousands of waits is promoted to the oldest generation and brings the next full
-garbage collection nearer (bench/README.md, benchmark 1).
+took, or a loop stall made it late, comes off the next pause (down to half an interval) instead of
+slowing the wait for good. A plan holds no reply across its pause but the first of each status (and
+no error, only its text): whatever outlives a pause in a triggerer of thousands of waits is promoted
+to the oldest generation and brings the next full garbage collection nearer (bench/README.md,
+benchmark 1).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -135,14 +135,11 @@ class Deadline:
         return delay
 
     def _next_slot(self, now: float, seconds: float) -> float:
-        """The pause to the next slot on the cadence at least half an interval away: a check that
-        ran late skips the slots it missed rather than polling a slow server back to back."""
-        if seconds <= 0:
-            self.due = now
-            return 0.0
-        slots = max(1, math.ceil((now + seconds / 2 - self.due) / seconds))
-        self.due += slots * seconds
-        return self.due - now
+        """The pause until the next check: due ``seconds`` after this one was due, but at least half
+        of them and at most all of them after this reply (so a slow server is never polled back to
+        back, and a clock stepped back never stretches a pause)."""
+        self.due = min(max(self.due + seconds, now + seconds / 2), now + seconds)
+        return max(0.0, self.due - now)
 
     def pause(self, now: float, seconds: float) -> Generator[Pause, tuple[float, Reply], float]:
         """Pause unless the deadline has come, cut to it: the time after (then ask :meth:`passed`)."""
@@ -179,9 +176,10 @@ def poll_task(
     while True:
         now, reply = yield Check()
         pause = yield from clock.reply(now, reply)
-        error = reply if isinstance(reply, GPTProtoError) else None
         if pause is None:
+            error = reply if isinstance(reply, GPTProtoError) else None
             return TaskEnd("error", last, f"Polling GPTProto task {task_id} failed: {reply}", error)
+        failed = str(reply) if isinstance(reply, GPTProtoError) else ""  # its text: no frames held
         if isinstance(reply, GenerationTask):
             if last is None or reply.status != last.status:
                 waited = where and f" ({now - started:.1f} s {where})"
@@ -194,7 +192,7 @@ def poll_task(
         now = yield from clock.pause(now, pause)
         if clock.passed(now):
             state = f"still {last.status.value}" if last else "never seen"
-            cause = f"; the last check failed: {error}" if error else ""
+            cause = f"; the last check failed: {failed}" if failed else ""
             message = f"did not finish by its deadline ({state}, {now - started:.0f} s waited{cause})"
             return TaskEnd("timeout", last, f"GPTProto task {task_id} {message}")
 
@@ -230,11 +228,8 @@ class BatchWait:
         while self.watch:  # empty: nothing in flight, a timer (e.g. to retry creates after 429s)
             pending = [i for i in self.watch if i not in self.finished]
             self.timed_out += [i for i in pending if (limit := self.watch[i]) is not None and now >= limit]
-            pending, pause, failed = (
-                [i for i in pending if i not in self.timed_out],
-                self.poll_interval,
-                False,
-            )
+            pending = [i for i in pending if i not in self.timed_out]
+            pause, failed = self.poll_interval, False  # nothing to read: a timer
             if pending:
                 now, reply = yield Check(tuple(pending))
                 if (earned := (yield from clock.reply(now, reply))) is None:

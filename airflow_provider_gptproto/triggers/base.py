@@ -7,6 +7,7 @@ Triggers only poll (a restart re-running one is harmless) and their deadlines ar
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from airflow_provider_gptproto.hooks.gptproto import GPTProtoHook
 from airflow_provider_gptproto.utils.kill_guard import user_stopped_task
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 async def in_own_task(wait: Coroutine[Any, Any, T]) -> T:
@@ -23,23 +25,26 @@ async def in_own_task(wait: Coroutine[Any, Any, T]) -> T:
 
     Why: Airflow's triggerer (3.3.2 does, 3.0.6 does not) runs each trigger's task inside
     ``greenback.ensure_portal()``, so that sync SDK calls work from ``run``; every suspension and
-    resumption of such a task switches greenlets.
-    A wait suspends several times per poll; in its own task it costs the portal nothing, and the
-    trigger's task suspends once (bench/README.md, benchmark 1). The wait makes no sync SDK call:
-    the connection and the key's masking are read with async calls (``GPTProtoHook.aget_settings``).
-    The message is passed on here, not by asyncio, because Python 3.10 drops it between tasks, and
-    Airflow's ``on_kill`` check reads it.
+    resumption of such a task switches greenlets. A wait suspends several times per poll; in its
+    own task it costs the portal nothing, and the trigger's task suspends once (bench/README.md,
+    benchmark 1). The wait makes only async SDK calls (the connection, the key's masking: see
+    ``GPTProtoHook.aget_settings``). The first cancel's message is passed on here, not by asyncio
+    (Python 3.10 drops it between tasks; Airflow's ``on_kill`` check reads it), and the caller ends
+    only once the wait has, so ``cleanup`` never closes a session the wait still uses.
     """
-    task = asyncio.ensure_future(wait)
-    try:
-        await asyncio.wait((task,))
-    except asyncio.CancelledError as stop:
-        task.cancel(*stop.args[:1])
-        await asyncio.wait((task,))
-        if not task.cancelled():
-            task.exception()  # retrieved, so an error racing the cancel is not logged as lost
-        raise
-    return task.result()
+    task = asyncio.get_running_loop().create_task(wait, name="gptproto-wait")
+    stopped: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError as stop:
+            stopped = stopped or stop
+            task.cancel(*stopped.args[:1])
+    if stopped is None:
+        return task.result()
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.debug("The wait ended with %r while it was being cancelled", error)
+    raise stopped
 
 
 class GPTProtoPollingTrigger(BaseTrigger):

@@ -25,7 +25,7 @@ class GPTProtoTaskTrigger(GPTProtoPollingTrigger):
     (GenerationTask.to_dict() or None), "message", "video_bytes"}``. ``video_bytes`` is the video's
     size from a HEAD made here, where waiting holds no worker slot (None if unknown). The other
     parameters are :class:`~airflow_provider_gptproto.triggers.base.GPTProtoPollingTrigger`'s; each
-    pause after a good poll strays up to ±10% from ``poll_interval`` at random
+    interval after a good poll strays up to ±10% from ``poll_interval`` at random
     (:data:`~airflow_provider_gptproto.models.poll.TRIGGER_POLL_JITTER`), so that the waits a loop stall
     put in step drift apart again.
 

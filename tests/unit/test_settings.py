@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -292,3 +293,30 @@ def test_settings_are_resolved_once_per_hook(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(hook, "get_connection", counting)
     assert hook.settings is hook.settings
     assert lookups == ["gptproto_once"]
+
+
+async def test_the_supervisor_hears_the_key_from_a_loop_whose_sync_channel_refuses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A triggerer's channel to its supervisor: sync sends from the loop's thread fail (3.0.6 raises;
+    3.3 needs a greenback portal, which a wait in its own task lacks), async ones work."""
+    from airflow.sdk.execution_time import task_runner
+    from asgiref.sync import async_to_sync
+
+    loop_thread, heard = threading.get_ident(), []
+
+    class TriggerComms:
+        def send(self, msg: Any) -> Any:
+            if threading.get_ident() == loop_thread:
+                raise RuntimeError("sync send from the event loop's thread")
+            return async_to_sync(self.asend)(msg)
+
+        async def asend(self, msg: Any) -> None:
+            heard.append(msg.value)
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", TriggerComms(), raising=False)
+    monkeypatch.setattr(_masking, "MASKED_KEYS", set())
+    await _masking.amask_key("sk-heard-by-the-supervisor-0001")
+    await _masking.amask_key("sk-heard-by-the-supervisor-0001")
+    assert heard == ["sk-heard-by-the-supervisor-0001"]
+    assert "sk-heard-by-the-supervisor-0001" in _masking.MASKED_KEYS

@@ -197,10 +197,11 @@ def test_a_reply_that_arrives_past_the_deadline_times_out_without_a_pause() -> N
     replies = [task("running"), task("running")]
     end, steps = drive(poll_task("t1", 1, START, deadline=START + 10), replies, check_seconds=8)
 
-    assert checks(steps) == 2  # answered at 8 s and, after a 1 s pause, at 17 s
-    assert pauses(steps) == [1]
+    # answered at 8 s and, after half an interval (the check outlasted its interval), at 16.5 s
+    assert checks(steps) == 2
+    assert pauses(steps) == [0.5]
     assert end.status == "timeout"
-    assert "(still running, 17 s waited)" in end.message
+    assert "(still running, 16 s waited)" in end.message
 
 
 def test_the_deadline_falling_during_a_backoff_cuts_the_pause_and_times_out_right_after() -> None:
@@ -309,21 +310,29 @@ def test_a_check_a_stall_made_late_puts_the_next_one_back_on_its_schedule() -> N
     assert starts == [0, 5, 11.5, 15, 20]
 
 
-def test_a_check_later_than_half_an_interval_skips_the_slots_it_missed() -> None:
-    starts, _ = check_starts(10, [0.0] * 4, overruns={1: 8.0})
-    assert starts == [0, 10, 28, 40]
+def test_a_check_later_than_half_an_interval_rests_half_an_interval_then_keeps_its_new_step() -> None:
+    starts, asked = check_starts(10, [0.0] * 5, overruns={1: 8.0})
+    assert starts == [0, 10, 28, 33, 43]
+    assert asked == [10, 10, 5, 10]
 
 
-def test_a_slow_server_is_never_polled_back_to_back() -> None:
+def test_a_slow_server_is_polled_half_an_interval_after_each_reply_never_back_to_back() -> None:
     starts, asked = check_starts(5, [8.0] * 4)
-    assert starts == [0, 15, 30, 45]  # every third slot
-    assert min(asked) >= 2.5  # never less than half an interval between a reply and the next check
+    assert starts == [0, 10.5, 21, 31.5]
+    assert asked == [2.5, 2.5, 2.5]
 
 
 def test_a_zero_interval_never_gives_a_negative_pause() -> None:
     starts, asked = check_starts(0, [0.5] * 4)
     assert asked == [0.0, 0.0, 0.0]
     assert starts == [0, 0.5, 1.0, 1.5]
+
+
+def test_a_clock_stepped_back_never_stretches_a_pause_past_the_interval() -> None:
+    # The second check "takes" an hour backwards: the wall clock was stepped back during it.
+    starts, asked = check_starts(5, [0.0, -3600.0, 0.0, 0.0])
+    assert asked == [5, 5, 5]
+    assert starts == [0, 5, 5 - 3600 + 5, 5 - 3600 + 10]
 
 
 def test_a_backoff_counts_from_the_failed_reply_and_the_cadence_resumes_after_it() -> None:
@@ -439,3 +448,27 @@ def test_a_finished_task_does_not_wait_longer_than_max_wait_ready() -> None:
 def test_an_empty_batch_is_a_timer_cut_to_the_deadline() -> None:
     end, steps = drive(BatchWait({}, 10, START + 4).plan(START), [])
     assert (end, pauses(steps), checks(steps)) == (("ready", "nothing in flight; resuming"), [4], 0)
+
+
+def test_a_batch_keeps_the_cadence_and_holds_no_reply_across_its_pause() -> None:
+    wait = BatchWait(dict.fromkeys("ab"), 10, START + 3600, min_finished=2)
+    plan, now, held, pauses_seen, ended = wait.plan(START), START, [], [], None
+    replies = [statuses(a="running", b="running")] * 3 + [statuses(a="succeeded", b="succeeded")]
+    step = next(plan)
+    try:
+        for reply in replies:
+            assert isinstance(step, Check)
+            now += 3.0  # each read takes 3 s
+            step = plan.send((now, reply))
+            while isinstance(step, Note):
+                step = plan.send((now, None))
+            assert isinstance(step, Pause) and plan.gi_frame is not None
+            held.append({id(v) for v in plan.gi_frame.f_locals.values()})
+            pauses_seen.append(step.seconds)
+            now += step.seconds
+            step = plan.send((now, None))
+    except StopIteration as done:
+        ended = done.value
+    assert ended == ("ready", "2 tasks finished")
+    assert pauses_seen == [7.0, 7.0, 7.0]  # reads due every 10 s, whatever they took
+    assert all(id(replies[0]) not in ids for ids in held)

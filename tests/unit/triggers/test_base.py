@@ -7,6 +7,7 @@ cancelled through that task with Airflow's message for a user's action, or none 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -115,3 +116,78 @@ async def test_cancelling_the_trigger_cancels_its_wait_with_the_same_message(
     assert in_poll == [expected]
     assert in_runner == [expected]
     assert hook.closed  # the shared session is released
+
+
+@pytest.mark.parametrize("kind", ["task", "batch"])
+async def test_the_trigger_sees_the_message_even_when_the_wait_raised_its_own_cancel(kind: str) -> None:
+    """asyncio passes on the wait's own CancelledError (here without a message, as Python 3.10's
+    tasks do); Airflow's on_kill check must still see the message it cancelled with."""
+    asked = asyncio.Event()
+
+    async def hang() -> None:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise asyncio.CancelledError() from None
+
+    trigger, seen = make(kind, StubHook("running", hang)), []
+
+    async def run_trigger() -> None:
+        try:
+            async for _ in trigger.run():
+                raise AssertionError("no event expected")
+        except asyncio.CancelledError as stop:
+            seen.append(stop.args)
+            raise
+
+    runner = asyncio.create_task(run_trigger())
+    await asyncio.wait_for(asyncio.shield(asked.wait()), 10)
+    runner.cancel(USER_ACTION)
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert seen == [(USER_ACTION,)]
+
+
+@pytest.mark.parametrize("kind", ["task", "batch"])
+async def test_a_second_cancel_does_not_end_the_trigger_before_its_wait(kind: str) -> None:
+    asked, let_go, order = asyncio.Event(), asyncio.Event(), []
+
+    async def slow_to_stop() -> None:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            while not let_go.is_set():  # a teardown that finishes whatever comes (a second cancel)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await let_go.wait()
+            order.append("wait ended")
+            raise
+
+    hook = StubHook("running", slow_to_stop)
+    trigger, seen = make(kind, hook), []
+
+    async def run_trigger() -> None:
+        try:
+            async for _ in trigger.run():
+                raise AssertionError("no event expected")
+        except asyncio.CancelledError as stop:
+            seen.append(stop.args)
+            order.append(f"trigger ended, session closed: {hook.closed}")
+            raise
+
+    runner = asyncio.create_task(run_trigger())
+    await asyncio.wait_for(asyncio.shield(asked.wait()), 10)
+    runner.cancel(USER_ACTION)
+    await asyncio.sleep(0)
+    runner.cancel()  # e.g. the triggerer shutting down meanwhile
+    try:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not runner.done(), "the trigger ended while its wait was still stopping"
+    finally:
+        let_go.set()  # also when the assertion failed: the wait must not outlive the test
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert order == ["wait ended", "trigger ended, session closed: True"]
+    assert seen == [(USER_ACTION,)]
