@@ -79,6 +79,31 @@ async def test_a_wait_runs_outside_the_greenback_portal_the_triggerer_gives_the_
     assert all(not portal and task is not runner for portal, task in seen), seen
 
 
+class Running:
+    """A trigger iterated in its own task, as Airflow's ``run_trigger`` iterates it, once its wait
+    is inside a status check; ``stops`` is what each CancelledError that reached it carried (Airflow
+    reads ``e.args[0]`` to tell a user's action from a shutdown)."""
+
+    def __init__(self, kind: str, hook: StubHook, asked: asyncio.Event) -> None:
+        self.hook, self.asked, self.trigger = hook, asked, make(kind, hook)
+        self.stops: list[tuple[Any, ...]] = []
+        self.order: list[str] = []
+
+    async def start(self) -> asyncio.Task[None]:
+        runner = asyncio.create_task(self._run())
+        await asyncio.wait_for(asyncio.shield(self.asked.wait()), 10)
+        return runner
+
+    async def _run(self) -> None:
+        try:
+            async for _ in self.trigger.run():
+                raise AssertionError("no event expected")
+        except asyncio.CancelledError as stop:
+            self.stops.append(stop.args)
+            self.order.append(f"trigger ended, session closed: {self.hook.closed}")
+            raise
+
+
 @pytest.mark.parametrize("message", [USER_ACTION, None], ids=["user-action", "shutdown"])
 @pytest.mark.parametrize("kind", ["task", "batch"])
 async def test_cancelling_the_trigger_cancels_its_wait_with_the_same_message(
@@ -94,28 +119,16 @@ async def test_cancelling_the_trigger_cancels_its_wait_with_the_same_message(
             in_poll.append(stop.args)
             raise
 
-    hook = StubHook("running", hang)
-    trigger = make(kind, hook)
-    in_runner: list[tuple[Any, ...]] = []
-
-    async def run_trigger() -> None:  # what Airflow's run_trigger reads: e.args[0] == its message
-        try:
-            async for _ in trigger.run():
-                raise AssertionError("no event expected")
-        except asyncio.CancelledError as stop:
-            in_runner.append(stop.args)
-            raise
-
-    runner = asyncio.create_task(run_trigger())
-    await asyncio.wait_for(asyncio.shield(asked.wait()), 10)
+    running = Running(kind, StubHook("running", hang), asked)
+    runner = await running.start()
     runner.cancel(message) if message else runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
 
     expected = (message,) if message else ()
     assert in_poll == [expected]
-    assert in_runner == [expected]
-    assert hook.closed  # the shared session is released
+    assert running.stops == [expected]
+    assert running.hook.closed  # the shared session is released
 
 
 @pytest.mark.parametrize("kind", ["task", "batch"])
@@ -131,22 +144,12 @@ async def test_the_trigger_sees_the_message_even_when_the_wait_raised_its_own_ca
         except asyncio.CancelledError:
             raise asyncio.CancelledError() from None
 
-    trigger, seen = make(kind, StubHook("running", hang)), []
-
-    async def run_trigger() -> None:
-        try:
-            async for _ in trigger.run():
-                raise AssertionError("no event expected")
-        except asyncio.CancelledError as stop:
-            seen.append(stop.args)
-            raise
-
-    runner = asyncio.create_task(run_trigger())
-    await asyncio.wait_for(asyncio.shield(asked.wait()), 10)
+    running = Running(kind, StubHook("running", hang), asked)
+    runner = await running.start()
     runner.cancel(USER_ACTION)
     with pytest.raises(asyncio.CancelledError):
         await runner
-    assert seen == [(USER_ACTION,)]
+    assert running.stops == [(USER_ACTION,)]
 
 
 @pytest.mark.parametrize("kind", ["task", "batch"])
@@ -164,20 +167,9 @@ async def test_a_second_cancel_does_not_end_the_trigger_before_its_wait(kind: st
             order.append("wait ended")
             raise
 
-    hook = StubHook("running", slow_to_stop)
-    trigger, seen = make(kind, hook), []
-
-    async def run_trigger() -> None:
-        try:
-            async for _ in trigger.run():
-                raise AssertionError("no event expected")
-        except asyncio.CancelledError as stop:
-            seen.append(stop.args)
-            order.append(f"trigger ended, session closed: {hook.closed}")
-            raise
-
-    runner = asyncio.create_task(run_trigger())
-    await asyncio.wait_for(asyncio.shield(asked.wait()), 10)
+    running = Running(kind, StubHook("running", slow_to_stop), asked)
+    running.order = order
+    runner = await running.start()
     runner.cancel(USER_ACTION)
     await asyncio.sleep(0)
     runner.cancel()  # e.g. the triggerer shutting down meanwhile
@@ -190,4 +182,4 @@ async def test_a_second_cancel_does_not_end_the_trigger_before_its_wait(kind: st
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert order == ["wait ended", "trigger ended, session closed: True"]
-    assert seen == [(USER_ACTION,)]
+    assert running.stops == [(USER_ACTION,)]
