@@ -39,12 +39,16 @@ def connection_limit() -> int:
     raw = conf.get("gptproto", "connections_per_loop", fallback="").strip()
     if not raw:
         return CONNECTION_LIMIT
-    if not raw.isdigit() or int(raw) < 1:
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if limit < 1:
         raise GPTProtoRequestError(
             f"[gptproto] connections_per_loop must be a whole number >= 1, got {raw!r}",
             field="connections_per_loop",
         )
-    return int(raw)
+    return limit
 
 
 class SharedSession(NamedTuple):

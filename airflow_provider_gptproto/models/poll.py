@@ -95,8 +95,8 @@ class Deadline:
     :param what: what is checked, for the log lines ("GPTProto task t1").
     :param failures: failed checks in a row before this plan (a sensor's earlier pokes).
     :param jitter: each interval after a good check lasts the interval times 1 ± this, at random.
-    :param start: when the first check is due (the wait's start); later ones are due an interval
-        after the one before was due.
+    :param start: when the first check was due (the wait's start; None: when it replied); later
+        ones are due an interval after the one before was due.
     """
 
     def __init__(
@@ -106,7 +106,7 @@ class Deadline:
         deadline: float | None,
         failures: int = 0,
         jitter: float = 0.0,
-        start: float = 0.0,
+        start: float | None = None,
     ) -> None:
         self.what, self.poll_interval, self.deadline, self.failures = what, poll_interval, deadline, failures
         self.jitter = jitter
@@ -138,7 +138,8 @@ class Deadline:
         """The pause until the next check: due ``seconds`` after this one was due, but at least half
         of them and at most all of them after this reply (so a slow server is never polled back to
         back, and a clock stepped back never stretches a pause)."""
-        self.due = min(max(self.due + seconds, now + seconds / 2), now + seconds)
+        due = now if self.due is None else self.due
+        self.due = min(max(due + seconds, now + seconds / 2), now + seconds)
         return max(0.0, self.due - now)
 
     def pause(self, now: float, seconds: float) -> Generator[Pause, tuple[float, Reply], float]:

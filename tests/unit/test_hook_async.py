@@ -238,7 +238,7 @@ async def test_a_request_waits_for_a_slot_no_longer_than_it_was_given() -> None:
     assert not slots.locked()  # the timed-out wait took nothing; the holder gave its slot back
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
+@pytest.mark.parametrize("value", ["0", "-3", "many", "2.5", "\u00b2"])
 async def test_a_connection_limit_that_is_not_a_whole_number_above_zero_is_refused_by_name(
     ahook: GPTProtoHook, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -183,3 +184,35 @@ async def test_a_second_cancel_does_not_end_the_trigger_before_its_wait(kind: st
         await runner
     assert order == ["wait ended", "trigger ended, session closed: True"]
     assert running.stops == [(USER_ACTION,)]
+
+
+@pytest.mark.parametrize("ending", ["returns", "raises"])
+@pytest.mark.parametrize("kind", ["task", "batch"])
+async def test_a_cancelled_trigger_yields_no_event_however_its_wait_ended(
+    kind: str, ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wait that answers its cancel by returning, or by failing, must not turn a user's stop into
+    an event: Airflow would then skip on_kill."""
+    asked = asyncio.Event()
+
+    async def hang() -> None:
+        if asked.is_set():
+            return  # later calls (the video's size) answer at once
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if ending == "raises":
+                raise RuntimeError("connection reset while stopping") from None
+
+    running = Running(kind, StubHook("running", hang), asked)
+    if ending == "returns":
+        running.hook.status = TaskStatus.SUCCEEDED  # the check it was in "completes"
+    runner = await running.start()
+    caplog.set_level(logging.DEBUG, logger="airflow_provider_gptproto.triggers.base")
+    runner.cancel(USER_ACTION)
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert running.stops == [(USER_ACTION,)]  # and no event: Running fails on one
+    if ending == "raises":
+        assert "connection reset while stopping" in caplog.text
