@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -209,7 +210,6 @@ def masked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     async def amask(key: str) -> None:
         sent.append(key)
-        await asyncio.sleep(0)  # a round trip: other hooks run meanwhile
 
     monkeypatch.setattr(_masking, "mask_secret", sent.append)
     monkeypatch.setattr(_masking, "_async_masker", lambda: amask)
@@ -239,7 +239,24 @@ async def test_hooks_resolving_together_register_their_key_once_with_an_async_ca
     """The triggers' path: no sync call (in a trigger's own task it would find no greenback portal)."""
     set_conn(monkeypatch, conn_json(), "gptproto_amask")
     monkeypatch.setattr(_masking, "mask_secret", lambda key: pytest.fail("the sync masker was called"))
-    settings = await asyncio.gather(*(GPTProtoHook("gptproto_amask").aget_settings() for _ in range(20)))
+    resolved: list[ClientSettings] = []
+    others_resolved = asyncio.Event()
+
+    async def round_trip(key: str) -> None:
+        """The supervisor answers once the other 19 hooks have their settings (a cap: 5 s)."""
+        masked.append(key)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(others_resolved.wait(), 5)
+
+    async def resolve() -> ClientSettings:
+        settings = await GPTProtoHook("gptproto_amask").aget_settings()
+        resolved.append(settings)
+        if len(resolved) == 19:
+            others_resolved.set()
+        return settings
+
+    monkeypatch.setattr(_masking, "_async_masker", lambda: round_trip)
+    settings = await asyncio.gather(*(resolve() for _ in range(20)))
     assert {s.api_key for s in settings} == {API_KEY}
     assert masked == [API_KEY]
 

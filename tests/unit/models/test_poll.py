@@ -45,10 +45,16 @@ def unknown_status() -> GPTProtoError:
     return caught.value
 
 
-def drive(plan: Plan[Any], replies: Iterable[Reply], check_seconds: float = 0.0) -> tuple[Any, list[Any]]:
+def drive(
+    plan: Plan[Any],
+    replies: Iterable[Reply],
+    check_seconds: float = 0.0,
+    held: list[set[int]] | None = None,
+) -> tuple[Any, list[Any]]:
     """Run ``plan``: checks get ``replies`` in order and take ``check_seconds``; pauses move the clock.
 
-    Returns the plan's end and every step it took, in order.
+    Returns the plan's end and every step it took, in order. With ``held``, the ids of the plan's
+    local values during each pause are appended to it (what a wait keeps alive across a pause).
     """
     now, answers, steps = START, iter(replies), []
     try:
@@ -62,6 +68,9 @@ def drive(plan: Plan[Any], replies: Iterable[Reply], check_seconds: float = 0.0)
                 assert reply is not None, "the plan checked more often than the test has replies"
             elif isinstance(step, Pause):
                 now += step.seconds
+                if held is not None:
+                    assert plan.gi_frame is not None
+                    held.append({id(v) for v in plan.gi_frame.f_locals.values()})
             step = plan.send((now, reply))
     except StopIteration as done:
         return done.value, steps
@@ -345,23 +354,11 @@ def test_a_backoff_counts_from_the_failed_reply_and_the_cadence_resumes_after_it
 def test_a_pause_holds_only_the_first_reply_of_each_status() -> None:
     """What a wait holds across its pause outlives young collections (see models/poll.py)."""
     first, second, third = task("pending"), task("running"), task("running")
-    plan = poll_task("t1", 5, START)
-    held: list[list[Any]] = []
-    step, now = next(plan), START
-    for reply in (first, second, third):
-        while not isinstance(step, Check):
-            step = plan.send((now, None))
-        step = plan.send((now, reply))
-        while not isinstance(step, Pause):
-            step = plan.send((now, None))
-        assert plan.gi_frame is not None
-        held.append(list(plan.gi_frame.f_locals.values()))
-        now += step.seconds
-        step = plan.send((now, None))
-    identities = [{id(v) for v in values} for values in held]
-    assert id(first) in identities[0]
-    assert id(second) in identities[1] and id(first) not in identities[1]
-    assert id(second) in identities[2] and id(third) not in identities[2]
+    held: list[set[int]] = []
+    drive(poll_task("t1", 5, START), [first, second, third, task("succeeded")], held=held)
+    assert id(first) in held[0]
+    assert id(second) in held[1] and id(first) not in held[1]
+    assert id(second) in held[2] and id(third) not in held[2]
 
 
 def test_a_timeout_reports_the_first_record_of_the_last_status_seen() -> None:
@@ -452,23 +449,11 @@ def test_an_empty_batch_is_a_timer_cut_to_the_deadline() -> None:
 
 def test_a_batch_keeps_the_cadence_and_holds_no_reply_across_its_pause() -> None:
     wait = BatchWait(dict.fromkeys("ab"), 10, START + 3600, min_finished=2)
-    plan, now, held, pauses_seen, ended = wait.plan(START), START, [], [], None
-    replies = [statuses(a="running", b="running")] * 3 + [statuses(a="succeeded", b="succeeded")]
-    step = next(plan)
-    try:
-        for reply in replies:
-            assert isinstance(step, Check)
-            now += 3.0  # each read takes 3 s
-            step = plan.send((now, reply))
-            while isinstance(step, Note):
-                step = plan.send((now, None))
-            assert isinstance(step, Pause) and plan.gi_frame is not None
-            held.append({id(v) for v in plan.gi_frame.f_locals.values()})
-            pauses_seen.append(step.seconds)
-            now += step.seconds
-            step = plan.send((now, None))
-    except StopIteration as done:
-        ended = done.value
-    assert ended == ("ready", "2 tasks finished")
-    assert pauses_seen == [7.0, 7.0, 7.0]  # reads due every 10 s, whatever they took
-    assert all(id(replies[0]) not in ids for ids in held)
+    running = statuses(a="running", b="running")
+    held: list[set[int]] = []
+    end, steps = drive(
+        wait.plan(START), [running] * 3 + [statuses(a="succeeded", b="succeeded")], 3.0, held=held
+    )
+    assert end == ("ready", "2 tasks finished")
+    assert pauses(steps) == [7.0, 7.0, 7.0]  # reads due every 10 s, whatever they took (3 s each)
+    assert len(held) == 3 and all(id(running) not in ids for ids in held)

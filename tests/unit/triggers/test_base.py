@@ -7,7 +7,6 @@ cancelled through that task with Airflow's message for a user's action, or none 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -156,15 +155,19 @@ async def test_the_trigger_sees_the_message_even_when_the_wait_raised_its_own_ca
 @pytest.mark.parametrize("kind", ["task", "batch"])
 async def test_a_second_cancel_does_not_end_the_trigger_before_its_wait(kind: str) -> None:
     asked, let_go, order = asyncio.Event(), asyncio.Event(), []
+    stopping, absorbed = asyncio.Event(), asyncio.Event()
 
     async def slow_to_stop() -> None:
         asked.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
+            stopping.set()
             while not let_go.is_set():  # a teardown that finishes whatever comes (a second cancel)
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await let_go.wait()
+                except asyncio.CancelledError:
+                    absorbed.set()
             order.append("wait ended")
             raise
 
@@ -172,11 +175,10 @@ async def test_a_second_cancel_does_not_end_the_trigger_before_its_wait(kind: st
     running.order = order
     runner = await running.start()
     runner.cancel(USER_ACTION)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.shield(stopping.wait()), 10)
     runner.cancel()  # e.g. the triggerer shutting down meanwhile
     try:
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.shield(absorbed.wait()), 10)  # passed on to the wait
         assert not runner.done(), "the trigger ended while its wait was still stopping"
     finally:
         let_go.set()  # also when the assertion failed: the wait must not outlive the test
