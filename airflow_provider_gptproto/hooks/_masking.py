@@ -9,7 +9,8 @@ password it read, in this process), and unmarked again if sending raised, so the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from airflow.providers.common.compat.sdk import mask_secret
 from asgiref.sync import sync_to_async
@@ -19,24 +20,30 @@ MASKED_KEYS: set[str] = set()
 
 def mask_key(key: str) -> None:
     """Register ``key`` with the masker (blocking: a worker's task, the hook's sync methods)."""
-    if key not in MASKED_KEYS:
-        MASKED_KEYS.add(key)
-        try:
+    with _claim(key) as first:
+        if first:
             mask_secret(key)
-        except BaseException:
-            MASKED_KEYS.discard(key)
-            raise
 
 
 async def amask_key(key: str) -> None:
     """Register ``key`` with the masker from async code (the triggers), never blocking the loop."""
-    if key not in MASKED_KEYS:
-        MASKED_KEYS.add(key)
-        try:
+    with _claim(key) as first:
+        if first:
             await _async_masker()(key)
-        except BaseException:
-            MASKED_KEYS.discard(key)
-            raise
+
+
+@contextmanager
+def _claim(key: str) -> Iterator[bool]:
+    """Whether this caller sends ``key`` (no one has yet); marked now, unmarked if sending raised."""
+    if key in MASKED_KEYS:
+        yield False
+        return
+    MASKED_KEYS.add(key)
+    try:
+        yield True
+    except BaseException:
+        MASKED_KEYS.discard(key)
+        raise
 
 
 def _async_masker() -> Callable[[str], Awaitable[None]]:
